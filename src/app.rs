@@ -1,0 +1,99 @@
+//! Wiring: SSM source → scheduler → published exposition ← HTTP server. An [`Exporter`] owns
+//! its tasks and its metrics, so several can run in one process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::scheduler::{Scheduler, Trigger};
+use crate::server::{self, Exposition, ServerOptions};
+use crate::ssm::Ssm;
+use crate::telemetry::Telemetry;
+
+/// A running exporter: polling in the background, serving on its listener.
+#[derive(Debug)]
+pub struct Exporter {
+    local_addr: SocketAddr,
+    triggers: mpsc::Sender<Trigger>,
+    shutdown: watch::Sender<bool>,
+    scheduler: JoinHandle<()>,
+    server: JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExporterError {
+    #[error("the exporter has stopped")]
+    Stopped,
+    #[error("cannot read the listener's address: {0}")]
+    Listener(#[source] std::io::Error),
+}
+
+impl Exporter {
+    /// Starts polling with `ssm` per `config` and serving on `listener`. The first cycle starts
+    /// at once; until it finishes, `/metrics` serves only the exporter's own series.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::Listener`] if the listener has no local address.
+    pub fn start<S: Ssm + 'static>(
+        ssm: S,
+        config: &Config,
+        listener: TcpListener,
+        options: ServerOptions,
+    ) -> Result<Exporter, ExporterError> {
+        let local_addr = listener.local_addr().map_err(ExporterError::Listener)?;
+        let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
+        let (shutdown, stop) = watch::channel(false);
+        let (triggers, trigger_rx) = mpsc::channel(16);
+        let scheduler = Scheduler {
+            ssm,
+            watch: config.watch.clone(),
+            interval: config.poll_interval,
+            telemetry: Telemetry::new(),
+            publish,
+        };
+        let scheduler = tokio::spawn(scheduler.run(trigger_rx, stop.clone()));
+        let mut server_stop = stop;
+        let server = tokio::spawn(server::serve(listener, exposition, options, async move {
+            // An error means the sender is gone, which is a stop too.
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        }));
+        Ok(Exporter {
+            local_addr,
+            triggers,
+            shutdown,
+            scheduler,
+            server,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs a cycle that starts after this call and waits until its result is served.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::Stopped`] if the scheduler is gone.
+    pub async fn poll_now(&self) -> Result<u64, ExporterError> {
+        let (reply, answer) = oneshot::channel();
+        self.triggers
+            .send(reply)
+            .await
+            .map_err(|_| ExporterError::Stopped)?;
+        answer.await.map_err(|_| ExporterError::Stopped)
+    }
+
+    /// Stops polling and serving; returns once in-flight requests are answered.
+    pub async fn shutdown(self) {
+        self.shutdown.send_replace(true);
+        // A task that panicked has nothing left to clean up.
+        let _ = self.scheduler.await;
+        let _ = self.server.await;
+    }
+}

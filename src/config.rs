@@ -1,0 +1,610 @@
+//! The configuration file: YAML in, a validated [`Config`] out. This is the only module that
+//! names serde_yaml, and no type past [`load`] can hold an ID or a duration that was not checked.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The AWS region; `None` leaves it to the standard chain (`AWS_REGION`, profile, IMDS).
+    pub region: Option<String>,
+    /// Overrides the SSM endpoint (`AWS_ENDPOINT_URL_SSM` does the same from the environment).
+    pub endpoint_url: Option<String>,
+    pub poll_interval: Duration,
+    pub watch: Watch,
+}
+
+/// Which associations a cycle polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watch {
+    /// Exactly these, in the order of the file.
+    Explicit(Vec<WatchedAssociation>),
+    /// Every association ListAssociations returns, narrowed by the filter.
+    Discover(Discovery),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedAssociation {
+    pub association_id: AwsId,
+    /// Pins the exporter to this one execution instead of the latest.
+    pub execution_id: Option<AwsId>,
+    /// Sent as the API's `Filters`: only matching targets are counted.
+    pub filters: Vec<TargetFilter>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// Kept client-side: the API's `AssociationName` filter is documented as a match, not a prefix.
+    pub name_prefix: Option<String>,
+    /// Sent as the `Name` filter of ListAssociations.
+    pub document_name: Option<String>,
+}
+
+/// One `AssociationExecutionTargetsFilter`: always an equality match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFilter {
+    pub key: TargetFilterKey,
+    pub value: NonEmpty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TargetFilterKey {
+    Status,
+    ResourceId,
+    ResourceType,
+}
+
+impl TargetFilterKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetFilterKey::Status => "Status",
+            TargetFilterKey::ResourceId => "ResourceId",
+            TargetFilterKey::ResourceType => "ResourceType",
+        }
+    }
+}
+
+/// An association or execution ID: a UUID, as the API's pattern requires, kept in lower case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AwsId(String);
+
+impl AwsId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AwsId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `s` matches the API's ID pattern, `[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}`.
+pub fn is_uuid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// A string that is not empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty(String);
+
+impl NonEmpty {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Parses a Prometheus-style duration: one or more `<integer><unit>` with units `ms s m h d`,
+/// largest first.
+///
+/// # Errors
+///
+/// A message that quotes the input and says what form is expected.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let invalid = || format!("{s:?} is not a duration like 500ms, 30s, 5m, 1h30m");
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let mut rest = s;
+    let mut total = Duration::ZERO;
+    let mut last_unit_ms = u64::MAX;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let unit_len = rest[digits..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        if digits == 0 || unit_len == 0 {
+            return Err(invalid());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        let unit_ms = match &rest[digits..digits + unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(invalid()),
+        };
+        if unit_ms >= last_unit_ms {
+            return Err(invalid());
+        }
+        last_unit_ms = unit_ms;
+        let ms = number.checked_mul(unit_ms).ok_or_else(invalid)?;
+        total = total
+            .checked_add(Duration::from_millis(ms))
+            .ok_or_else(invalid)?;
+        rest = &rest[digits + unit_len..];
+    }
+    Ok(total)
+}
+
+/// The shortest poll interval: tests go this low, real fleets never should.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// serde_yaml's message names the key path, and the line and column.
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+// The raw shapes hold scalars as plain strings: serde_yaml reports the line of its own errors,
+// but not of errors raised inside a field's Deserialize, so values are checked after parsing,
+// by `field`, which knows the key path and finds the line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of configuration keys")]
+struct RawConfig {
+    region: Option<String>,
+    endpoint_url: Option<String>,
+    poll_interval: Option<String>,
+    associations: Option<Vec<RawAssociation>>,
+    discovery: Option<RawDiscovery>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssociation {
+    association_id: String,
+    execution_id: Option<String>,
+    #[serde(default)]
+    filters: Vec<RawFilter>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilter {
+    key: TargetFilterKey,
+    value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDiscovery {
+    name_prefix: Option<String>,
+    document_name: Option<String>,
+}
+
+/// Reads and validates the file at `path`.
+///
+/// # Errors
+///
+/// [`ConfigError`] naming the file and, for bad content, the key and the line.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text).map_err(|message| ConfigError::Invalid {
+        path: path.to_owned(),
+        message,
+    })
+}
+
+/// Validates configuration text; the error is a message naming the key and the line.
+///
+/// # Errors
+///
+/// The message for the first problem found.
+pub fn parse(text: &str) -> Result<Config, String> {
+    // An empty file is a valid config: discover everything with the defaults.
+    let raw: RawConfig = if text.trim().is_empty() {
+        serde_yaml::from_str("{}")
+    } else {
+        serde_yaml::from_str(text)
+    }
+    .map_err(|e| {
+        let message = e.to_string();
+        // serde_yaml names no line for a repeated key; the second occurrence is the culprit.
+        match message.strip_prefix("duplicate field `").and_then(|m| m.strip_suffix('`')) {
+            Some(key) => {
+                let line = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| l.starts_with(&format!("{key}:")))
+                    .nth(1)
+                    .map(|(i, _)| i + 1);
+                format!("{key}: repeated{}", line_suffix(line))
+            }
+            _ => message,
+        }
+    })?;
+    let field = |path: &str, value: &str, check: fn(&str) -> Result<(), String>| {
+        check(value).map_err(|message| {
+            let key = path.rsplit('.').next().unwrap_or(path);
+            format!("{path}: {message}{}", line_suffix(line_of(text, key, value)))
+        })
+    };
+    let text_field = |path: &str, value: Option<String>| -> Result<Option<String>, String> {
+        if let Some(v) = &value {
+            field(path, v, non_empty)?;
+        }
+        Ok(value)
+    };
+
+    let poll_interval = match &raw.poll_interval {
+        None => DEFAULT_POLL_INTERVAL,
+        Some(v) => {
+            field("poll_interval", v, |v| match parse_duration(v)? {
+                d if d < MIN_POLL_INTERVAL => Err("must be at least 1s".to_owned()),
+                _ => Ok(()),
+            })?;
+            parse_duration(v)?
+        }
+    };
+    let region = text_field("region", raw.region)?;
+    let endpoint_url = text_field("endpoint_url", raw.endpoint_url)?;
+    if let Some(url) = &endpoint_url {
+        field("endpoint_url", url, |url| {
+            if url.starts_with("http://") || url.starts_with("https://") {
+                Ok(())
+            } else {
+                Err(format!("{url:?} is not an http:// or https:// URL"))
+            }
+        })?;
+    }
+
+    let associations = raw.associations.unwrap_or_default();
+    let watch = if associations.is_empty() {
+        let discovery = raw.discovery.map_or(Ok(Discovery::default()), |d| {
+            Ok::<_, String>(Discovery {
+                name_prefix: text_field("discovery.name_prefix", d.name_prefix)?,
+                document_name: text_field("discovery.document_name", d.document_name)?,
+            })
+        })?;
+        Watch::Discover(discovery)
+    } else {
+        if raw.discovery.is_some() {
+            return Err(format!(
+                "discovery: applies only when no associations are listed; remove one of the two{}",
+                line_suffix(line_of(text, "discovery", ""))
+            ));
+        }
+        let mut watched: Vec<WatchedAssociation> = Vec::new();
+        for (i, a) in associations.into_iter().enumerate() {
+            let path = format!("associations[{i}]");
+            field(&format!("{path}.association_id"), &a.association_id, uuid)?;
+            let association_id = AwsId(a.association_id.to_ascii_lowercase());
+            if let Some(first) = watched.iter().position(|w| w.association_id == association_id) {
+                return Err(format!(
+                    "{path}.association_id: {association_id} is listed already as associations[{first}]{}",
+                    line_suffix(nth_line_containing(text, association_id.as_str(), 1)),
+                ));
+            }
+            let execution_id = match a.execution_id {
+                Some(e) => {
+                    field(&format!("{path}.execution_id"), &e, uuid)?;
+                    Some(AwsId(e.to_ascii_lowercase()))
+                }
+                None => None,
+            };
+            let mut filters = Vec::new();
+            for (j, f) in a.filters.into_iter().enumerate() {
+                field(&format!("{path}.filters[{j}].value"), &f.value, non_empty)?;
+                filters.push(TargetFilter {
+                    key: f.key,
+                    value: NonEmpty(f.value),
+                });
+            }
+            watched.push(WatchedAssociation {
+                association_id,
+                execution_id,
+                filters,
+            });
+        }
+        Watch::Explicit(watched)
+    };
+
+    Ok(Config {
+        region,
+        endpoint_url,
+        poll_interval,
+        watch,
+    })
+}
+
+fn uuid(value: &str) -> Result<(), String> {
+    if is_uuid(value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{value:?} is not an ID of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits)"
+        ))
+    }
+}
+
+fn non_empty(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// The 1-based line where `key:` is followed by `value`: the first such line, so a value
+/// written twice under the same key is located at its first place.
+fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
+    let key = format!("{key}:");
+    text.lines()
+        .position(|line| {
+            line.find(&key)
+                .is_some_and(|at| line[at + key.len()..].contains(value))
+        })
+        .map(|i| i + 1)
+}
+
+/// The 1-based line of the `nth` (0-based) line that contains `needle`, case-insensitively.
+fn nth_line_containing(text: &str, needle: &str, nth: usize) -> Option<usize> {
+    let needle = needle.to_ascii_lowercase();
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.to_ascii_lowercase().contains(&needle))
+        .nth(nth)
+        .map(|(i, _)| i + 1)
+}
+
+fn line_suffix(line: Option<usize>) -> String {
+    line.map(|l| format!(" at line {l}")).unwrap_or_default()
+}
+
+impl Config {
+    /// A one-line description, for `--config.check` and the start-up log.
+    pub fn summary(&self) -> String {
+        let watch = match &self.watch {
+            Watch::Explicit(list) => {
+                let pinned = list.iter().filter(|a| a.execution_id.is_some()).count();
+                format!("{} explicit associations ({pinned} pinned)", list.len())
+            }
+            Watch::Discover(d) => {
+                let mut s = "discovery of every association".to_owned();
+                if let Some(p) = &d.name_prefix {
+                    s.push_str(&format!(" named {p}*"));
+                }
+                if let Some(doc) = &d.document_name {
+                    s.push_str(&format!(" running {doc}"));
+                }
+                s
+            }
+        };
+        format!(
+            "{watch}, poll interval {}, region {}, endpoint {}",
+            format_duration(self.poll_interval),
+            self.region.as_deref().unwrap_or("from the environment"),
+            self.endpoint_url.as_deref().unwrap_or("default"),
+        )
+    }
+}
+
+/// Writes a duration back in the form [`parse_duration`] reads.
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+        if ms >= size {
+            out.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A1: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
+    const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("1s", 1_000),
+            ("500ms", 500),
+            ("5m", 300_000),
+            ("1h30m", 5_400_000),
+            ("1d", 86_400_000),
+            ("2m3s", 123_000),
+        ];
+        for (input, ms) in ok {
+            assert_eq!(parse_duration(input), Ok(Duration::from_millis(ms)), "{input}");
+            assert_eq!(format_duration(Duration::from_millis(ms)), input);
+        }
+        for bad in ["", "60", "s", "1.5s", "5 m", "1x", "3s1m", "1m1m", "-1s", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn ids() {
+        assert!(is_uuid(A1));
+        assert!(is_uuid(&A1.to_ascii_uppercase()));
+        for bad in [
+            "fa94c678-85c6-4d40-926b-7c791EXAMPLE",
+            "fa94c678-85c6-4d40-926b",
+            "fa94c67885c64d40926b7c791a0b1c2d",
+            "fa94c678-85c6-4d40-926b-7c791a0b1c2d-",
+            "",
+        ] {
+            assert!(!is_uuid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_issue_example_parses() {
+        let text = format!(
+            "region: us-east-2\npoll_interval: 60s\nassociations:\n  - association_id: {A1}\n    execution_id: {E1}\n    filters:\n      - {{ key: Status, value: Failed }}\n"
+        );
+        let config = parse(&text).expect("valid");
+        assert_eq!(config.region.as_deref(), Some("us-east-2"));
+        assert_eq!(config.poll_interval, Duration::from_secs(60));
+        let Watch::Explicit(list) = &config.watch else {
+            panic!("expected explicit associations, got {:?}", config.watch)
+        };
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].association_id.as_str(), A1);
+        assert_eq!(list[0].execution_id.as_ref().map(AwsId::as_str), Some(E1));
+        assert_eq!(
+            list[0].filters,
+            vec![TargetFilter {
+                key: TargetFilterKey::Status,
+                value: NonEmpty("Failed".into())
+            }]
+        );
+        assert_eq!(
+            config.summary(),
+            "1 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default"
+        );
+    }
+
+    #[test]
+    fn empty_means_discover_everything() {
+        for text in ["", "associations: []\n", "associations:\n"] {
+            let config = parse(text).expect(text);
+            assert_eq!(config.watch, Watch::Discover(Discovery::default()), "{text:?}");
+            assert_eq!(config.poll_interval, DEFAULT_POLL_INTERVAL);
+        }
+        let config = parse("discovery:\n  name_prefix: patch-\n  document_name: AWS-RunPatchBaseline\n")
+            .expect("valid");
+        assert_eq!(
+            config.watch,
+            Watch::Discover(Discovery {
+                name_prefix: Some("patch-".into()),
+                document_name: Some("AWS-RunPatchBaseline".into())
+            })
+        );
+    }
+
+    /// Each bad file and the exact message it gets: what is wrong, which key, which line.
+    #[test]
+    fn bad_configs() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "region: us-east-2\npoll_interval: 60s\nscrape_timeout: 5s\n",
+                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery` at line 3 column 1",
+            ),
+            (
+                "poll_interval: 60\n",
+                "poll_interval: \"60\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+            ),
+            (
+                "poll_interval: 1m\n\npoll_interval: 2m\n",
+                "poll_interval: repeated at line 3",
+            ),
+            ("poll_interval: 500ms\n", "poll_interval: must be at least 1s at line 1"),
+            (
+                "associations:\n  - association_id: fa94c678-85c6-4d40-926b-7c791EXAMPLE\n",
+                "associations[0].association_id: \"fa94c678-85c6-4d40-926b-7c791EXAMPLE\" is not an ID of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits) at line 2",
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\n    execution_id: 42\n"),
+                "associations[0].execution_id: \"42\" is not an ID of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits) at line 3",
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Colour, value: red }}\n"),
+                "associations[0].filters[0].key: unknown variant `Colour`, expected one of `Status`, `ResourceId`, `ResourceType` at line 4 column 16",
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Status, value: \"\" }}\n"),
+                "associations[0].filters[0].value: must not be empty at line 4",
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Status }}\n"),
+                "associations[0].filters[0]: missing field `value` at line 4 column 9",
+            ),
+            (
+                "associations:\n  - execution_id: d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6\n",
+                "associations[0]: missing field `association_id` at line 2 column 5",
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\n    pinned: true\n"),
+                "associations[0]: unknown field `pinned`, expected one of `association_id`, `execution_id`, `filters` at line 3 column 5",
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\n  - association_id: {}\n", A1.to_ascii_uppercase()),
+                &format!("associations[1].association_id: {A1} is listed already as associations[0] at line 3"),
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\ndiscovery:\n  name_prefix: patch-\n"),
+                "discovery: applies only when no associations are listed; remove one of the two at line 3",
+            ),
+            (
+                "discovery:\n  name_prefix: patch-\n  document: AWS-RunPatchBaseline\n",
+                "discovery: unknown field `document`, expected `name_prefix` or `document_name` at line 3 column 3",
+            ),
+            ("associations: all\n", "associations: invalid type: string \"all\", expected a sequence at line 1 column 15"),
+            ("endpoint_url: localhost:4566\n", "endpoint_url: \"localhost:4566\" is not an http:// or https:// URL at line 1"),
+            ("region: [us-east-1]\n", "region: invalid type: sequence, expected a string at line 1 column 9"),
+            ("- region\n", "invalid type: sequence, expected a mapping of configuration keys"),
+        ];
+        let mismatches: Vec<String> = cases
+            .iter()
+            .filter_map(|(text, expected)| {
+                let got = parse(text).expect_err(text);
+                (got != *expected).then(|| format!("config:\n{text}\n  got: {got}\n want: {expected}"))
+            })
+            .collect();
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("sae-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, "poll_interval: soon\n").expect("write");
+        let err = load(&path).expect_err("bad file");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: poll_interval: \"soon\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+                path.display()
+            )
+        );
+        let missing = dir.join("missing.yaml");
+        let err = load(&missing).expect_err("missing file");
+        assert!(
+            err.to_string().starts_with(&format!("{}: cannot read: ", missing.display())),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! ssm-association-exporter: counts the targets of AWS Systems Manager State Manager
+//! association executions by status and serves them to Prometheus.
+//!
+//! The data flows one way, a module per stage:
+//! [`config`] (which associations) → [`poll`] (through the [`ssm`] boundary) → [`snapshot`]
+//! (the counts) → [`render`] (exposition bytes, once per cycle) → [`server`] (serves the latest).
+//! [`scheduler`] runs the cycles, [`app`] wires the pieces, [`sim`] stands in for AWS.
+
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod poll;
+pub mod render;
+pub mod scheduler;
+pub mod server;
+pub mod sim;
+pub mod snapshot;
+pub mod ssm;
+pub mod telemetry;

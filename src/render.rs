@@ -1,0 +1,277 @@
+//! Snapshot → Prometheus text exposition (format 0.0.4), built once per cycle with the
+//! `prometheus` crate. Output is deterministic: families by name, series by labels.
+
+use std::time::SystemTime;
+
+use prometheus::proto::MetricFamily;
+use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
+
+use crate::snapshot::Snapshot;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One metric family of the snapshot: its name, help and label names, kept in one table so
+/// the README's metric list and the code cannot drift apart silently.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+const TARGETS: Family = Family {
+    name: "ssm_association_execution_targets",
+    help: "Targets of the association's latest (or pinned) execution, by status, detailed status and resource type, as of the last poll.",
+    labels: &["association_id", "execution_id", "status", "detailed_status", "resource_type"],
+};
+const INFO: Family = Family {
+    name: "ssm_association_info",
+    help: "Always 1: the association's name, document and versions, as of the last successful poll.",
+    labels: &["association_id", "association_name", "document_name", "document_version", "association_version"],
+};
+const EXECUTION_STATUS: Family = Family {
+    name: "ssm_association_execution_status",
+    help: "Always 1: the overall status of the association's latest (or pinned) execution, as of the last poll.",
+    labels: &["association_id", "execution_id", "status", "detailed_status"],
+};
+const EXECUTION_CREATED: Family = Family {
+    name: "ssm_association_execution_created_timestamp_seconds",
+    help: "When the association's latest (or pinned) execution started, in seconds since the epoch, as of the last poll.",
+    labels: &["association_id", "execution_id"],
+};
+const EXECUTION_LAST: Family = Family {
+    name: "ssm_association_execution_last_execution_timestamp_seconds",
+    help: "The LastExecutionDate of the association's latest (or pinned) execution, in seconds since the epoch, as of the last poll; absent when SSM does not report it.",
+    labels: &["association_id", "execution_id"],
+};
+const LAST_EXECUTION: Family = Family {
+    name: "ssm_association_last_execution_timestamp_seconds",
+    help: "When the association last ran (its LastExecutionDate), in seconds since the epoch, as of the last poll.",
+    labels: &["association_id"],
+};
+const POLL_SUCCESS: Family = Family {
+    name: "ssm_association_poll_success",
+    help: "1 if every SSM call about the association succeeded in the last poll, 0 if one failed and the other series of the association are from an earlier poll.",
+    labels: &["association_id"],
+};
+const POLL_LAST_SUCCESS: Family = Family {
+    name: "ssm_association_last_successful_poll_timestamp_seconds",
+    help: "When the association was last polled successfully, in seconds since the epoch.",
+    labels: &["association_id"],
+};
+
+/// Every family the snapshot renders, for documentation and tests.
+pub const SNAPSHOT_FAMILIES: [&str; 8] = [
+    TARGETS.name,
+    INFO.name,
+    EXECUTION_STATUS.name,
+    EXECUTION_CREATED.name,
+    EXECUTION_LAST.name,
+    LAST_EXECUTION.name,
+    POLL_SUCCESS.name,
+    POLL_LAST_SUCCESS.name,
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot build metric {name}: {source}")]
+    Metric {
+        name: &'static str,
+        #[source]
+        source: prometheus::Error,
+    },
+    #[error("cannot encode metrics: {0}")]
+    Encode(#[source] prometheus::Error),
+}
+
+/// Encodes the snapshot's series and `extra` families (the exporter's own) as one exposition.
+///
+/// # Errors
+///
+/// [`RenderError`] if the prometheus crate refuses a family; with our static names it does not.
+pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, RenderError> {
+    let registry = Registry::new();
+    let gauge = |family: &Family| -> Result<GaugeVec, RenderError> {
+        let metric = |source| RenderError::Metric {
+            name: family.name,
+            source,
+        };
+        let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels).map_err(metric)?;
+        registry.register(Box::new(vec.clone())).map_err(metric)?;
+        Ok(vec)
+    };
+    let targets = gauge(&TARGETS)?;
+    let info = gauge(&INFO)?;
+    let execution_status = gauge(&EXECUTION_STATUS)?;
+    let execution_created = gauge(&EXECUTION_CREATED)?;
+    let execution_last = gauge(&EXECUTION_LAST)?;
+    let last_execution = gauge(&LAST_EXECUTION)?;
+    let poll_success = gauge(&POLL_SUCCESS)?;
+    let poll_last_success = gauge(&POLL_LAST_SUCCESS)?;
+
+    for a in &snapshot.associations {
+        let id = a.association_id.as_str();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        poll_success
+            .with_label_values(&[id])
+            .set(if a.poll_ok { 1.0 } else { 0.0 });
+        if let Some(t) = a.last_success {
+            poll_last_success.with_label_values(&[id]).set(seconds(t));
+        }
+        if a.last_success.is_none() {
+            // Never read: there is nothing true to say about it beyond the failure.
+            continue;
+        }
+        info.with_label_values(&[
+            id.to_owned(),
+            text(&a.name),
+            text(&a.document_name),
+            text(&a.document_version),
+            text(&a.association_version),
+        ])
+        .set(1.0);
+        if let Some(t) = a.last_execution_date {
+            last_execution.with_label_values(&[id]).set(seconds(t));
+        }
+        let Some(e) = &a.execution else { continue };
+        let exec = e.execution_id.as_str();
+        execution_status
+            .with_label_values(&[id, exec, &text(&e.status), &text(&e.detailed_status)])
+            .set(1.0);
+        if let Some(t) = e.created_time {
+            execution_created.with_label_values(&[id, exec]).set(seconds(t));
+        }
+        if let Some(t) = e.last_execution_date {
+            execution_last.with_label_values(&[id, exec]).set(seconds(t));
+        }
+        for (key, count) in e.targets.iter() {
+            targets
+                .with_label_values(&[
+                    id,
+                    exec,
+                    &key.status,
+                    &key.detailed_status,
+                    &key.resource_type,
+                ])
+                // Counts are far below 2^53: exact as f64.
+                .set(count as f64);
+        }
+    }
+
+    let mut families = registry.gather();
+    families.extend(extra);
+    families.sort_by(|a, b| a.name().cmp(b.name()));
+    let mut out = Vec::new();
+    TextEncoder::new()
+        .encode(&families, &mut out)
+        .map_err(RenderError::Encode)?;
+    Ok(out)
+}
+
+/// Seconds since the epoch, to the millisecond the API reports; times before 1970 are 0.
+fn seconds(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::snapshot::{AssociationState, ExecutionState, TargetCounts};
+    use crate::ssm::Target;
+
+    fn at(seconds: f64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds)
+    }
+
+    fn counts(targets: &[(&str, &str, &str)]) -> TargetCounts {
+        let mut c = TargetCounts::default();
+        for (s, d, r) in targets {
+            c.add(&Target {
+                status: Some((*s).into()),
+                detailed_status: Some((*d).into()),
+                resource_type: Some((*r).into()),
+            });
+        }
+        c
+    }
+
+    /// The whole exposition for a snapshot of three associations: one mixed, one that never
+    /// ran, one whose last poll failed after an earlier success, one never read.
+    #[test]
+    fn golden() {
+        let snapshot = Snapshot {
+            associations: vec![
+                AssociationState {
+                    association_id: "11111111-1111-1111-1111-111111111111".into(),
+                    name: Some("patch-linux".into()),
+                    document_name: Some("AWS-RunPatchBaseline".into()),
+                    document_version: Some("$DEFAULT".into()),
+                    association_version: Some("3".into()),
+                    last_execution_date: Some(at(1_700_000_100.5)),
+                    execution: Some(ExecutionState {
+                        execution_id: "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa".into(),
+                        status: Some("Failed".into()),
+                        detailed_status: Some("Failed".into()),
+                        created_time: Some(at(1_700_000_000.25)),
+                        last_execution_date: None,
+                        targets: counts(&[
+                            ("Success", "Success", "ManagedInstance"),
+                            ("Success", "Success", "ManagedInstance"),
+                            ("Failed", "Failed", "ManagedInstance"),
+                            ("TimedOut", "ExecutionTimedOut", "ManagedInstance"),
+                            ("Quarantined \"x\"", "New\\Value", "AWS::EC2::Instance"),
+                        ]),
+                    }),
+                    poll_ok: true,
+                    last_success: Some(at(1_700_000_200.0)),
+                },
+                AssociationState {
+                    association_id: "22222222-2222-2222-2222-222222222222".into(),
+                    name: None,
+                    document_name: Some("AWS-GatherSoftwareInventory".into()),
+                    document_version: None,
+                    association_version: Some("1".into()),
+                    last_execution_date: None,
+                    execution: None,
+                    poll_ok: true,
+                    last_success: Some(at(1_700_000_200.0)),
+                },
+                AssociationState {
+                    association_id: "33333333-3333-3333-3333-333333333333".into(),
+                    name: Some("inventory".into()),
+                    document_name: Some("AWS-GatherSoftwareInventory".into()),
+                    document_version: Some("1".into()),
+                    association_version: Some("2".into()),
+                    last_execution_date: Some(at(1_699_000_000.0)),
+                    execution: Some(ExecutionState {
+                        execution_id: "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb".into(),
+                        status: Some("Success".into()),
+                        detailed_status: Some("Success".into()),
+                        created_time: Some(at(1_699_000_000.0)),
+                        last_execution_date: Some(at(1_699_000_060.125)),
+                        targets: counts(&[("Success", "Success", "ManagedInstance")]),
+                    }),
+                    poll_ok: false,
+                    last_success: Some(at(1_699_500_000.0)),
+                },
+                AssociationState::unknown("44444444-4444-4444-4444-444444444444"),
+            ],
+        };
+        let got = String::from_utf8(render(&snapshot, Vec::new()).expect("renders")).expect("utf-8");
+        let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/snapshot.prom");
+        // UPDATE_GOLDEN=1 rewrites the file; review its diff before committing it.
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(golden, &got).expect("write golden file");
+        }
+        let expected = std::fs::read_to_string(golden).expect("read golden file");
+        assert_eq!(got, expected, "rendered:\n{got}");
+    }
+
+    #[test]
+    fn empty_snapshot_renders_only_extra() {
+        let got = render(&Snapshot::default(), Vec::new()).expect("renders");
+        assert_eq!(String::from_utf8(got).expect("utf-8"), "");
+    }
+}

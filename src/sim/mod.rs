@@ -1,0 +1,452 @@
+//! A simulated SSM endpoint: the four association operations over the real awsJson1.1 wire
+//! protocol, on loopback, with state that tests script and faults they switch on. The demo,
+//! the tests and the benchmarks all talk to it through the real `aws-sdk-ssm` client.
+
+pub mod demo;
+mod protocol;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// The simulator's state; clones share it.
+#[derive(Debug, Clone)]
+pub struct Sim {
+    state: Arc<Mutex<State>>,
+}
+
+/// One target of an execution, as the simulator stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimTarget {
+    pub resource_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub detailed_status: String,
+    pub last_execution_date: Option<f64>,
+}
+
+impl SimTarget {
+    /// A managed instance whose detailed status equals its status.
+    pub fn instance(resource_id: impl Into<String>, status: &str) -> Self {
+        SimTarget {
+            resource_id: resource_id.into(),
+            resource_type: "ManagedInstance".to_owned(),
+            status: status.to_owned(),
+            detailed_status: status.to_owned(),
+            last_execution_date: None,
+        }
+    }
+
+    pub fn detailed(mut self, detailed_status: &str) -> Self {
+        self.detailed_status = detailed_status.to_owned();
+        self
+    }
+
+    pub fn resource_type(mut self, resource_type: &str) -> Self {
+        self.resource_type = resource_type.to_owned();
+        self
+    }
+}
+
+/// Random faults applied to every request, each drawn independently.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Share of requests answered `400 ThrottlingException`, 0.0 to 1.0.
+    pub throttle_rate: f64,
+    /// Share of requests answered `500 InternalServerError`.
+    pub error_rate: f64,
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Put an empty page carrying a NextToken before every page of items, as SSM sometimes does.
+    pub empty_pages: bool,
+}
+
+/// An error every call naming one association gets, whatever the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 400 `ThrottlingException`.
+    Throttle,
+    /// 500 `InternalServerError`.
+    InternalError,
+    /// 503 with a body that is not JSON.
+    Unavailable,
+    /// 400 `AccessDeniedException`.
+    AccessDenied,
+}
+
+/// A request as the simulator saw it, for tests that count calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub operation: String,
+    pub association_id: Option<String>,
+    /// From the SDK's `amz-sdk-request: attempt=N; max=M` header.
+    pub attempt: Option<u32>,
+}
+
+#[derive(Debug)]
+struct State {
+    associations: BTreeMap<String, Association>,
+    faults: Faults,
+    failing: HashMap<String, Fault>,
+    requests: Vec<Recorded>,
+    rng: u64,
+    /// Request IDs and generated IDs both come from here, so runs are reproducible.
+    serial: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Association {
+    id: String,
+    name: Option<String>,
+    document_name: String,
+    document_version: String,
+    version: u32,
+    created: f64,
+    executions: Vec<Execution>,
+}
+
+#[derive(Debug, Clone)]
+struct Execution {
+    id: String,
+    association_version: u32,
+    created: f64,
+    /// Set by a test to override the status derived from the targets.
+    status: Option<(String, String)>,
+    /// Sorted by resource ID, the order listings use.
+    targets: Vec<SimTarget>,
+}
+
+impl Execution {
+    /// Status and detailed status: the override, or derived from the targets as SSM appears
+    /// to (ssm-api.md §6.5).
+    fn status(&self) -> (String, String) {
+        if let Some(s) = &self.status {
+            return s.clone();
+        }
+        let any = |wanted: &[&str]| self.targets.iter().any(|t| wanted.contains(&t.status.as_str()));
+        let s = if any(&["Pending", "InProgress"]) {
+            "InProgress"
+        } else if any(&["Failed", "TimedOut"]) {
+            "Failed"
+        } else {
+            "Success"
+        };
+        (s.to_owned(), s.to_owned())
+    }
+
+    /// Java `Map.toString()` form, keys sorted: `{Failed=1, Success=2}`.
+    fn resource_count_by_status(&self) -> String {
+        let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
+        for t in &self.targets {
+            *counts.entry(t.status.as_str()).or_insert(0) += 1;
+        }
+        let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{{{}}}", parts.join(", "))
+    }
+}
+
+impl Association {
+    fn latest(&self) -> Option<&Execution> {
+        self.executions.iter().max_by(|a, b| a.created.total_cmp(&b.created))
+    }
+
+    fn execution_mut(&mut self, id: &str) -> Option<&mut Execution> {
+        self.executions.iter_mut().find(|e| e.id.eq_ignore_ascii_case(id))
+    }
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Sim::new(1)
+    }
+}
+
+impl Sim {
+    /// An empty simulator; `seed` makes its generated IDs and random faults reproducible.
+    pub fn new(seed: u64) -> Self {
+        Sim {
+            state: Arc::new(Mutex::new(State {
+                associations: BTreeMap::new(),
+                faults: Faults::default(),
+                failing: HashMap::new(),
+                requests: Vec::new(),
+                rng: seed.max(1),
+                serial: 0,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind, still consistent enough
+        // for a simulator: keep going rather than poison every later request.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds an association with a generated ID and returns the ID.
+    pub fn create_association(&self, name: Option<&str>, document_name: &str) -> String {
+        let mut state = self.lock();
+        let id = state.new_id();
+        state.insert_association(&id, name, document_name);
+        id
+    }
+
+    /// Adds an association with a given ID (kept in lower case).
+    pub fn insert_association(&self, id: &str, name: Option<&str>, document_name: &str) {
+        self.lock().insert_association(id, name, document_name);
+    }
+
+    /// Starts a new execution with `targets`, newer than every other of the association;
+    /// returns its generated ID, or `None` if the association does not exist.
+    pub fn start_execution(&self, association_id: &str, targets: Vec<SimTarget>) -> Option<String> {
+        let mut state = self.lock();
+        let id = state.new_id();
+        let created = state
+            .association(association_id)?
+            .latest()
+            .map_or(now(), |e| (e.created + 1.0).max(now()));
+        state.insert_execution(association_id, &id, created, targets)?;
+        Some(id)
+    }
+
+    /// Adds an execution with a given ID and creation time (seconds since the epoch).
+    /// Returns `None` if the association does not exist.
+    pub fn insert_execution(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        created: f64,
+        targets: Vec<SimTarget>,
+    ) -> Option<()> {
+        self.lock()
+            .insert_execution(association_id, execution_id, created, targets)
+    }
+
+    /// Sets a target's status and detailed status; adds the target (a managed instance) if
+    /// the execution does not have it yet. Returns `None` if the execution does not exist.
+    pub fn set_target(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        resource_id: &str,
+        status: &str,
+        detailed_status: &str,
+    ) -> Option<()> {
+        let mut state = self.lock();
+        let execution = state.association_mut(association_id)?.execution_mut(execution_id)?;
+        let position = execution
+            .targets
+            .binary_search_by(|t| t.resource_id.as_str().cmp(resource_id));
+        let target = match position {
+            Ok(i) => &mut execution.targets[i],
+            Err(i) => {
+                execution
+                    .targets
+                    .insert(i, SimTarget::instance(resource_id, status));
+                &mut execution.targets[i]
+            }
+        };
+        target.status = status.to_owned();
+        target.detailed_status = detailed_status.to_owned();
+        target.last_execution_date = Some(now());
+        Some(())
+    }
+
+    /// Overrides the execution's overall status; `None` if it does not exist.
+    pub fn set_execution_status(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        status: &str,
+        detailed_status: &str,
+    ) -> Option<()> {
+        let mut state = self.lock();
+        let execution = state.association_mut(association_id)?.execution_mut(execution_id)?;
+        execution.status = Some((status.to_owned(), detailed_status.to_owned()));
+        Some(())
+    }
+
+    /// Removes an association and its history; false if there was none.
+    pub fn delete_association(&self, association_id: &str) -> bool {
+        self.lock()
+            .associations
+            .remove(&association_id.to_ascii_lowercase())
+            .is_some()
+    }
+
+    /// Removes one execution, as SSM's retention would; false if there was none.
+    pub fn delete_execution(&self, association_id: &str, execution_id: &str) -> bool {
+        let mut state = self.lock();
+        let Some(association) = state.association_mut(association_id) else {
+            return false;
+        };
+        let before = association.executions.len();
+        association
+            .executions
+            .retain(|e| !e.id.eq_ignore_ascii_case(execution_id));
+        association.executions.len() != before
+    }
+
+    /// IDs of every association, sorted.
+    pub fn association_ids(&self) -> Vec<String> {
+        self.lock().associations.keys().cloned().collect()
+    }
+
+    /// ID of the newest execution of an association.
+    pub fn latest_execution(&self, association_id: &str) -> Option<String> {
+        let state = self.lock();
+        Some(state.association(association_id)?.latest()?.id.clone())
+    }
+
+    /// Targets of an execution, sorted by resource ID.
+    pub fn targets(&self, association_id: &str, execution_id: &str) -> Option<Vec<SimTarget>> {
+        let state = self.lock();
+        let association = state.association(association_id)?;
+        let execution = association
+            .executions
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(execution_id))?;
+        Some(execution.targets.clone())
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    /// Makes every call that names `association_id` fail with `fault`, or heals it with `None`.
+    pub fn fail_association(&self, association_id: &str, fault: Option<Fault>) {
+        let mut state = self.lock();
+        let id = association_id.to_ascii_lowercase();
+        match fault {
+            Some(f) => state.failing.insert(id, f),
+            None => state.failing.remove(&id),
+        };
+    }
+
+    /// Every request received so far, oldest first.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// Binds `127.0.0.1:0` and serves the protocol there until the returned server is stopped.
+    ///
+    /// # Errors
+    ///
+    /// The bind error.
+    pub async fn start(&self) -> std::io::Result<SimServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let handler = protocol::handler(self.clone());
+        let task = tokio::spawn(crate::http::serve(listener, handler, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        Ok(SimServer { addr, stop, task })
+    }
+}
+
+/// A running simulated endpoint.
+#[derive(Debug)]
+pub struct SimServer {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl SimServer {
+    /// The URL to give the SDK as its SSM endpoint.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        let _ = self.task.await;
+    }
+}
+
+impl State {
+    fn association(&self, id: &str) -> Option<&Association> {
+        self.associations.get(&id.to_ascii_lowercase())
+    }
+
+    fn association_mut(&mut self, id: &str) -> Option<&mut Association> {
+        self.associations.get_mut(&id.to_ascii_lowercase())
+    }
+
+    fn insert_association(&mut self, id: &str, name: Option<&str>, document_name: &str) {
+        let id = id.to_ascii_lowercase();
+        self.associations.insert(
+            id.clone(),
+            Association {
+                id,
+                name: name.map(str::to_owned),
+                document_name: document_name.to_owned(),
+                document_version: "$DEFAULT".to_owned(),
+                version: 1,
+                created: now(),
+                executions: Vec::new(),
+            },
+        );
+    }
+
+    fn insert_execution(
+        &mut self,
+        association_id: &str,
+        execution_id: &str,
+        created: f64,
+        mut targets: Vec<SimTarget>,
+    ) -> Option<()> {
+        let association = self.association_mut(association_id)?;
+        targets.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
+        let version = association.version;
+        association.executions.push(Execution {
+            id: execution_id.to_ascii_lowercase(),
+            association_version: version,
+            created,
+            status: None,
+            targets,
+        });
+        Some(())
+    }
+
+    /// A uniformly distributed number in `[0, 1)` (xorshift64*).
+    fn random(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let x = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A fresh UUID-shaped ID, distinct from every other this simulator made.
+    fn new_id(&mut self) -> String {
+        self.serial += 1;
+        let a = (self.random() * (1u64 << 53) as f64) as u64;
+        let b = self.serial;
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            a >> 21,
+            (a >> 5) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0xfff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Now, in seconds since the epoch, to the millisecond as SSM reports times.
+fn now() -> f64 {
+    let ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    ms as f64 / 1000.0
+}

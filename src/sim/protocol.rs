@@ -1,0 +1,718 @@
+//! The awsJson1.1 side of the simulator: routing on `X-Amz-Target`, request validation, the
+//! four operations, pagination tokens and the error envelopes, as ssm-api.md §1, §3, §4 and §9
+//! describe them. Signatures are not checked.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::{Association, Execution, Fault, Recorded, Sim, State};
+use crate::config::is_uuid;
+use crate::http::{self, Body};
+
+const JSON: &str = "application/x-amz-json-1.1";
+/// Far above any real request of these operations; a larger one is refused unread.
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
+const DEFAULT_PAGE: usize = 50;
+
+type Handled = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+/// The request handler to serve: one call per HTTP request.
+pub(super) fn handler(sim: Sim) -> impl Fn(Request<Incoming>) -> Handled + Clone + Send + Sync {
+    move |request| {
+        let sim = sim.clone();
+        Box::pin(async move { handle(sim, request).await })
+    }
+}
+
+/// An error answer: HTTP status, `__type`, message.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn validation(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "ValidationException",
+            message: format!("1 validation error detected: {}", message.into()),
+        }
+    }
+
+    fn client(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+enum Answer {
+    Ok(Value),
+    Err(ApiError),
+    /// A 503 whose body is not JSON, as a load balancer in front of SSM might send.
+    Unavailable,
+}
+
+async fn handle(sim: Sim, request: Request<Incoming>) -> Response<Body> {
+    let operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("AmazonSSM."))
+        .unwrap_or_default()
+        .to_owned();
+    let attempt = request
+        .headers()
+        .get("amz-sdk-request")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_attempt);
+    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return error_response(
+                &ApiError::client("SerializationException", "request body unreadable or too large"),
+                "",
+            );
+        }
+    };
+    let (answer, latency, request_id) = {
+        let mut state = sim.lock();
+        state.serial += 1;
+        let request_id = format!("00000000-0000-4000-8000-{:012x}", state.serial);
+        let answer = answer(&mut state, &operation, &body, attempt);
+        (answer, state.faults.latency, request_id)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match answer {
+        Answer::Ok(value) => {
+            let mut r = http::response(StatusCode::OK, JSON, Bytes::from(value.to_string()));
+            add_request_id(&mut r, &request_id);
+            r
+        }
+        Answer::Err(e) => error_response(&e, &request_id),
+        Answer::Unavailable => http::response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "Service Unavailable",
+        ),
+    }
+}
+
+fn parse_attempt(header: &str) -> Option<u32> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("attempt="))
+        .and_then(|n| n.parse().ok())
+}
+
+fn add_request_id(r: &mut Response<Body>, request_id: &str) {
+    if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
+        r.headers_mut().insert("x-amzn-requestid", v);
+    }
+}
+
+fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
+    let body = json!({ "__type": e.code, "message": e.message }).to_string();
+    let mut r = http::response(e.status, JSON, body);
+    add_request_id(&mut r, request_id);
+    r
+}
+
+/// Records the request, applies faults, then runs the operation.
+fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>) -> Answer {
+    let parsed: Result<Map<String, Value>, _> = if body.is_empty() {
+        Ok(Map::new())
+    } else {
+        serde_json::from_slice(body)
+    };
+    let association_id = parsed
+        .as_ref()
+        .ok()
+        .and_then(|m| m.get("AssociationId"))
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    state.requests.push(Recorded {
+        operation: operation.to_owned(),
+        association_id: association_id.clone(),
+        attempt,
+    });
+
+    if let Some(fault) = association_id.as_ref().and_then(|id| state.failing.get(id)) {
+        return match fault {
+            Fault::Throttle => Answer::Err(throttled()),
+            Fault::InternalError => Answer::Err(internal()),
+            Fault::Unavailable => Answer::Unavailable,
+            Fault::AccessDenied => Answer::Err(ApiError::client(
+                "AccessDeniedException",
+                format!("User is not authorized to perform: ssm:{operation}"),
+            )),
+        };
+    }
+    let (throttle_rate, error_rate) = (state.faults.throttle_rate, state.faults.error_rate);
+    if throttle_rate > 0.0 && state.random() < throttle_rate {
+        return Answer::Err(throttled());
+    }
+    if error_rate > 0.0 && state.random() < error_rate {
+        return Answer::Err(internal());
+    }
+
+    let input = match parsed {
+        Ok(m) => m,
+        Err(e) => {
+            return Answer::Err(ApiError::client(
+                "SerializationException",
+                format!("request body is not a JSON object: {e}"),
+            ));
+        }
+    };
+    let result = match operation {
+        "ListAssociations" => list_associations(state, &input),
+        "DescribeAssociation" => describe_association(state, &input),
+        "DescribeAssociationExecutions" => describe_association_executions(state, &input),
+        "DescribeAssociationExecutionTargets" => describe_association_execution_targets(state, &input),
+        _ => Err(ApiError::client(
+            "UnknownOperationException",
+            format!("unknown operation {operation:?}"),
+        )),
+    };
+    match result {
+        Ok(v) => Answer::Ok(v),
+        Err(e) => Answer::Err(e),
+    }
+}
+
+fn throttled() -> ApiError {
+    ApiError::client("ThrottlingException", "Rate exceeded")
+}
+
+fn internal() -> ApiError {
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        code: "InternalServerError",
+        message: "An error occurred on the server side.".to_owned(),
+    }
+}
+
+// ---- request members ------------------------------------------------------------------------
+
+/// An optional string member; present but not a string is a validation error.
+fn string<'a>(input: &'a Map<String, Value>, member: &str) -> Result<Option<&'a str>, ApiError> {
+    match input.get(member) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(ApiError::validation(format!(
+            "Value at '{}' failed to satisfy constraint: Member must be a string",
+            camel(member)
+        ))),
+    }
+}
+
+/// A required ID member matching the UUID pattern.
+fn id<'a>(input: &'a Map<String, Value>, member: &str) -> Result<&'a str, ApiError> {
+    let value = string(input, member)?.ok_or_else(|| {
+        ApiError::validation(format!(
+            "Value null at '{}' failed to satisfy constraint: Member must not be null",
+            camel(member)
+        ))
+    })?;
+    if !is_uuid(value) {
+        return Err(ApiError::validation(format!(
+            "Value '{value}' at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: [0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}",
+            camel(member)
+        )));
+    }
+    Ok(value)
+}
+
+fn max_results(input: &Map<String, Value>) -> Result<usize, ApiError> {
+    match input.get("MaxResults") {
+        None | Some(Value::Null) => Ok(DEFAULT_PAGE),
+        Some(v) => match v.as_i64() {
+            Some(n @ 1..=50) => Ok(usize::try_from(n).unwrap_or(DEFAULT_PAGE)),
+            Some(n) if n < 1 => Err(ApiError::validation(format!(
+                "Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value greater than or equal to 1"
+            ))),
+            Some(n) => Err(ApiError::validation(format!(
+                "Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 50"
+            ))),
+            None => Err(ApiError::validation(
+                "Value at 'maxResults' failed to satisfy constraint: Member must be an integer",
+            )),
+        },
+    }
+}
+
+/// A filter list member: absent, or 1 or more objects whose `key`/`value` members (names as
+/// given) are non-empty strings. Returns `(key, value, type)` triples.
+fn filters<'a>(
+    input: &'a Map<String, Value>,
+    member: &str,
+    key: &str,
+    value: &str,
+) -> Result<Vec<(&'a str, &'a str, Option<&'a str>)>, ApiError> {
+    let Some(list) = input.get(member).filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let list = list.as_array().ok_or_else(|| {
+        ApiError::validation(format!("Value at '{}' failed to satisfy constraint: Member must be a list", camel(member)))
+    })?;
+    if list.is_empty() {
+        return Err(ApiError::validation(format!(
+            "Value '[]' at '{}' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            camel(member)
+        )));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let at = |m: &str| format!("{}.{}.member.{}", camel(member), i + 1, camel(m));
+            let get = |m: &str| -> Result<&'a str, ApiError> {
+                match f.get(m).and_then(Value::as_str) {
+                    Some(s) if !s.is_empty() => Ok(s),
+                    _ => Err(ApiError::validation(format!(
+                        "Value at '{}' failed to satisfy constraint: Member must not be null and must have length greater than or equal to 1",
+                        at(m)
+                    ))),
+                }
+            };
+            Ok((get(key)?, get(value)?, f.get("Type").and_then(Value::as_str)))
+        })
+        .collect()
+}
+
+/// `AssociationId` → `associationId`, as Coral names members in validation messages.
+fn camel(member: &str) -> String {
+    let mut chars = member.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_lowercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
+fn enum_error(member: &str, value: &str, allowed: &str) -> ApiError {
+    ApiError::validation(format!(
+        "Value '{value}' at '{member}' failed to satisfy constraint: Member must satisfy enum value set: [{allowed}]"
+    ))
+}
+
+// ---- pagination -----------------------------------------------------------------------------
+
+/// Where a listing resumes. The token is bound to the operation and the request's members
+/// (NextToken and MaxResults aside), so a token from another request is refused.
+struct Cursor {
+    offset: usize,
+    /// With empty pages switched on: whether the empty page before `offset` was served.
+    empty_served: bool,
+}
+
+fn fingerprint(operation: &str, input: &Map<String, Value>) -> u64 {
+    let mut bound = input.clone();
+    bound.remove("NextToken");
+    bound.remove("MaxResults");
+    // serde_json's map is ordered, so equal requests serialise equally.
+    let text = format!("{operation}{}", Value::Object(bound));
+    // FNV-1a: stable across processes, unlike std's hasher.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn cursor(operation: &str, input: &Map<String, Value>) -> Result<Cursor, ApiError> {
+    let Some(token) = string(input, "NextToken")? else {
+        return Ok(Cursor {
+            offset: 0,
+            empty_served: false,
+        });
+    };
+    let invalid = || ApiError::client("InvalidNextToken", "The specified token isn't valid.");
+    if token.len() != 25 || !token.is_ascii() {
+        return Err(invalid());
+    }
+    let fp = u64::from_str_radix(&token[..16], 16).map_err(|_| invalid())?;
+    let offset = usize::from_str_radix(&token[16..24], 16).map_err(|_| invalid())?;
+    let empty_served = match &token[24..] {
+        "0" => false,
+        "1" => true,
+        _ => return Err(invalid()),
+    };
+    if fp != fingerprint(operation, input) {
+        return Err(invalid());
+    }
+    Ok(Cursor {
+        offset,
+        empty_served,
+    })
+}
+
+fn token(operation: &str, input: &Map<String, Value>, offset: usize, empty_served: bool) -> String {
+    format!(
+        "{:016x}{offset:08x}{}",
+        fingerprint(operation, input),
+        u8::from(empty_served)
+    )
+}
+
+/// One page of `items` as `{ <member>: [...], NextToken? }`.
+fn page(
+    state: &State,
+    operation: &str,
+    input: &Map<String, Value>,
+    member: &str,
+    items: Vec<Value>,
+) -> Result<Value, ApiError> {
+    let size = max_results(input)?;
+    let at = cursor(operation, input)?;
+    if at.offset > items.len() {
+        return Err(ApiError::client("InvalidNextToken", "The specified token isn't valid."));
+    }
+    let mut out = Map::new();
+    if state.faults.empty_pages && !at.empty_served && at.offset < items.len() {
+        out.insert(member.to_owned(), Value::Array(Vec::new()));
+        out.insert(
+            "NextToken".to_owned(),
+            Value::String(token(operation, input, at.offset, true)),
+        );
+        return Ok(Value::Object(out));
+    }
+    let total = items.len();
+    let end = (at.offset + size).min(total);
+    let slice: Vec<Value> = items.into_iter().skip(at.offset).take(end - at.offset).collect();
+    out.insert(member.to_owned(), Value::Array(slice));
+    if end < total {
+        out.insert(
+            "NextToken".to_owned(),
+            Value::String(token(operation, input, end, false)),
+        );
+    }
+    Ok(Value::Object(out))
+}
+
+// ---- operations -----------------------------------------------------------------------------
+
+fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value, ApiError> {
+    const KEYS: &str = "InstanceId, Name, AssociationId, AssociationStatusName, LastExecutedBefore, LastExecutedAfter, AssociationName, ResourceGroupName, CloudConnectorId";
+    let filters = filters(input, "AssociationFilterList", "key", "value")?;
+    for (key, value, _) in &filters {
+        match *key {
+            "Name" | "AssociationId" | "AssociationName" | "InstanceId" | "ResourceGroupName"
+            | "CloudConnectorId" => {}
+            "AssociationStatusName" if !["Pending", "Success", "Failed"].contains(value) => {
+                return Err(enum_error(
+                    "associationFilterList.member.value",
+                    value,
+                    "Pending, Success, Failed",
+                ));
+            }
+            "AssociationStatusName" => {}
+            "LastExecutedBefore" | "LastExecutedAfter" if parse_time(value).is_none() => {
+                return Err(ApiError::validation(format!(
+                    "Value '{value}' at 'associationFilterList.member.value' failed to satisfy constraint: Member must be an ISO-8601 date-time"
+                )));
+            }
+            "LastExecutedBefore" | "LastExecutedAfter" => {}
+            other => return Err(enum_error("associationFilterList.member.key", other, KEYS)),
+        }
+    }
+    let items: Vec<Value> = state
+        .associations
+        .values()
+        .filter(|a| {
+            filters.iter().all(|(key, value, _)| {
+                let last = a.latest().map(|e| e.created);
+                match *key {
+                    "Name" => a.document_name == *value,
+                    "AssociationId" => a.id.eq_ignore_ascii_case(value),
+                    "AssociationName" => a.name.as_deref() == Some(*value),
+                    "AssociationStatusName" => overview_status(a).0 == *value,
+                    "LastExecutedBefore" => last.zip(parse_time(value)).is_some_and(|(l, t)| l < t),
+                    "LastExecutedAfter" => last.zip(parse_time(value)).is_some_and(|(l, t)| l > t),
+                    // No legacy instance associations, resource groups or connectors here.
+                    _ => false,
+                }
+            })
+        })
+        .map(|a| {
+            let mut v = json!({
+                "AssociationId": a.id,
+                "Name": a.document_name,
+                "AssociationVersion": a.version.to_string(),
+                "DocumentVersion": a.document_version,
+                "Targets": [{ "Key": "tag:PatchGroup", "Values": ["fleet"] }],
+                "ScheduleExpression": "rate(30 minutes)",
+                "Overview": overview(a),
+            });
+            if let Some(name) = &a.name {
+                v["AssociationName"] = json!(name);
+            }
+            if let Some(e) = a.latest() {
+                v["LastExecutionDate"] = json!(e.created);
+            }
+            v
+        })
+        .collect();
+    page(state, "ListAssociations", input, "Associations", items)
+}
+
+fn describe_association(state: &State, input: &Map<String, Value>) -> Result<Value, ApiError> {
+    let association_id = id(input, "AssociationId")?;
+    let a = association(state, association_id)?;
+    if let Some(version) = string(input, "AssociationVersion")?
+        && version != "$LATEST"
+        && version != a.version.to_string()
+    {
+        return Err(ApiError::client(
+            "InvalidAssociationVersion",
+            format!("Association version {version} does not exist."),
+        ));
+    }
+    let (status, _) = overview_status(a);
+    let mut d = json!({
+        "AssociationId": a.id,
+        "Name": a.document_name,
+        "AssociationVersion": a.version.to_string(),
+        "DocumentVersion": a.document_version,
+        "Date": a.created,
+        "LastUpdateAssociationDate": a.created,
+        "Status": { "Date": a.created, "Name": status, "Message": "Associated with the targets" },
+        "Overview": overview(a),
+        "Targets": [{ "Key": "tag:PatchGroup", "Values": ["fleet"] }],
+        "ScheduleExpression": "rate(30 minutes)",
+        "ApplyOnlyAtCronInterval": false,
+        "ComplianceSeverity": "UNSPECIFIED",
+        "SyncCompliance": "AUTO",
+    });
+    if let Some(name) = &a.name {
+        d["AssociationName"] = json!(name);
+    }
+    if let Some(e) = a.latest() {
+        d["LastExecutionDate"] = json!(e.created);
+        if e.status().0 == "Success" {
+            d["LastSuccessfulExecutionDate"] = json!(e.created);
+        }
+    }
+    Ok(json!({ "AssociationDescription": d }))
+}
+
+fn describe_association_executions(
+    state: &State,
+    input: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let association_id = id(input, "AssociationId")?;
+    let filters = filters(input, "Filters", "Key", "Value")?;
+    for (key, value, kind) in &filters {
+        let kind = kind.ok_or_else(|| {
+            ApiError::validation("Value null at 'filters.member.type' failed to satisfy constraint: Member must not be null")
+        })?;
+        if !["EQUAL", "LESS_THAN", "GREATER_THAN"].contains(&kind) {
+            return Err(enum_error("filters.member.type", kind, "EQUAL, LESS_THAN, GREATER_THAN"));
+        }
+        match *key {
+            "ExecutionId" | "Status" if kind != "EQUAL" => {
+                return Err(ApiError::validation(format!(
+                    "Filter {key} supports only the EQUAL type, not {kind}"
+                )));
+            }
+            "ExecutionId" | "Status" => {}
+            "CreatedTime" if parse_time(value).is_none() => {
+                return Err(ApiError::validation(format!(
+                    "Value '{value}' at 'filters.member.value' failed to satisfy constraint: Member must be an ISO-8601 date-time"
+                )));
+            }
+            "CreatedTime" => {}
+            other => {
+                return Err(enum_error("filters.member.key", other, "ExecutionId, Status, CreatedTime"));
+            }
+        }
+    }
+    let a = association(state, association_id)?;
+    let mut executions: Vec<&Execution> = a
+        .executions
+        .iter()
+        .filter(|e| {
+            filters.iter().all(|(key, value, kind)| match *key {
+                "ExecutionId" => e.id.eq_ignore_ascii_case(value),
+                "Status" => e.status().0 == *value,
+                _ => parse_time(value).is_some_and(|t| match kind.unwrap_or_default() {
+                    "LESS_THAN" => e.created < t,
+                    "GREATER_THAN" => e.created > t,
+                    _ => e.created == t,
+                }),
+            })
+        })
+        .collect();
+    executions.sort_by(|x, y| y.created.total_cmp(&x.created));
+    let items = executions
+        .into_iter()
+        .map(|e| {
+            let (status, detailed) = e.status();
+            json!({
+                "AssociationId": a.id,
+                "AssociationVersion": e.association_version.to_string(),
+                "ExecutionId": e.id,
+                "Status": status,
+                "DetailedStatus": detailed,
+                "CreatedTime": e.created,
+                "ResourceCountByStatus": e.resource_count_by_status(),
+            })
+        })
+        .collect();
+    page(state, "DescribeAssociationExecutions", input, "AssociationExecutions", items)
+}
+
+fn describe_association_execution_targets(
+    state: &State,
+    input: &Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let association_id = id(input, "AssociationId")?;
+    let execution_id = id(input, "ExecutionId")?;
+    let filters = filters(input, "Filters", "Key", "Value")?;
+    for (key, _, _) in &filters {
+        if !["Status", "ResourceId", "ResourceType"].contains(key) {
+            return Err(enum_error("filters.member.key", key, "Status, ResourceId, ResourceType"));
+        }
+    }
+    let a = association(state, association_id)?;
+    let e = a
+        .executions
+        .iter()
+        .find(|e| e.id.eq_ignore_ascii_case(execution_id))
+        .ok_or_else(|| {
+            ApiError::client(
+                "AssociationExecutionDoesNotExist",
+                format!("AssociationExecution with ID {execution_id} does not exist."),
+            )
+        })?;
+    let items = e
+        .targets
+        .iter()
+        .filter(|t| {
+            filters.iter().all(|(key, value, _)| match *key {
+                "Status" => t.status == *value,
+                "ResourceId" => t.resource_id == *value,
+                _ => t.resource_type == *value,
+            })
+        })
+        .map(|t| {
+            let mut v = json!({
+                "AssociationId": a.id,
+                "AssociationVersion": e.association_version.to_string(),
+                "ExecutionId": e.id,
+                "ResourceId": t.resource_id,
+                "ResourceType": t.resource_type,
+                "Status": t.status,
+                "DetailedStatus": t.detailed_status,
+                "OutputSource": {
+                    "OutputSourceId": output_source_id(&e.id, &t.resource_id),
+                    "OutputSourceType": "RunCommand",
+                },
+            });
+            if let Some(d) = t.last_execution_date {
+                v["LastExecutionDate"] = json!(d);
+            }
+            v
+        })
+        .collect();
+    page(state, "DescribeAssociationExecutionTargets", input, "AssociationExecutionTargets", items)
+}
+
+fn association<'a>(state: &'a State, id: &str) -> Result<&'a Association, ApiError> {
+    state.association(id).ok_or_else(|| {
+        ApiError::client(
+            "AssociationDoesNotExist",
+            format!("Association with ID {id} does not exist."),
+        )
+    })
+}
+
+/// The overview's Status is one of Pending, Success, Failed; DetailedStatus says more.
+fn overview_status(a: &Association) -> (&'static str, String) {
+    match a.latest().map(Execution::status) {
+        None => ("Pending", "Associated".to_owned()),
+        Some((s, d)) => match s.as_str() {
+            "Success" => ("Success", d),
+            "Failed" | "TimedOut" => ("Failed", d),
+            _ => ("Pending", d),
+        },
+    }
+}
+
+fn overview(a: &Association) -> Value {
+    let (status, detailed) = overview_status(a);
+    let mut counts = Map::new();
+    if let Some(e) = a.latest() {
+        for t in &e.targets {
+            let n = counts.get(&t.status).and_then(Value::as_u64).unwrap_or(0);
+            counts.insert(t.status.clone(), json!(n + 1));
+        }
+    }
+    json!({ "Status": status, "DetailedStatus": detailed, "AssociationStatusAggregatedCount": counts })
+}
+
+/// A stable 36-character command ID for a target's run.
+fn output_source_id(execution_id: &str, resource_id: &str) -> String {
+    let h = fingerprint(execution_id, &Map::from_iter([("r".to_owned(), json!(resource_id))]));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-9{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        (h >> 4) & 0xfff,
+        h & 0xffff_ffff_ffff
+    )
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` into seconds since the epoch.
+pub(super) fn parse_time(s: &str) -> Option<f64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(str::parse::<i64>);
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(str::parse::<i64>);
+    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3_600 + mm * 60 + ss) as f64 + frac)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0.0));
+        assert_eq!(parse_time("2019-02-18T16:00:00Z"), Some(1_550_505_600.0));
+        assert_eq!(parse_time("2018-04-10T19:15:38.5Z"), Some(1_523_387_738.5));
+        assert_eq!(parse_time("2018-04-10"), None);
+        assert_eq!(parse_time("2018-13-10T00:00:00Z"), None);
+    }
+
+    #[test]
+    fn attempts() {
+        assert_eq!(parse_attempt("attempt=2; max=3"), Some(2));
+        assert_eq!(parse_attempt("max=3"), None);
+    }
+}

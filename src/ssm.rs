@@ -1,0 +1,185 @@
+//! The AWS boundary: a narrow trait over the four SSM operations we call, and the plain records
+//! they return. Only `ssm/aws.rs` names an `aws_sdk_ssm` type; everything else sees these.
+
+pub mod aws;
+
+use std::future::Future;
+use std::time::SystemTime;
+
+use crate::config::TargetFilter;
+
+/// Every listing asks for the API's maximum page, to make the fewest calls.
+pub const MAX_RESULTS: i32 = 50;
+
+/// One page of a listing and the token for the next, `None` at the end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+/// An association as ListAssociations or DescribeAssociation report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Association {
+    pub association_id: String,
+    pub association_name: Option<String>,
+    pub document_name: Option<String>,
+    pub document_version: Option<String>,
+    pub association_version: Option<String>,
+    pub last_execution_date: Option<SystemTime>,
+}
+
+/// One run of an association, from DescribeAssociationExecutions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub execution_id: String,
+    pub status: Option<String>,
+    pub detailed_status: Option<String>,
+    pub created_time: Option<SystemTime>,
+    pub last_execution_date: Option<SystemTime>,
+    /// The API's summary string, such as `{Failed=1, Success=2}`; opaque to us.
+    pub resource_count_by_status: Option<String>,
+}
+
+/// The three fields of an execution target that we count by; the rest is never kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub status: Option<String>,
+    pub detailed_status: Option<String>,
+    pub resource_type: Option<String>,
+}
+
+/// What narrows ListAssociations server-side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssociationQuery {
+    pub document_name: Option<String>,
+}
+
+/// Which executions DescribeAssociationExecutions should return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionQuery {
+    /// Newest first, as the API orders them.
+    All,
+    /// Only this one (an `ExecutionId EQUAL` filter).
+    Id(String),
+}
+
+/// The SSM operations a poll cycle needs, one page per call.
+///
+/// Implementations make exactly one API operation per method call (with the SDK's retries
+/// inside it), so callers can count calls.
+pub trait Ssm: Send + Sync {
+    fn list_associations(
+        &self,
+        query: &AssociationQuery,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Association>, SsmError>> + Send;
+
+    fn describe_association(
+        &self,
+        association_id: &str,
+    ) -> impl Future<Output = Result<Association, SsmError>> + Send;
+
+    fn describe_association_executions(
+        &self,
+        association_id: &str,
+        query: &ExecutionQuery,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Execution>, SsmError>> + Send;
+
+    fn describe_association_execution_targets(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        filters: &[TargetFilter],
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Target>, SsmError>> + Send;
+}
+
+/// The operations, as a closed set for metric labels and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Operation {
+    ListAssociations,
+    DescribeAssociation,
+    DescribeAssociationExecutions,
+    DescribeAssociationExecutionTargets,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 4] = [
+        Operation::ListAssociations,
+        Operation::DescribeAssociation,
+        Operation::DescribeAssociationExecutions,
+        Operation::DescribeAssociationExecutionTargets,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::ListAssociations => "ListAssociations",
+            Operation::DescribeAssociation => "DescribeAssociation",
+            Operation::DescribeAssociationExecutions => "DescribeAssociationExecutions",
+            Operation::DescribeAssociationExecutionTargets => "DescribeAssociationExecutionTargets",
+        }
+    }
+}
+
+/// Why an SSM call failed, after the SDK's retries.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SsmError {
+    #[error("association does not exist")]
+    AssociationDoesNotExist,
+    #[error("association execution does not exist")]
+    ExecutionDoesNotExist,
+    #[error("invalid next token")]
+    InvalidNextToken,
+    #[error("throttled: {message}")]
+    Throttled { message: String },
+    /// A 4xx answer other than the ones above: denied access, bad credentials, validation.
+    #[error("rejected with {code}: {message}")]
+    Rejected { code: String, message: String },
+    /// A 5xx answer, or an error code we cannot tell apart.
+    #[error("service error {code}: {message}")]
+    Service { code: String, message: String },
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// Connect, DNS, TLS, reset: no answer came back.
+    #[error("no response: {0}")]
+    Network(String),
+    /// An answer came back that could not be read.
+    #[error("unreadable response: {0}")]
+    Response(String),
+    /// Credentials, region or other client setup that keeps any call from being sent.
+    #[error("cannot send request: {0}")]
+    Setup(String),
+}
+
+impl SsmError {
+    /// A closed set of outcome names, safe as metric label values.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SsmError::AssociationDoesNotExist | SsmError::ExecutionDoesNotExist => "not_found",
+            SsmError::InvalidNextToken => "invalid_token",
+            SsmError::Throttled { .. } => "throttled",
+            SsmError::Rejected { .. } => "client_error",
+            SsmError::Service { .. } => "server_error",
+            SsmError::Timeout(_) => "timeout",
+            SsmError::Network(_) => "network_error",
+            SsmError::Response(_) => "invalid_response",
+            SsmError::Setup(_) => "setup_error",
+        }
+    }
+
+    /// Every value [`SsmError::kind`] can return, and `success`: the outcome label set.
+    pub const OUTCOMES: [&'static str; 10] = [
+        "success",
+        "not_found",
+        "invalid_token",
+        "throttled",
+        "client_error",
+        "server_error",
+        "timeout",
+        "network_error",
+        "invalid_response",
+        "setup_error",
+    ];
+}

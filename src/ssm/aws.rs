@@ -1,0 +1,303 @@
+//! [`Ssm`] over the real `aws-sdk-ssm` client. The only file that names an `aws_sdk_ssm` type:
+//! SDK shapes become our records here, and SDK errors become [`SsmError`].
+
+use std::time::{Duration, SystemTime};
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_ssm::config::http::HttpResponse;
+use aws_sdk_ssm::config::{Credentials, Region};
+use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::types as sdk;
+
+use super::{
+    Association, AssociationQuery, Execution, ExecutionQuery, Page, Ssm, SsmError, Target,
+    MAX_RESULTS,
+};
+use crate::config::TargetFilter;
+
+/// How to build the client. Everything left `None` comes from the standard aws-config chain.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub region: Option<String>,
+    /// Takes precedence over `AWS_ENDPOINT_URL_SSM` and `AWS_ENDPOINT_URL`.
+    pub endpoint_url: Option<String>,
+    /// Fixed credentials instead of the chain: for the demo and tests, which talk to the
+    /// simulator and must never probe instance metadata or read the host's profile.
+    pub static_credentials: Option<(String, String)>,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// The first retry waits up to this long (full jitter), doubling up to 20 s.
+    pub initial_backoff: Duration,
+    /// The whole call, every retry included.
+    pub operation_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            region: None,
+            endpoint_url: None,
+            static_credentials: None,
+            max_attempts: 3,
+            initial_backoff: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "no AWS region: set `region` in the config file, or AWS_REGION / AWS_DEFAULT_REGION, or a profile region"
+    )]
+    NoRegion,
+}
+
+/// The SSM client; cheap to clone, every clone shares one connection pool.
+#[derive(Debug, Clone)]
+pub struct AwsSsm {
+    client: aws_sdk_ssm::Client,
+}
+
+impl AwsSsm {
+    /// Loads the aws-config chain and builds the SSM client; nothing is sent yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NoRegion`] when neither the options nor the chain name a region.
+    pub async fn connect(options: &ClientOptions) -> Result<Self, ClientError> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(options.max_attempts)
+                    .with_initial_backoff(options.initial_backoff),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(options.operation_timeout)
+                    .build(),
+            );
+        if let Some(region) = &options.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some((key, secret)) = &options.static_credentials {
+            loader = loader.credentials_provider(Credentials::new(
+                key.clone(),
+                secret.clone(),
+                None,
+                None,
+                "ssm-association-exporter-static",
+            ));
+        }
+        let shared = loader.load().await;
+        if shared.region().is_none() {
+            return Err(ClientError::NoRegion);
+        }
+        let mut builder = aws_sdk_ssm::config::Builder::from(&shared);
+        if let Some(url) = &options.endpoint_url {
+            builder = builder.endpoint_url(url.clone());
+        }
+        Ok(AwsSsm {
+            client: aws_sdk_ssm::Client::from_conf(builder.build()),
+        })
+    }
+}
+
+impl Ssm for AwsSsm {
+    async fn list_associations(
+        &self,
+        query: &AssociationQuery,
+        next_token: Option<String>,
+    ) -> Result<Page<Association>, SsmError> {
+        let mut request = self
+            .client
+            .list_associations()
+            .max_results(MAX_RESULTS)
+            .set_next_token(next_token);
+        if let Some(document) = &query.document_name {
+            let filter = sdk::AssociationFilter::builder()
+                .key(sdk::AssociationFilterKey::Name)
+                .value(document)
+                .build()
+                .map_err(|e| SsmError::Setup(e.to_string()))?;
+            request = request.association_filter_list(filter);
+        }
+        let out = request.send().await.map_err(classify)?;
+        Ok(Page {
+            items: out.associations().iter().map(association).collect(),
+            next_token: token(out.next_token()),
+        })
+    }
+
+    async fn describe_association(&self, association_id: &str) -> Result<Association, SsmError> {
+        let out = self
+            .client
+            .describe_association()
+            .association_id(association_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let d = out.association_description().ok_or_else(|| {
+            SsmError::Response("DescribeAssociation answered without AssociationDescription".into())
+        })?;
+        Ok(Association {
+            association_id: d.association_id().unwrap_or(association_id).to_owned(),
+            association_name: d.association_name().map(str::to_owned),
+            document_name: d.name().map(str::to_owned),
+            document_version: d.document_version().map(str::to_owned),
+            association_version: d.association_version().map(str::to_owned),
+            last_execution_date: d.last_execution_date().and_then(time),
+        })
+    }
+
+    async fn describe_association_executions(
+        &self,
+        association_id: &str,
+        query: &ExecutionQuery,
+        next_token: Option<String>,
+    ) -> Result<Page<Execution>, SsmError> {
+        let mut request = self
+            .client
+            .describe_association_executions()
+            .association_id(association_id)
+            .max_results(MAX_RESULTS)
+            .set_next_token(next_token);
+        if let ExecutionQuery::Id(id) = query {
+            let filter = sdk::AssociationExecutionFilter::builder()
+                .key(sdk::AssociationExecutionFilterKey::ExecutionId)
+                .value(id)
+                .r#type(sdk::AssociationFilterOperatorType::Equal)
+                .build()
+                .map_err(|e| SsmError::Setup(e.to_string()))?;
+            request = request.filters(filter);
+        }
+        let out = request.send().await.map_err(classify)?;
+        let items = out
+            .association_executions()
+            .iter()
+            .filter_map(|e| {
+                Some(Execution {
+                    // An execution without an ID cannot be asked for its targets.
+                    execution_id: e.execution_id()?.to_owned(),
+                    status: e.status().map(str::to_owned),
+                    detailed_status: e.detailed_status().map(str::to_owned),
+                    created_time: e.created_time().and_then(time),
+                    last_execution_date: e.last_execution_date().and_then(time),
+                    resource_count_by_status: e.resource_count_by_status().map(str::to_owned),
+                })
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next_token: token(out.next_token()),
+        })
+    }
+
+    async fn describe_association_execution_targets(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        filters: &[TargetFilter],
+        next_token: Option<String>,
+    ) -> Result<Page<Target>, SsmError> {
+        let mut request = self
+            .client
+            .describe_association_execution_targets()
+            .association_id(association_id)
+            .execution_id(execution_id)
+            .max_results(MAX_RESULTS)
+            .set_next_token(next_token);
+        for f in filters {
+            let filter = sdk::AssociationExecutionTargetsFilter::builder()
+                .key(sdk::AssociationExecutionTargetsFilterKey::from(f.key.as_str()))
+                .value(f.value.as_str())
+                .build()
+                .map_err(|e| SsmError::Setup(e.to_string()))?;
+            request = request.filters(filter);
+        }
+        let out = request.send().await.map_err(classify)?;
+        Ok(Page {
+            items: out
+                .association_execution_targets()
+                .iter()
+                .map(|t| Target {
+                    status: t.status().map(str::to_owned),
+                    detailed_status: t.detailed_status().map(str::to_owned),
+                    resource_type: t.resource_type().map(str::to_owned),
+                })
+                .collect(),
+            next_token: token(out.next_token()),
+        })
+    }
+}
+
+fn association(a: &sdk::Association) -> Association {
+    Association {
+        association_id: a.association_id().unwrap_or_default().to_owned(),
+        association_name: a.association_name().map(str::to_owned),
+        document_name: a.name().map(str::to_owned),
+        document_version: a.document_version().map(str::to_owned),
+        association_version: a.association_version().map(str::to_owned),
+        last_execution_date: a.last_execution_date().and_then(time),
+    }
+}
+
+/// ListAssociations documents `""` as the end of the listing; treat it like an absent token.
+fn token(t: Option<&str>) -> Option<String> {
+    t.filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+fn time(t: &aws_sdk_ssm::primitives::DateTime) -> Option<SystemTime> {
+    SystemTime::try_from(*t).ok()
+}
+
+/// Error codes that mean "slow down", as the SDK's own retry classifier lists them.
+const THROTTLING_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+];
+
+fn classify<E>(err: SdkError<E, HttpResponse>) -> SsmError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let context = || DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default().to_owned();
+            let message = service.err().message().unwrap_or_default().to_owned();
+            let status = service.raw().status().as_u16();
+            match code.as_str() {
+                "AssociationDoesNotExist" => SsmError::AssociationDoesNotExist,
+                "AssociationExecutionDoesNotExist" => SsmError::ExecutionDoesNotExist,
+                "InvalidNextToken" => SsmError::InvalidNextToken,
+                c if THROTTLING_CODES.contains(&c) => SsmError::Throttled { message },
+                "" => SsmError::Service {
+                    code: format!("HTTP {status}"),
+                    message,
+                },
+                _ if status >= 500 => SsmError::Service { code, message },
+                _ => SsmError::Rejected { code, message },
+            }
+        }
+        SdkError::TimeoutError(_) => SsmError::Timeout(context()),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => SsmError::Timeout(context()),
+        SdkError::DispatchFailure(failure) if failure.is_user() => SsmError::Setup(context()),
+        SdkError::DispatchFailure(_) => SsmError::Network(context()),
+        SdkError::ResponseError(_) => SsmError::Response(context()),
+        SdkError::ConstructionFailure(_) => SsmError::Setup(context()),
+        _ => SsmError::Service {
+            code: "unknown".into(),
+            message: context(),
+        },
+    }
+}

@@ -1,0 +1,147 @@
+//! The exporter's own metrics: API calls, cycles, build info. They live across cycles, unlike
+//! the snapshot's series, and belong to one exporter instance: there is no global registry.
+
+use prometheus::core::Collector;
+use prometheus::proto::MetricFamily;
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::ssm::{Operation, SsmError};
+
+pub const NAMESPACE: &str = "ssm_association_exporter";
+
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    registry: Registry,
+    api_requests: IntCounterVec,
+    cycles: IntCounterVec,
+    cycle_duration: Gauge,
+    last_success: Gauge,
+    watched: IntGauge,
+}
+
+impl Telemetry {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let api_requests = IntCounterVec::new(
+            Opts::new(
+                "api_requests_total",
+                "SSM API calls made, by operation and outcome; a call that the SDK retried counts once, with its final outcome.",
+            )
+            .namespace(NAMESPACE),
+            &["operation", "outcome"],
+        )
+        .expect("static metric options are valid");
+        let cycles = IntCounterVec::new(
+            Opts::new(
+                "cycles_total",
+                "Poll cycles run, by outcome: success when every SSM call of the cycle succeeded.",
+            )
+            .namespace(NAMESPACE),
+            &["outcome"],
+        )
+        .expect("static metric options are valid");
+        let cycle_duration = Gauge::with_opts(
+            Opts::new(
+                "last_cycle_duration_seconds",
+                "How long the last poll cycle took.",
+            )
+            .namespace(NAMESPACE),
+        )
+        .expect("static metric options are valid");
+        let last_success = Gauge::with_opts(
+            Opts::new(
+                "last_successful_cycle_timestamp_seconds",
+                "When the last poll cycle in which every SSM call succeeded finished, in seconds since the epoch; 0 before the first.",
+            )
+            .namespace(NAMESPACE),
+        )
+        .expect("static metric options are valid");
+        let watched = IntGauge::with_opts(
+            Opts::new(
+                "watched_associations",
+                "Associations the last poll cycle watched.",
+            )
+            .namespace(NAMESPACE),
+        )
+        .expect("static metric options are valid");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "The version of the exporter and of the Rust compiler it was built with; always 1.",
+            )
+            .namespace(NAMESPACE),
+            &["version", "rustc_version"],
+        )
+        .expect("static metric options are valid");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SAE_RUSTC_VERSION")])
+            .set(1);
+        // Zero series for the outcomes every dashboard plots, so rate() has a start.
+        for op in Operation::ALL {
+            api_requests.with_label_values(&[op.as_str(), "success"]);
+        }
+        for outcome in ["success", "failure"] {
+            cycles.with_label_values(&[outcome]);
+        }
+
+        let collectors: [Box<dyn Collector>; 6] = [
+            Box::new(api_requests.clone()),
+            Box::new(cycles.clone()),
+            Box::new(cycle_duration.clone()),
+            Box::new(last_success.clone()),
+            Box::new(watched.clone()),
+            Box::new(build_info),
+        ];
+        for c in collectors {
+            registry
+                .register(c)
+                .expect("each metric name is registered once");
+        }
+        Telemetry {
+            registry,
+            api_requests,
+            cycles,
+            cycle_duration,
+            last_success,
+            watched,
+        }
+    }
+
+    pub fn record_call<T>(&self, operation: Operation, result: &Result<T, SsmError>) {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(e) => e.kind(),
+        };
+        self.api_requests
+            .with_label_values(&[operation.as_str(), outcome])
+            .inc();
+    }
+
+    pub fn api_requests(&self, operation: Operation, outcome: &str) -> u64 {
+        self.api_requests
+            .with_label_values(&[operation.as_str(), outcome])
+            .get()
+    }
+
+    pub fn record_cycle(&self, ok: bool, seconds: f64, finished_unix: f64, watched: usize) {
+        self.cycles
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
+        self.cycle_duration.set(seconds);
+        if ok {
+            self.last_success.set(finished_unix);
+        }
+        self.watched
+            .set(i64::try_from(watched).unwrap_or(i64::MAX));
+    }
+
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
+    }
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
