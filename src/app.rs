@@ -19,6 +19,7 @@ use crate::telemetry::Telemetry;
 pub struct Exporter {
     local_addr: SocketAddr,
     triggers: mpsc::Sender<Trigger>,
+    exposition: watch::Receiver<Arc<Exposition>>,
     shutdown: watch::Sender<bool>,
     scheduler: JoinHandle<()>,
     server: JoinHandle<()>,
@@ -58,13 +59,19 @@ impl Exporter {
         };
         let scheduler = tokio::spawn(scheduler.run(trigger_rx, stop.clone()));
         let mut server_stop = stop;
-        let server = tokio::spawn(server::serve(listener, exposition, options, async move {
-            // An error means the sender is gone, which is a stop too.
-            let _ = server_stop.wait_for(|stop| *stop).await;
-        }));
+        let server = tokio::spawn(server::serve(
+            listener,
+            exposition.clone(),
+            options,
+            async move {
+                // An error means the sender is gone, which is a stop too.
+                let _ = server_stop.wait_for(|stop| *stop).await;
+            },
+        ));
         Ok(Exporter {
             local_addr,
             triggers,
+            exposition,
             shutdown,
             scheduler,
             server,
@@ -87,6 +94,20 @@ impl Exporter {
             .await
             .map_err(|_| ExporterError::Stopped)?;
         answer.await.map_err(|_| ExporterError::Stopped)
+    }
+
+    /// Waits until `n` cycles have finished and their result is served.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::Stopped`] if the scheduler is gone first.
+    pub async fn wait_for_cycle(&self, n: u64) -> Result<(), ExporterError> {
+        let mut exposition = self.exposition.clone();
+        exposition
+            .wait_for(|e| e.cycles >= n)
+            .await
+            .map(drop)
+            .map_err(|_| ExporterError::Stopped)
     }
 
     /// Stops polling and serving; returns once in-flight requests are answered.

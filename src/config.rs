@@ -233,7 +233,10 @@ pub fn parse(text: &str) -> Result<Config, String> {
     .map_err(|e| {
         let message = e.to_string();
         // serde_yaml names no line for a repeated key; the second occurrence is the culprit.
-        match message.strip_prefix("duplicate field `").and_then(|m| m.strip_suffix('`')) {
+        match message
+            .strip_prefix("duplicate field `")
+            .and_then(|m| m.strip_suffix('`'))
+        {
             Some(key) => {
                 let line = text
                     .lines()
@@ -249,7 +252,10 @@ pub fn parse(text: &str) -> Result<Config, String> {
     let field = |path: &str, value: &str, check: fn(&str) -> Result<(), String>| {
         check(value).map_err(|message| {
             let key = path.rsplit('.').next().unwrap_or(path);
-            format!("{path}: {message}{}", line_suffix(line_of(text, key, value)))
+            format!(
+                "{path}: {message}{}",
+                line_suffix(line_of(text, key, value))
+            )
         })
     };
     let text_field = |path: &str, value: Option<String>| -> Result<Option<String>, String> {
@@ -302,7 +308,10 @@ pub fn parse(text: &str) -> Result<Config, String> {
             let path = format!("associations[{i}]");
             field(&format!("{path}.association_id"), &a.association_id, uuid)?;
             let association_id = AwsId(a.association_id.to_ascii_lowercase());
-            if let Some(first) = watched.iter().position(|w| w.association_id == association_id) {
+            if let Some(first) = watched
+                .iter()
+                .position(|w| w.association_id == association_id)
+            {
                 return Err(format!(
                     "{path}.association_id: {association_id} is listed already as associations[{first}]{}",
                     line_suffix(nth_line_containing(text, association_id.as_str(), 1)),
@@ -419,7 +428,13 @@ pub fn format_duration(d: Duration) -> String {
         return "0s".to_owned();
     }
     let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ] {
         if ms >= size {
             out.push_str(&format!("{}{unit}", ms / size));
             ms %= size;
@@ -446,10 +461,25 @@ mod tests {
             ("2m3s", 123_000),
         ];
         for (input, ms) in ok {
-            assert_eq!(parse_duration(input), Ok(Duration::from_millis(ms)), "{input}");
+            assert_eq!(
+                parse_duration(input),
+                Ok(Duration::from_millis(ms)),
+                "{input}"
+            );
             assert_eq!(format_duration(Duration::from_millis(ms)), input);
         }
-        for bad in ["", "60", "s", "1.5s", "5 m", "1x", "3s1m", "1m1m", "-1s", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "60",
+            "s",
+            "1.5s",
+            "5 m",
+            "1x",
+            "3s1m",
+            "1m1m",
+            "-1s",
+            "99999999999999999999d",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -497,14 +527,54 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_loads() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"));
+        let config = load(path).expect("config.example.yaml is valid");
+        assert_eq!(
+            config.summary(),
+            "3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default"
+        );
+        let Watch::Explicit(list) = &config.watch else {
+            panic!("expected explicit associations")
+        };
+        assert_eq!(list[2].filters.len(), 2);
+        // The commented-out discovery block is valid too, once the associations are gone.
+        let text = std::fs::read_to_string(path).expect("read example");
+        let start = text.find("associations:\n").expect("associations key");
+        let end = text
+            .find("# Narrowing for discovery")
+            .expect("discovery comment");
+        let discovery: String = text[end..]
+            .lines()
+            .skip(1)
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let swapped = format!("{}{discovery}\n", &text[..start]);
+        let config = parse(&swapped).expect("the example's discovery block is valid");
+        assert_eq!(
+            config.watch,
+            Watch::Discover(Discovery {
+                name_prefix: Some("patch-".into()),
+                document_name: Some("AWS-RunPatchBaseline".into()),
+            })
+        );
+    }
+
+    #[test]
     fn empty_means_discover_everything() {
         for text in ["", "associations: []\n", "associations:\n"] {
             let config = parse(text).expect(text);
-            assert_eq!(config.watch, Watch::Discover(Discovery::default()), "{text:?}");
+            assert_eq!(
+                config.watch,
+                Watch::Discover(Discovery::default()),
+                "{text:?}"
+            );
             assert_eq!(config.poll_interval, DEFAULT_POLL_INTERVAL);
         }
-        let config = parse("discovery:\n  name_prefix: patch-\n  document_name: AWS-RunPatchBaseline\n")
-            .expect("valid");
+        let config =
+            parse("discovery:\n  name_prefix: patch-\n  document_name: AWS-RunPatchBaseline\n")
+                .expect("valid");
         assert_eq!(
             config.watch,
             Watch::Discover(Discovery {
@@ -530,7 +600,10 @@ mod tests {
                 "poll_interval: 1m\n\npoll_interval: 2m\n",
                 "poll_interval: repeated at line 3",
             ),
-            ("poll_interval: 500ms\n", "poll_interval: must be at least 1s at line 1"),
+            (
+                "poll_interval: 500ms\n",
+                "poll_interval: must be at least 1s at line 1",
+            ),
             (
                 "associations:\n  - association_id: fa94c678-85c6-4d40-926b-7c791EXAMPLE\n",
                 "associations[0].association_id: \"fa94c678-85c6-4d40-926b-7c791EXAMPLE\" is not an ID of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits) at line 2",
@@ -540,15 +613,21 @@ mod tests {
                 "associations[0].execution_id: \"42\" is not an ID of the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (hex digits) at line 3",
             ),
             (
-                &format!("associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Colour, value: red }}\n"),
+                &format!(
+                    "associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Colour, value: red }}\n"
+                ),
                 "associations[0].filters[0].key: unknown variant `Colour`, expected one of `Status`, `ResourceId`, `ResourceType` at line 4 column 16",
             ),
             (
-                &format!("associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Status, value: \"\" }}\n"),
+                &format!(
+                    "associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Status, value: \"\" }}\n"
+                ),
                 "associations[0].filters[0].value: must not be empty at line 4",
             ),
             (
-                &format!("associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Status }}\n"),
+                &format!(
+                    "associations:\n  - association_id: {A1}\n    filters:\n      - {{ key: Status }}\n"
+                ),
                 "associations[0].filters[0]: missing field `value` at line 4 column 9",
             ),
             (
@@ -560,27 +639,47 @@ mod tests {
                 "associations[0]: unknown field `pinned`, expected one of `association_id`, `execution_id`, `filters` at line 3 column 5",
             ),
             (
-                &format!("associations:\n  - association_id: {A1}\n  - association_id: {}\n", A1.to_ascii_uppercase()),
-                &format!("associations[1].association_id: {A1} is listed already as associations[0] at line 3"),
+                &format!(
+                    "associations:\n  - association_id: {A1}\n  - association_id: {}\n",
+                    A1.to_ascii_uppercase()
+                ),
+                &format!(
+                    "associations[1].association_id: {A1} is listed already as associations[0] at line 3"
+                ),
             ),
             (
-                &format!("associations:\n  - association_id: {A1}\ndiscovery:\n  name_prefix: patch-\n"),
+                &format!(
+                    "associations:\n  - association_id: {A1}\ndiscovery:\n  name_prefix: patch-\n"
+                ),
                 "discovery: applies only when no associations are listed; remove one of the two at line 3",
             ),
             (
                 "discovery:\n  name_prefix: patch-\n  document: AWS-RunPatchBaseline\n",
                 "discovery: unknown field `document`, expected `name_prefix` or `document_name` at line 3 column 3",
             ),
-            ("associations: all\n", "associations: invalid type: string \"all\", expected a sequence at line 1 column 15"),
-            ("endpoint_url: localhost:4566\n", "endpoint_url: \"localhost:4566\" is not an http:// or https:// URL at line 1"),
-            ("region: [us-east-1]\n", "region: invalid type: sequence, expected a string at line 1 column 9"),
-            ("- region\n", "invalid type: sequence, expected a mapping of configuration keys"),
+            (
+                "associations: all\n",
+                "associations: invalid type: string \"all\", expected a sequence at line 1 column 15",
+            ),
+            (
+                "endpoint_url: localhost:4566\n",
+                "endpoint_url: \"localhost:4566\" is not an http:// or https:// URL at line 1",
+            ),
+            (
+                "region: [us-east-1]\n",
+                "region: invalid type: sequence, expected a string at line 1 column 9",
+            ),
+            (
+                "- region\n",
+                "invalid type: sequence, expected a mapping of configuration keys",
+            ),
         ];
         let mismatches: Vec<String> = cases
             .iter()
             .filter_map(|(text, expected)| {
                 let got = parse(text).expect_err(text);
-                (got != *expected).then(|| format!("config:\n{text}\n  got: {got}\n want: {expected}"))
+                (got != *expected)
+                    .then(|| format!("config:\n{text}\n  got: {got}\n want: {expected}"))
             })
             .collect();
         assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
@@ -603,7 +702,8 @@ mod tests {
         let missing = dir.join("missing.yaml");
         let err = load(&missing).expect_err("missing file");
         assert!(
-            err.to_string().starts_with(&format!("{}: cannot read: ", missing.display())),
+            err.to_string()
+                .starts_with(&format!("{}: cannot read: ", missing.display())),
             "{err}"
         );
     }

@@ -70,7 +70,11 @@ where
 }
 
 /// A response with a fixed body and content type.
-pub fn response(status: hyper::StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+pub fn response(
+    status: hyper::StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {

@@ -27,7 +27,11 @@ const DEFAULT_LISTEN_ADDRESS: &str = ":8467";
 )]
 struct Flags {
     /// Configuration file (YAML). Without one, every association in the region is discovered.
-    #[arg(long = "config.file", value_name = "PATH", env = "SSM_EXPORTER_CONFIG_FILE")]
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        env = "SSM_EXPORTER_CONFIG_FILE"
+    )]
     config_file: Option<PathBuf>,
 
     /// Validate the configuration, print a one-line summary and exit.
@@ -39,7 +43,11 @@ struct Flags {
     listen_address: String,
 
     /// Path under which metrics are served.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
     telemetry_path: String,
 
     /// Log level: error, warn, info, debug or trace.
@@ -71,7 +79,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             error!(error = %e, "cannot start the async runtime");
@@ -116,10 +127,18 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let (demo, mut options) = if flags.demo {
         let sim = Sim::new(42);
         sim::demo::seed(&sim);
-        let server = sim.start().await.context("cannot start the simulated SSM endpoint")?;
+        let server = sim
+            .start()
+            .await
+            .context("cannot start the simulated SSM endpoint")?;
         info!(endpoint = %server.endpoint_url(), "demo: simulated SSM endpoint started");
         let options = ClientOptions {
-            region: Some(config.region.clone().unwrap_or_else(|| "us-east-2".to_owned())),
+            region: Some(
+                config
+                    .region
+                    .clone()
+                    .unwrap_or_else(|| "us-east-2".to_owned()),
+            ),
             endpoint_url: Some(server.endpoint_url()),
             static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
             ..ClientOptions::default()

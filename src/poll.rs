@@ -49,7 +49,10 @@ pub async fn poll_once<S: Ssm>(
                 let id = watched.association_id.as_str();
                 match poller.explicit(watched).await {
                     Ok(Some(state)) => states.push(state),
-                    Ok(None) => warn!(association_id = id, "association does not exist; its series are dropped"),
+                    Ok(None) => warn!(
+                        association_id = id,
+                        "association does not exist; its series are dropped"
+                    ),
                     Err(e) => {
                         failures += 1;
                         warn!(association_id = id, error = %e, "poll of association failed; keeping its last values");
@@ -64,7 +67,9 @@ pub async fn poll_once<S: Ssm>(
                     let id = association.association_id.clone();
                     match poller.latest(association).await {
                         Ok(Some(state)) => states.push(state),
-                        Ok(None) => debug!(association_id = %id, "association deleted during the cycle"),
+                        Ok(None) => {
+                            debug!(association_id = %id, "association deleted during the cycle")
+                        }
                         Err(e) => {
                             failures += 1;
                             warn!(association_id = %id, error = %e, "poll of association failed; keeping its last values");
@@ -176,13 +181,19 @@ impl<S: Ssm> Poller<'_, S> {
             ..association
         };
         match &watched.execution_id {
-            Some(pinned) => self.pinned(association, pinned.as_str(), &watched.filters).await,
+            Some(pinned) => {
+                self.pinned(association, pinned.as_str(), &watched.filters)
+                    .await
+            }
             None => self.execution_targets(association, &watched.filters).await,
         }
     }
 
     /// A discovered association: its latest execution, all targets counted.
-    async fn latest(&self, association: Association) -> Result<Option<AssociationState>, CallError> {
+    async fn latest(
+        &self,
+        association: Association,
+    ) -> Result<Option<AssociationState>, CallError> {
         self.execution_targets(association, &[]).await
     }
 
@@ -213,9 +224,7 @@ impl<S: Ssm> Poller<'_, S> {
         let listed = self
             .each_page(
                 Operation::DescribeAssociationExecutions,
-                |token| {
-                    self.ssm.describe_association_executions(&id, &query, token)
-                },
+                |token| self.ssm.describe_association_executions(&id, &query, token),
                 |page: Vec<Execution>| {
                     found = found.take().or_else(|| {
                         page.into_iter()
@@ -260,7 +269,11 @@ impl<S: Ssm> Poller<'_, S> {
         loop {
             let result = self
                 .ssm
-                .describe_association_executions(association_id, &ExecutionQuery::All, token.clone())
+                .describe_association_executions(
+                    association_id,
+                    &ExecutionQuery::All,
+                    token.clone(),
+                )
                 .await;
             let page = match self.record(Operation::DescribeAssociationExecutions, result) {
                 Ok(page) => page,
@@ -280,7 +293,11 @@ impl<S: Ssm> Poller<'_, S> {
                     .map(|(_, e)| e);
                 return Ok(Some(newest));
             }
-            match next(Operation::DescribeAssociationExecutions, token.as_deref(), page.next_token)? {
+            match next(
+                Operation::DescribeAssociationExecutions,
+                token.as_deref(),
+                page.next_token,
+            )? {
                 Some(t) => token = Some(t),
                 None => return Ok(Some(None)),
             }

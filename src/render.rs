@@ -21,17 +21,34 @@ struct Family {
 const TARGETS: Family = Family {
     name: "ssm_association_execution_targets",
     help: "Targets of the association's latest (or pinned) execution, by status, detailed status and resource type, as of the last poll.",
-    labels: &["association_id", "execution_id", "status", "detailed_status", "resource_type"],
+    labels: &[
+        "association_id",
+        "execution_id",
+        "status",
+        "detailed_status",
+        "resource_type",
+    ],
 };
 const INFO: Family = Family {
     name: "ssm_association_info",
     help: "Always 1: the association's name, document and versions, as of the last successful poll.",
-    labels: &["association_id", "association_name", "document_name", "document_version", "association_version"],
+    labels: &[
+        "association_id",
+        "association_name",
+        "document_name",
+        "document_version",
+        "association_version",
+    ],
 };
 const EXECUTION_STATUS: Family = Family {
     name: "ssm_association_execution_status",
     help: "Always 1: the overall status of the association's latest (or pinned) execution, as of the last poll.",
-    labels: &["association_id", "execution_id", "status", "detailed_status"],
+    labels: &[
+        "association_id",
+        "execution_id",
+        "status",
+        "detailed_status",
+    ],
 };
 const EXECUTION_CREATED: Family = Family {
     name: "ssm_association_execution_created_timestamp_seconds",
@@ -95,7 +112,8 @@ pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, 
             name: family.name,
             source,
         };
-        let vec = GaugeVec::new(Opts::new(family.name, family.help), family.labels).map_err(metric)?;
+        let vec =
+            GaugeVec::new(Opts::new(family.name, family.help), family.labels).map_err(metric)?;
         registry.register(Box::new(vec.clone())).map_err(metric)?;
         Ok(vec)
     };
@@ -138,10 +156,14 @@ pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, 
             .with_label_values(&[id, exec, &text(&e.status), &text(&e.detailed_status)])
             .set(1.0);
         if let Some(t) = e.created_time {
-            execution_created.with_label_values(&[id, exec]).set(seconds(t));
+            execution_created
+                .with_label_values(&[id, exec])
+                .set(seconds(t));
         }
         if let Some(t) = e.last_execution_date {
-            execution_last.with_label_values(&[id, exec]).set(seconds(t));
+            execution_last
+                .with_label_values(&[id, exec])
+                .set(seconds(t));
         }
         for (key, count) in e.targets.iter() {
             targets
@@ -259,7 +281,8 @@ mod tests {
                 AssociationState::unknown("44444444-4444-4444-4444-444444444444"),
             ],
         };
-        let got = String::from_utf8(render(&snapshot, Vec::new()).expect("renders")).expect("utf-8");
+        let got =
+            String::from_utf8(render(&snapshot, Vec::new()).expect("renders")).expect("utf-8");
         let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/snapshot.prom");
         // UPDATE_GOLDEN=1 rewrites the file; review its diff before committing it.
         if std::env::var_os("UPDATE_GOLDEN").is_some() {

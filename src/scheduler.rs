@@ -33,8 +33,14 @@ pub struct Scheduler<S> {
 impl<S: Ssm> Scheduler<S> {
     /// Runs cycles until `shutdown` turns true; a cycle under way then is abandoned, since its
     /// result would never be served.
-    pub async fn run(self, mut triggers: mpsc::Receiver<Trigger>, mut shutdown: watch::Receiver<bool>) {
-        let mut ticks = tokio::time::interval(self.interval);
+    pub async fn run(
+        self,
+        mut triggers: mpsc::Receiver<Trigger>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        // The first cycle runs at once; the interval counts from its start.
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         // A cycle longer than the interval pushes the next one back instead of starting
         // a burst of catch-up cycles.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -43,10 +49,12 @@ impl<S: Ssm> Scheduler<S> {
         self.publish_rendered(&snapshot, cycles);
         loop {
             let mut waiting: Vec<Trigger> = Vec::new();
-            tokio::select! {
-                _ = ticks.tick() => {}
-                Some(trigger) = triggers.recv() => waiting.push(trigger),
-                _ = shutdown.wait_for(|stop| *stop) => return,
+            if cycles > 0 {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    Some(trigger) = triggers.recv() => waiting.push(trigger),
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
             }
             // Triggers that arrived meanwhile are served by this same cycle.
             while let Ok(trigger) = triggers.try_recv() {

@@ -51,11 +51,20 @@ pub async fn serve(
     http::serve(listener, handler, shutdown).await;
 }
 
-fn route(request: &Request<Incoming>, current: &Exposition, options: &ServerOptions) -> Response<Body> {
+fn route(
+    request: &Request<Incoming>,
+    current: &Exposition,
+    options: &ServerOptions,
+) -> Response<Body> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Only GET and HEAD are served.\n");
-        r.headers_mut()
-            .insert(hyper::header::ALLOW, hyper::header::HeaderValue::from_static("GET, HEAD"));
+        let mut r = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Only GET and HEAD are served.\n",
+        );
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
         return r;
     }
     let path = request.uri().path();

@@ -162,9 +162,15 @@ mod tests {
     #[test]
     fn get_finds_by_id() {
         let snapshot = Snapshot {
-            associations: vec![AssociationState::unknown("a"), AssociationState::unknown("c")],
+            associations: vec![
+                AssociationState::unknown("a"),
+                AssociationState::unknown("c"),
+            ],
         };
-        assert_eq!(snapshot.get("c").map(|a| a.association_id.as_str()), Some("c"));
+        assert_eq!(
+            snapshot.get("c").map(|a| a.association_id.as_str()),
+            Some("c")
+        );
         assert_eq!(snapshot.get("b"), None);
     }
 }

@@ -131,8 +131,7 @@ impl Telemetry {
         if ok {
             self.last_success.set(finished_unix);
         }
-        self.watched
-            .set(i64::try_from(watched).unwrap_or(i64::MAX));
+        self.watched.set(i64::try_from(watched).unwrap_or(i64::MAX));
     }
 
     pub fn gather(&self) -> Vec<MetricFamily> {

@@ -20,7 +20,11 @@ const FLEET: [(&str, &str, u32); 4] = [
 
 /// Fills `sim` with the sample association and the generated fleet, each with one finished run.
 pub fn seed(sim: &Sim) {
-    sim.insert_association(SAMPLE_ASSOCIATION_ID, Some("reference-sample"), "AWS-RunShellScript");
+    sim.insert_association(
+        SAMPLE_ASSOCIATION_ID,
+        Some("reference-sample"),
+        "AWS-RunShellScript",
+    );
     let sample = [
         ("i-02573cafcfEXAMPLE", 1_582_037_438.692),
         ("i-0471e04240EXAMPLE", 1_581_948_052.198),
@@ -200,7 +204,10 @@ mod tests {
                 started.insert(sim.latest_execution(id));
             }
         }
-        assert!(started.len() > ids.len(), "no association started a new run");
+        assert!(
+            started.len() > ids.len(),
+            "no association started a new run"
+        );
         let state = sim.lock();
         for a in state.associations.values() {
             let sizes: Vec<usize> = a.executions.iter().map(|e| e.targets.len()).collect();

@@ -86,6 +86,8 @@ pub struct Recorded {
     pub association_id: Option<String>,
     /// From the SDK's `amz-sdk-request: attempt=N; max=M` header.
     pub attempt: Option<u32>,
+    pub max_results: Option<i64>,
+    pub has_next_token: bool,
 }
 
 #[derive(Debug)]
@@ -128,7 +130,11 @@ impl Execution {
         if let Some(s) = &self.status {
             return s.clone();
         }
-        let any = |wanted: &[&str]| self.targets.iter().any(|t| wanted.contains(&t.status.as_str()));
+        let any = |wanted: &[&str]| {
+            self.targets
+                .iter()
+                .any(|t| wanted.contains(&t.status.as_str()))
+        };
         let s = if any(&["Pending", "InProgress"]) {
             "InProgress"
         } else if any(&["Failed", "TimedOut"]) {
@@ -152,11 +158,15 @@ impl Execution {
 
 impl Association {
     fn latest(&self) -> Option<&Execution> {
-        self.executions.iter().max_by(|a, b| a.created.total_cmp(&b.created))
+        self.executions
+            .iter()
+            .max_by(|a, b| a.created.total_cmp(&b.created))
     }
 
     fn execution_mut(&mut self, id: &str) -> Option<&mut Execution> {
-        self.executions.iter_mut().find(|e| e.id.eq_ignore_ascii_case(id))
+        self.executions
+            .iter_mut()
+            .find(|e| e.id.eq_ignore_ascii_case(id))
     }
 }
 
@@ -184,7 +194,9 @@ impl Sim {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain data behind, still consistent enough
         // for a simulator: keep going rather than poison every later request.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Adds an association with a generated ID and returns the ID.
@@ -237,7 +249,9 @@ impl Sim {
         detailed_status: &str,
     ) -> Option<()> {
         let mut state = self.lock();
-        let execution = state.association_mut(association_id)?.execution_mut(execution_id)?;
+        let execution = state
+            .association_mut(association_id)?
+            .execution_mut(execution_id)?;
         let position = execution
             .targets
             .binary_search_by(|t| t.resource_id.as_str().cmp(resource_id));
@@ -265,7 +279,9 @@ impl Sim {
         detailed_status: &str,
     ) -> Option<()> {
         let mut state = self.lock();
-        let execution = state.association_mut(association_id)?.execution_mut(execution_id)?;
+        let execution = state
+            .association_mut(association_id)?
+            .execution_mut(execution_id)?;
         execution.status = Some((status.to_owned(), detailed_status.to_owned()));
         Some(())
     }

@@ -76,11 +76,17 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Response<Body> {
         .get("amz-sdk-request")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_attempt);
-    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES).collect().await {
+    let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return error_response(
-                &ApiError::client("SerializationException", "request body unreadable or too large"),
+                &ApiError::client(
+                    "SerializationException",
+                    "request body unreadable or too large",
+                ),
                 "",
             );
         }
@@ -143,10 +149,13 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
         .and_then(|m| m.get("AssociationId"))
         .and_then(Value::as_str)
         .map(str::to_ascii_lowercase);
+    let member = |name: &str| parsed.as_ref().ok().and_then(|m| m.get(name));
     state.requests.push(Recorded {
         operation: operation.to_owned(),
         association_id: association_id.clone(),
         attempt,
+        max_results: member("MaxResults").and_then(Value::as_i64),
+        has_next_token: member("NextToken").is_some(),
     });
 
     if let Some(fault) = association_id.as_ref().and_then(|id| state.failing.get(id)) {
@@ -181,7 +190,9 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
         "ListAssociations" => list_associations(state, &input),
         "DescribeAssociation" => describe_association(state, &input),
         "DescribeAssociationExecutions" => describe_association_executions(state, &input),
-        "DescribeAssociationExecutionTargets" => describe_association_execution_targets(state, &input),
+        "DescribeAssociationExecutionTargets" => {
+            describe_association_execution_targets(state, &input)
+        }
         _ => Err(ApiError::client(
             "UnknownOperationException",
             format!("unknown operation {operation:?}"),
@@ -254,19 +265,30 @@ fn max_results(input: &Map<String, Value>) -> Result<usize, ApiError> {
     }
 }
 
+/// One entry of a request's filter list.
+struct Filter<'a> {
+    key: &'a str,
+    value: &'a str,
+    /// The operator, for the filters that have one.
+    kind: Option<&'a str>,
+}
+
 /// A filter list member: absent, or 1 or more objects whose `key`/`value` members (names as
-/// given) are non-empty strings. Returns `(key, value, type)` triples.
+/// given) are non-empty strings.
 fn filters<'a>(
     input: &'a Map<String, Value>,
     member: &str,
     key: &str,
     value: &str,
-) -> Result<Vec<(&'a str, &'a str, Option<&'a str>)>, ApiError> {
+) -> Result<Vec<Filter<'a>>, ApiError> {
     let Some(list) = input.get(member).filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
     let list = list.as_array().ok_or_else(|| {
-        ApiError::validation(format!("Value at '{}' failed to satisfy constraint: Member must be a list", camel(member)))
+        ApiError::validation(format!(
+            "Value at '{}' failed to satisfy constraint: Member must be a list",
+            camel(member)
+        ))
     })?;
     if list.is_empty() {
         return Err(ApiError::validation(format!(
@@ -287,7 +309,11 @@ fn filters<'a>(
                     ))),
                 }
             };
-            Ok((get(key)?, get(value)?, f.get("Type").and_then(Value::as_str)))
+            Ok(Filter {
+                key: get(key)?,
+                value: get(value)?,
+                kind: f.get("Type").and_then(Value::as_str),
+            })
         })
         .collect()
 }
@@ -375,7 +401,10 @@ fn page(
     let size = max_results(input)?;
     let at = cursor(operation, input)?;
     if at.offset > items.len() {
-        return Err(ApiError::client("InvalidNextToken", "The specified token isn't valid."));
+        return Err(ApiError::client(
+            "InvalidNextToken",
+            "The specified token isn't valid.",
+        ));
     }
     let mut out = Map::new();
     if state.faults.empty_pages && !at.empty_served && at.offset < items.len() {
@@ -388,7 +417,11 @@ fn page(
     }
     let total = items.len();
     let end = (at.offset + size).min(total);
-    let slice: Vec<Value> = items.into_iter().skip(at.offset).take(end - at.offset).collect();
+    let slice: Vec<Value> = items
+        .into_iter()
+        .skip(at.offset)
+        .take(end - at.offset)
+        .collect();
     out.insert(member.to_owned(), Value::Array(slice));
     if end < total {
         out.insert(
@@ -404,11 +437,11 @@ fn page(
 fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value, ApiError> {
     const KEYS: &str = "InstanceId, Name, AssociationId, AssociationStatusName, LastExecutedBefore, LastExecutedAfter, AssociationName, ResourceGroupName, CloudConnectorId";
     let filters = filters(input, "AssociationFilterList", "key", "value")?;
-    for (key, value, _) in &filters {
-        match *key {
+    for &Filter { key, value, .. } in &filters {
+        match key {
             "Name" | "AssociationId" | "AssociationName" | "InstanceId" | "ResourceGroupName"
             | "CloudConnectorId" => {}
-            "AssociationStatusName" if !["Pending", "Success", "Failed"].contains(value) => {
+            "AssociationStatusName" if !["Pending", "Success", "Failed"].contains(&value) => {
                 return Err(enum_error(
                     "associationFilterList.member.value",
                     value,
@@ -429,13 +462,13 @@ fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value,
         .associations
         .values()
         .filter(|a| {
-            filters.iter().all(|(key, value, _)| {
+            filters.iter().all(|&Filter { key, value, .. }| {
                 let last = a.latest().map(|e| e.created);
-                match *key {
-                    "Name" => a.document_name == *value,
+                match key {
+                    "Name" => a.document_name == value,
                     "AssociationId" => a.id.eq_ignore_ascii_case(value),
-                    "AssociationName" => a.name.as_deref() == Some(*value),
-                    "AssociationStatusName" => overview_status(a).0 == *value,
+                    "AssociationName" => a.name.as_deref() == Some(value),
+                    "AssociationStatusName" => overview_status(a).0 == value,
                     "LastExecutedBefore" => last.zip(parse_time(value)).is_some_and(|(l, t)| l < t),
                     "LastExecutedAfter" => last.zip(parse_time(value)).is_some_and(|(l, t)| l > t),
                     // No legacy instance associations, resource groups or connectors here.
@@ -511,14 +544,18 @@ fn describe_association_executions(
 ) -> Result<Value, ApiError> {
     let association_id = id(input, "AssociationId")?;
     let filters = filters(input, "Filters", "Key", "Value")?;
-    for (key, value, kind) in &filters {
+    for &Filter { key, value, kind } in &filters {
         let kind = kind.ok_or_else(|| {
             ApiError::validation("Value null at 'filters.member.type' failed to satisfy constraint: Member must not be null")
         })?;
         if !["EQUAL", "LESS_THAN", "GREATER_THAN"].contains(&kind) {
-            return Err(enum_error("filters.member.type", kind, "EQUAL, LESS_THAN, GREATER_THAN"));
+            return Err(enum_error(
+                "filters.member.type",
+                kind,
+                "EQUAL, LESS_THAN, GREATER_THAN",
+            ));
         }
-        match *key {
+        match key {
             "ExecutionId" | "Status" if kind != "EQUAL" => {
                 return Err(ApiError::validation(format!(
                     "Filter {key} supports only the EQUAL type, not {kind}"
@@ -532,7 +569,11 @@ fn describe_association_executions(
             }
             "CreatedTime" => {}
             other => {
-                return Err(enum_error("filters.member.key", other, "ExecutionId, Status, CreatedTime"));
+                return Err(enum_error(
+                    "filters.member.key",
+                    other,
+                    "ExecutionId, Status, CreatedTime",
+                ));
             }
         }
     }
@@ -541,15 +582,17 @@ fn describe_association_executions(
         .executions
         .iter()
         .filter(|e| {
-            filters.iter().all(|(key, value, kind)| match *key {
-                "ExecutionId" => e.id.eq_ignore_ascii_case(value),
-                "Status" => e.status().0 == *value,
-                _ => parse_time(value).is_some_and(|t| match kind.unwrap_or_default() {
-                    "LESS_THAN" => e.created < t,
-                    "GREATER_THAN" => e.created > t,
-                    _ => e.created == t,
-                }),
-            })
+            filters
+                .iter()
+                .all(|&Filter { key, value, kind }| match key {
+                    "ExecutionId" => e.id.eq_ignore_ascii_case(value),
+                    "Status" => e.status().0 == value,
+                    _ => parse_time(value).is_some_and(|t| match kind.unwrap_or_default() {
+                        "LESS_THAN" => e.created < t,
+                        "GREATER_THAN" => e.created > t,
+                        _ => e.created == t,
+                    }),
+                })
         })
         .collect();
     executions.sort_by(|x, y| y.created.total_cmp(&x.created));
@@ -568,7 +611,13 @@ fn describe_association_executions(
             })
         })
         .collect();
-    page(state, "DescribeAssociationExecutions", input, "AssociationExecutions", items)
+    page(
+        state,
+        "DescribeAssociationExecutions",
+        input,
+        "AssociationExecutions",
+        items,
+    )
 }
 
 fn describe_association_execution_targets(
@@ -578,9 +627,13 @@ fn describe_association_execution_targets(
     let association_id = id(input, "AssociationId")?;
     let execution_id = id(input, "ExecutionId")?;
     let filters = filters(input, "Filters", "Key", "Value")?;
-    for (key, _, _) in &filters {
-        if !["Status", "ResourceId", "ResourceType"].contains(key) {
-            return Err(enum_error("filters.member.key", key, "Status, ResourceId, ResourceType"));
+    for &Filter { key, .. } in &filters {
+        if !["Status", "ResourceId", "ResourceType"].contains(&key) {
+            return Err(enum_error(
+                "filters.member.key",
+                key,
+                "Status, ResourceId, ResourceType",
+            ));
         }
     }
     let a = association(state, association_id)?;
@@ -598,10 +651,10 @@ fn describe_association_execution_targets(
         .targets
         .iter()
         .filter(|t| {
-            filters.iter().all(|(key, value, _)| match *key {
-                "Status" => t.status == *value,
-                "ResourceId" => t.resource_id == *value,
-                _ => t.resource_type == *value,
+            filters.iter().all(|&Filter { key, value, .. }| match key {
+                "Status" => t.status == value,
+                "ResourceId" => t.resource_id == value,
+                _ => t.resource_type == value,
             })
         })
         .map(|t| {
@@ -624,7 +677,13 @@ fn describe_association_execution_targets(
             v
         })
         .collect();
-    page(state, "DescribeAssociationExecutionTargets", input, "AssociationExecutionTargets", items)
+    page(
+        state,
+        "DescribeAssociationExecutionTargets",
+        input,
+        "AssociationExecutionTargets",
+        items,
+    )
 }
 
 fn association<'a>(state: &'a State, id: &str) -> Result<&'a Association, ApiError> {
@@ -662,7 +721,10 @@ fn overview(a: &Association) -> Value {
 
 /// A stable 36-character command ID for a target's run.
 fn output_source_id(execution_id: &str, resource_id: &str) -> String {
-    let h = fingerprint(execution_id, &Map::from_iter([("r".to_owned(), json!(resource_id))]));
+    let h = fingerprint(
+        execution_id,
+        &Map::from_iter([("r".to_owned(), json!(resource_id))]),
+    );
     format!(
         "{:08x}-{:04x}-4{:03x}-9{:03x}-{:012x}",
         h >> 32,

@@ -12,8 +12,8 @@ use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types as sdk;
 
 use super::{
-    Association, AssociationQuery, Execution, ExecutionQuery, Page, Ssm, SsmError, Target,
-    MAX_RESULTS,
+    Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Page, Ssm, SsmError,
+    Target,
 };
 use crate::config::TargetFilter;
 
@@ -211,7 +211,9 @@ impl Ssm for AwsSsm {
             .set_next_token(next_token);
         for f in filters {
             let filter = sdk::AssociationExecutionTargetsFilter::builder()
-                .key(sdk::AssociationExecutionTargetsFilterKey::from(f.key.as_str()))
+                .key(sdk::AssociationExecutionTargetsFilterKey::from(
+                    f.key.as_str(),
+                ))
                 .value(f.value.as_str())
                 .build()
                 .map_err(|e| SsmError::Setup(e.to_string()))?;

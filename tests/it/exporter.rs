@@ -1,0 +1,671 @@
+//! The exporter in-process, with the real aws-sdk-ssm client, against the simulator.
+
+use ssm_association_exporter::sim::{Fault, Faults, Sim, SimTarget};
+
+use crate::harness::{Rig, expected_targets, fleet, get, label_map, request};
+
+const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
+const B: &str = "0b7e1a52-3c0d-4c1e-9f43-5a1d2c3b4e5f";
+const C: &str = "9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f";
+const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
+const E2: &str = "7abb6378-a4a5-4f10-8312-0123456789ab";
+
+fn key(e: &str, s: &str, d: &str, r: &str) -> (String, String, String, String) {
+    (e.into(), s.into(), d.into(), r.into())
+}
+
+fn explicit(ids: &[&str]) -> String {
+    let mut yaml = "associations:\n".to_owned();
+    for id in ids {
+        yaml.push_str(&format!("  - association_id: {id}\n"));
+    }
+    yaml
+}
+
+#[tokio::test]
+async fn counts_every_page_of_targets_exactly() {
+    let sim = Sim::new(1);
+    sim.insert_association(A, Some("patch-linux"), "AWS-RunPatchBaseline");
+    let mut targets = fleet(
+        "i-0aaaaaaaaaaa",
+        237,
+        &["Success", "Success", "Success", "Failed"],
+    );
+    targets[3] = targets[3].clone().detailed("Undeliverable");
+    targets[7] =
+        SimTarget::instance("i-0aaaaaaaaaaa00007", "TimedOut").detailed("ExecutionTimedOut");
+    targets[9] = targets[9].clone().resource_type("AWS::EC2::Instance");
+    sim.insert_execution(A, E1, 1_700_000_000.5, targets);
+    let rig = Rig::start(sim, &explicit(&[A])).await;
+
+    let metrics = rig.cycle().await;
+    let want = [
+        (key(E1, "Failed", "Failed", "ManagedInstance"), 57.0),
+        (key(E1, "Failed", "Undeliverable", "ManagedInstance"), 1.0),
+        (key(E1, "Success", "Success", "AWS::EC2::Instance"), 1.0),
+        (key(E1, "Success", "Success", "ManagedInstance"), 177.0),
+        (
+            key(E1, "TimedOut", "ExecutionTimedOut", "ManagedInstance"),
+            1.0,
+        ),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(metrics.targets(A), want);
+    assert_eq!(
+        metrics.targets(A),
+        expected_targets(&rig.sim, A, E1, |_| true)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_info",
+            &[
+                ("association_id", A),
+                ("association_name", "patch-linux"),
+                ("document_name", "AWS-RunPatchBaseline"),
+                ("document_version", "$DEFAULT"),
+                ("association_version", "1"),
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_execution_status",
+            &[
+                ("association_id", A),
+                ("execution_id", E1),
+                ("status", "Failed"),
+                ("detailed_status", "Failed")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_execution_created_timestamp_seconds",
+            &[("association_id", A), ("execution_id", E1)]
+        ),
+        Some(1_700_000_000.5)
+    );
+    assert_eq!(
+        metrics.get("ssm_association_poll_success", &[("association_id", A)]),
+        Some(1.0)
+    );
+
+    // 237 targets are five pages of at most 50; every listing asked for 50.
+    let requests = rig.sim.requests();
+    let pages: Vec<_> = requests
+        .iter()
+        .filter(|r| r.operation == "DescribeAssociationExecutionTargets")
+        .collect();
+    assert_eq!(pages.len(), 5);
+    assert!(pages.iter().all(|r| r.max_results == Some(50)), "{pages:?}");
+    assert_eq!(
+        requests
+            .iter()
+            .map(|r| r.operation.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "DescribeAssociation",
+            "DescribeAssociationExecutions",
+            "DescribeAssociationExecutionTargets",
+            "DescribeAssociationExecutionTargets",
+            "DescribeAssociationExecutionTargets",
+            "DescribeAssociationExecutionTargets",
+            "DescribeAssociationExecutionTargets",
+        ]
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "DescribeAssociationExecutionTargets"),
+                ("outcome", "success")
+            ]
+        ),
+        Some(10.0),
+        "five in the first cycle, five in the second"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_execution_replaces_the_old_one() {
+    let sim = Sim::new(2);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-0bbbbbbbbbbb", 4, &["Failed"]),
+    );
+    let rig = Rig::start(sim, &explicit(&[A])).await;
+    let first = rig.cycle().await;
+    assert_eq!(
+        first.targets(A),
+        [(key(E1, "Failed", "Failed", "ManagedInstance"), 4.0)]
+            .into_iter()
+            .collect()
+    );
+
+    rig.sim.insert_execution(
+        A,
+        E2,
+        1_700_003_600.0,
+        fleet("i-0bbbbbbbbbbb", 4, &["InProgress", "Success"]),
+    );
+    let second = rig.cycle().await;
+    assert_eq!(
+        second.targets(A),
+        [
+            (key(E2, "InProgress", "InProgress", "ManagedInstance"), 2.0),
+            (key(E2, "Success", "Success", "ManagedInstance"), 2.0),
+        ]
+        .into_iter()
+        .collect()
+    );
+    let status = second.family("ssm_association_execution_status");
+    assert_eq!(
+        status.keys().collect::<Vec<_>>(),
+        [&label_map(&[
+            ("association_id", A),
+            ("execution_id", E2),
+            ("status", "InProgress"),
+            ("detailed_status", "InProgress"),
+        ])]
+    );
+
+    // The run finishes: the same execution's counts move.
+    for i in [0, 2] {
+        rig.sim.set_target(
+            A,
+            E2,
+            &format!("i-0bbbbbbbbbbb{i:05}"),
+            "Success",
+            "Success",
+        );
+    }
+    let third = rig.cycle().await;
+    assert_eq!(
+        third.targets(A),
+        [(key(E2, "Success", "Success", "ManagedInstance"), 4.0)]
+            .into_iter()
+            .collect()
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_association_vanishes() {
+    for discovery in [true, false] {
+        let sim = Sim::new(3);
+        sim.insert_association(A, Some("keep"), "AWS-RunPatchBaseline");
+        sim.insert_association(B, Some("drop"), "AWS-RunPatchBaseline");
+        sim.insert_execution(
+            A,
+            E1,
+            1_700_000_000.0,
+            fleet("i-0cccccccccca", 3, &["Success"]),
+        );
+        sim.insert_execution(
+            B,
+            E2,
+            1_700_000_000.0,
+            fleet("i-0cccccccccca", 2, &["Failed"]),
+        );
+        let yaml = if discovery {
+            String::new()
+        } else {
+            explicit(&[A, B])
+        };
+        let rig = Rig::start(sim, &yaml).await;
+
+        let before = rig.cycle().await;
+        assert_eq!(
+            before.associations_in("ssm_association_poll_success"),
+            [B, A],
+            "discovery={discovery}"
+        );
+        assert_eq!(before.targets(B).len(), 1);
+
+        assert!(rig.sim.delete_association(B));
+        let after = rig.cycle().await;
+        for family in [
+            "ssm_association_execution_targets",
+            "ssm_association_info",
+            "ssm_association_execution_status",
+            "ssm_association_execution_created_timestamp_seconds",
+            "ssm_association_last_execution_timestamp_seconds",
+            "ssm_association_poll_success",
+            "ssm_association_last_successful_poll_timestamp_seconds",
+        ] {
+            assert_eq!(
+                after.associations_in(family),
+                [A],
+                "{family}, discovery={discovery}"
+            );
+        }
+        assert_eq!(after.targets(A), before.targets(A));
+        assert_eq!(
+            after.get("ssm_association_exporter_watched_associations", &[]),
+            Some(1.0)
+        );
+        rig.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn status_values_never_seen_before_are_exported_as_they_come() {
+    let sim = Sim::new(4);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        vec![
+            SimTarget::instance("i-0ddddddddddd00001", "Quarantined")
+                .detailed("Held \"for\" review\\now"),
+            SimTarget::instance("i-0ddddddddddd00002", "Success")
+                .resource_type("Automation::Runbook"),
+        ],
+    );
+    sim.set_execution_status(A, E1, "PartiallyDone", "Mostly");
+    let rig = Rig::start(sim, &explicit(&[A])).await;
+    let metrics = rig.cycle().await;
+    assert_eq!(
+        metrics.targets(A),
+        [
+            (
+                key(
+                    E1,
+                    "Quarantined",
+                    "Held \"for\" review\\now",
+                    "ManagedInstance"
+                ),
+                1.0
+            ),
+            (key(E1, "Success", "Success", "Automation::Runbook"), 1.0),
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_execution_status",
+            &[
+                ("association_id", A),
+                ("execution_id", E1),
+                ("status", "PartiallyDone"),
+                ("detailed_status", "Mostly")
+            ]
+        ),
+        Some(1.0)
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn an_error_on_one_association_leaves_the_others_served() {
+    let sim = Sim::new(5);
+    for (id, prefix) in [
+        (A, "i-0eeeeeeeeee1"),
+        (B, "i-0eeeeeeeeee2"),
+        (C, "i-0eeeeeeeeee3"),
+    ] {
+        sim.insert_association(id, None, "AWS-RunPatchBaseline");
+        sim.insert_execution(
+            id,
+            E1,
+            1_700_000_000.0,
+            fleet(prefix, 60, &["Success", "Failed"]),
+        );
+    }
+    let rig = Rig::start(sim, &explicit(&[A, B, C])).await;
+    let mut healthy = rig.cycle().await;
+    let b_before = healthy.targets(B);
+    assert_eq!(b_before.values().sum::<f64>(), 60.0);
+
+    for fault in [
+        Fault::InternalError,
+        Fault::Unavailable,
+        Fault::AccessDenied,
+        Fault::Throttle,
+    ] {
+        // B's state changes while it cannot be read: the exporter must keep the old counts.
+        rig.sim
+            .set_target(B, E1, "i-0eeeeeeeeee200000", "Failed", "Failed");
+        rig.sim.fail_association(B, Some(fault));
+        rig.sim.set_target(
+            A,
+            E1,
+            "i-0eeeeeeeeee100000",
+            "TimedOut",
+            "ExecutionTimedOut",
+        );
+        let during = rig.cycle().await;
+        assert_eq!(during.targets(B), b_before, "{fault:?}");
+        assert_eq!(
+            during.get("ssm_association_poll_success", &[("association_id", B)]),
+            Some(0.0),
+            "{fault:?}"
+        );
+        assert_eq!(
+            during.get("ssm_association_poll_success", &[("association_id", A)]),
+            Some(1.0)
+        );
+        assert_eq!(
+            during.targets(A),
+            expected_targets(&rig.sim, A, E1, |_| true),
+            "{fault:?}"
+        );
+        assert_eq!(
+            during.targets(C),
+            expected_targets(&rig.sim, C, E1, |_| true),
+            "{fault:?}"
+        );
+        assert_eq!(
+            during.get(
+                "ssm_association_last_successful_poll_timestamp_seconds",
+                &[("association_id", B)]
+            ),
+            healthy.get(
+                "ssm_association_last_successful_poll_timestamp_seconds",
+                &[("association_id", B)]
+            ),
+        );
+
+        rig.sim.fail_association(B, None);
+        rig.sim
+            .set_target(B, E1, "i-0eeeeeeeeee200000", "Success", "Success");
+        let healed = rig.cycle().await;
+        assert_eq!(healed.targets(B), b_before, "{fault:?}");
+        assert_eq!(
+            healed.get("ssm_association_poll_success", &[("association_id", B)]),
+            Some(1.0)
+        );
+        healthy = healed;
+    }
+    let metrics = rig.scrape().await;
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_cycles_total",
+            &[("outcome", "failure")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "DescribeAssociation"),
+                ("outcome", "client_error")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "DescribeAssociation"),
+                ("outcome", "server_error")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "DescribeAssociation"),
+                ("outcome", "invalid_response")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_api_requests_total",
+            &[
+                ("operation", "DescribeAssociation"),
+                ("outcome", "throttled")
+            ]
+        ),
+        Some(1.0)
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_pinned_execution_is_counted_even_when_newer_ones_exist() {
+    let sim = Sim::new(6);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-0fffffffffff", 75, &["Failed", "Success", "Success"]),
+    );
+    sim.insert_execution(
+        A,
+        E2,
+        1_700_009_000.0,
+        fleet("i-0fffffffffff", 75, &["Success"]),
+    );
+    let yaml = format!(
+        "associations:\n  - association_id: {A}\n    execution_id: {}\n",
+        E1.to_uppercase()
+    );
+    let rig = Rig::start(sim, &yaml).await;
+    let metrics = rig.cycle().await;
+    assert_eq!(
+        metrics.targets(A),
+        [
+            (key(E1, "Failed", "Failed", "ManagedInstance"), 25.0),
+            (key(E1, "Success", "Success", "ManagedInstance"), 50.0),
+        ]
+        .into_iter()
+        .collect()
+    );
+
+    // A pinned execution that is gone is a failed poll, not a silent switch to another run.
+    assert!(rig.sim.delete_execution(A, E1));
+    let after = rig.cycle().await;
+    assert_eq!(after.targets(A), metrics.targets(A));
+    assert_eq!(
+        after.get("ssm_association_poll_success", &[("association_id", A)]),
+        Some(0.0)
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn filters_narrow_the_counted_targets() {
+    let sim = Sim::new(7);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    let mut targets = fleet("i-01111111111a", 120, &["Success", "Failed", "TimedOut"]);
+    for t in targets.iter_mut().step_by(4) {
+        t.resource_type = "AWS::EC2::Instance".to_owned();
+    }
+    sim.insert_execution(A, E1, 1_700_000_000.0, targets);
+    let yaml = format!(
+        "associations:\n  - association_id: {A}\n    filters:\n      - {{ key: Status, value: Failed }}\n      - {{ key: ResourceType, value: ManagedInstance }}\n"
+    );
+    let rig = Rig::start(sim, &yaml).await;
+    let metrics = rig.cycle().await;
+    let want = expected_targets(&rig.sim, A, E1, |t| {
+        t.status == "Failed" && t.resource_type == "ManagedInstance"
+    });
+    assert_eq!(want.values().sum::<f64>(), 30.0);
+    assert_eq!(metrics.targets(A), want);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn discovery_narrows_by_name_prefix_and_document() {
+    let sim = Sim::new(8);
+    sim.insert_association(A, Some("patch-linux"), "AWS-RunPatchBaseline");
+    sim.insert_association(B, Some("patch-inventory"), "AWS-GatherSoftwareInventory");
+    sim.insert_association(C, Some("baseline-patch"), "AWS-RunPatchBaseline");
+    // More associations than one ListAssociations page holds.
+    for i in 0..60 {
+        sim.create_association(Some(&format!("patch-{i:02}")), "AWS-RunPatchBaseline");
+    }
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-02222222222a", 2, &["Success"]),
+    );
+    let yaml = "discovery:\n  name_prefix: patch-\n  document_name: AWS-RunPatchBaseline\n";
+    let rig = Rig::start(sim, yaml).await;
+    let metrics = rig.cycle().await;
+    let watched = metrics.associations_in("ssm_association_poll_success");
+    assert_eq!(watched.len(), 61);
+    assert!(watched.contains(&A.to_owned()));
+    assert!(!watched.contains(&B.to_owned()) && !watched.contains(&C.to_owned()));
+    assert_eq!(
+        metrics.targets(A),
+        [(key(E1, "Success", "Success", "ManagedInstance"), 2.0)]
+            .into_iter()
+            .collect()
+    );
+    let lists = rig
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "ListAssociations")
+        .count();
+    assert_eq!(lists, 2, "62 matching associations are two pages");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn empty_pages_that_carry_a_token_are_followed() {
+    let sim = Sim::new(9);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-03333333333a", 101, &["Success", "Failed"]),
+    );
+    sim.set_faults(Faults {
+        empty_pages: true,
+        ..Faults::default()
+    });
+    let rig = Rig::start(sim, "").await;
+    let metrics = rig.cycle().await;
+    assert_eq!(
+        metrics.targets(A),
+        expected_targets(&rig.sim, A, E1, |_| true)
+    );
+    assert_eq!(metrics.targets(A).values().sum::<f64>(), 101.0);
+    let target_calls = rig
+        .sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == "DescribeAssociationExecutionTargets")
+        .count();
+    assert_eq!(target_calls, 6, "three empty pages and three full ones");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn an_association_that_never_ran_has_info_but_no_targets() {
+    let sim = Sim::new(10);
+    sim.insert_association(A, Some("fresh"), "AWS-RunPatchBaseline");
+    let rig = Rig::start(sim, &explicit(&[A])).await;
+    let metrics = rig.cycle().await;
+    assert_eq!(metrics.targets(A).len(), 0);
+    assert_eq!(metrics.associations_in("ssm_association_info"), [A]);
+    assert_eq!(
+        metrics.associations_in("ssm_association_execution_status"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        metrics.get("ssm_association_poll_success", &[("association_id", A)]),
+        Some(1.0)
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn http_endpoints() {
+    let sim = Sim::new(11);
+    let rig = Rig::start(sim, "").await;
+    let addr = rig.exporter.local_addr();
+
+    let landing = get(addr, "/").await;
+    assert_eq!(landing.status, 200);
+    assert!(
+        landing.body.contains("<a href=\"/metrics\">Metrics</a>"),
+        "{}",
+        landing.body
+    );
+    assert_eq!(get(addr, "/-/healthy").await.status, 200);
+    assert_eq!(get(addr, "/-/ready").await.status, 200);
+    assert_eq!(get(addr, "/metricsx").await.status, 404);
+    assert_eq!(get(addr, "/favicon.ico").await.status, 404);
+    let post = request(addr, "POST", "/metrics").await;
+    assert_eq!(post.status, 405);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    let head = request(addr, "HEAD", "/metrics").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.body, "");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn not_ready_until_the_first_cycle_finishes() {
+    let sim = Sim::new(12);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    // Long enough that the first cycle cannot finish while the test runs.
+    sim.set_faults(Faults {
+        latency: std::time::Duration::from_secs(3600),
+        ..Faults::default()
+    });
+    let rig = Rig::launch(sim, "").await;
+    let addr = rig.exporter.local_addr();
+    let ready = get(addr, "/-/ready").await;
+    assert_eq!(ready.status, 503);
+    let metrics = rig.scrape().await;
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_cycles_total",
+            &[("outcome", "success")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        metrics.associations_in("ssm_association_poll_success"),
+        Vec::<String>::new()
+    );
+    // Shutting down abandons the cycle instead of waiting an hour for it.
+    rig.exporter.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_exporters_in_one_process_keep_their_own_metrics() {
+    let one = Sim::new(13);
+    one.insert_association(A, None, "AWS-RunPatchBaseline");
+    let two = Sim::new(14);
+    two.insert_association(B, None, "AWS-RunPatchBaseline");
+    let (first, second) = tokio::join!(Rig::start(one, ""), Rig::start(two, ""));
+    let (m1, m2) = tokio::join!(first.cycle(), second.cycle());
+    assert_eq!(m1.associations_in("ssm_association_info"), [A]);
+    assert_eq!(m2.associations_in("ssm_association_info"), [B]);
+    for m in [&m1, &m2] {
+        assert_eq!(
+            m.get(
+                "ssm_association_exporter_api_requests_total",
+                &[("operation", "ListAssociations"), ("outcome", "success")]
+            ),
+            Some(2.0),
+            "one at start, one asked for"
+        );
+    }
+    first.stop().await;
+    second.stop().await;
+}

@@ -1,0 +1,267 @@
+//! Test fixtures: a simulator on loopback, an exporter in-process with the real aws-sdk-ssm
+//! client pointed at it, and a scraper that parses the exposition into exact values.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use ssm_association_exporter::app::Exporter;
+use ssm_association_exporter::config::{self, Config};
+use ssm_association_exporter::server::ServerOptions;
+use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
+use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Client options for talking to the simulator: fixed credentials, quick retries.
+pub fn client_options(endpoint_url: String) -> ClientOptions {
+    ClientOptions {
+        region: Some("us-east-2".to_owned()),
+        endpoint_url: Some(endpoint_url),
+        static_credentials: Some(("AKIDTEST".to_owned(), "secret".to_owned())),
+        max_attempts: 2,
+        initial_backoff: Duration::from_millis(1),
+        operation_timeout: Duration::from_secs(10),
+    }
+}
+
+/// A simulator, and an exporter polling it with the given YAML config.
+pub struct Rig {
+    pub sim: Sim,
+    pub server: SimServer,
+    pub exporter: Exporter,
+}
+
+impl Rig {
+    /// Starts an exporter whose interval is an hour, so that only [`Rig::cycle`] runs cycles
+    /// after the first; returns once the first has finished, with the simulator's request log
+    /// cleared.
+    pub async fn start(sim: Sim, yaml: &str) -> Rig {
+        let rig = Rig::launch(sim, yaml).await;
+        rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+        rig.sim.clear_requests();
+        rig
+    }
+
+    /// Starts as [`Rig::start`] does, without waiting for the first cycle.
+    pub async fn launch(sim: Sim, yaml: &str) -> Rig {
+        let config =
+            config::parse(&format!("poll_interval: 1h\n{yaml}")).expect("test config is valid");
+        Rig::start_with(sim, &config).await
+    }
+
+    pub async fn start_with(sim: Sim, config: &Config) -> Rig {
+        let server = sim.start().await.expect("simulator starts");
+        let ssm = AwsSsm::connect(&client_options(server.endpoint_url()))
+            .await
+            .expect("client builds");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let exporter = Exporter::start(ssm, config, listener, ServerOptions::default())
+            .expect("exporter starts");
+        Rig {
+            sim,
+            server,
+            exporter,
+        }
+    }
+
+    /// Runs a full cycle that starts now, then scrapes.
+    pub async fn cycle(&self) -> Metrics {
+        self.exporter.poll_now().await.expect("cycle runs");
+        self.scrape().await
+    }
+
+    pub async fn scrape(&self) -> Metrics {
+        let response = get(self.exporter.local_addr(), "/metrics").await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        assert_eq!(
+            response.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        Metrics::parse(&response.body)
+    }
+
+    pub async fn stop(self) {
+        self.exporter.shutdown().await;
+        self.server.stop().await;
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh loopback connection.
+pub async fn request(addr: std::net::SocketAddr, method: &str, path: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8(raw).expect("utf-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+pub async fn get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {
+    request(addr, "GET", path).await
+}
+
+/// A parsed exposition: series text (`name{a="x",b="y"}`, labels as rendered) → value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metrics(pub BTreeMap<String, f64>);
+
+impl Metrics {
+    pub fn parse(text: &str) -> Metrics {
+        Metrics(
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .map(|l| {
+                    let (series, value) = l.rsplit_once(' ').expect("series and value");
+                    (series.to_owned(), value.parse().expect("numeric value"))
+                })
+                .collect(),
+        )
+    }
+
+    /// Every series of one family, with its labels as a map.
+    pub fn family(&self, name: &str) -> BTreeMap<BTreeMap<String, String>, f64> {
+        self.0
+            .iter()
+            .filter_map(|(series, value)| {
+                let labels = match series.strip_prefix(name)? {
+                    "" => "",
+                    rest => rest.strip_prefix('{')?.strip_suffix('}')?,
+                };
+                Some((parse_labels(labels), *value))
+            })
+            .collect()
+    }
+
+    /// The value of the one series of `name` with exactly these labels.
+    pub fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.family(name).get(&label_map(labels)).copied()
+    }
+
+    /// Targets of one association: (execution, status, detailed status, type) → count.
+    pub fn targets(&self, association_id: &str) -> BTreeMap<(String, String, String, String), f64> {
+        self.family("ssm_association_execution_targets")
+            .into_iter()
+            .filter(|(l, _)| l["association_id"] == association_id)
+            .map(|(l, v)| {
+                (
+                    (
+                        l["execution_id"].clone(),
+                        l["status"].clone(),
+                        l["detailed_status"].clone(),
+                        l["resource_type"].clone(),
+                    ),
+                    v,
+                )
+            })
+            .collect()
+    }
+
+    /// Association IDs that have any series of `name`.
+    pub fn associations_in(&self, name: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .family(name)
+            .keys()
+            .filter_map(|l| l.get("association_id").cloned())
+            .collect();
+        ids.dedup();
+        ids
+    }
+}
+
+pub fn label_map(labels: &[(&str, &str)]) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Parses `a="x",b="y\"z"` (the exposition's escaping) into a map.
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut rest = text;
+    while let Some((name, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, other)) => value.push(other),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        labels.insert(name.trim_start_matches(',').to_owned(), value);
+        rest = &after[end..];
+    }
+    labels
+}
+
+/// The truth, counted from the simulator's own state: what the exporter must show.
+pub fn expected_targets(
+    sim: &Sim,
+    association_id: &str,
+    execution_id: &str,
+    keep: impl Fn(&SimTarget) -> bool,
+) -> BTreeMap<(String, String, String, String), f64> {
+    let mut counts = BTreeMap::new();
+    for t in sim
+        .targets(association_id, execution_id)
+        .expect("execution exists in the simulator")
+        .iter()
+        .filter(|t| keep(t))
+    {
+        *counts
+            .entry((
+                execution_id.to_owned(),
+                t.status.clone(),
+                t.detailed_status.clone(),
+                t.resource_type.clone(),
+            ))
+            .or_insert(0.0) += 1.0;
+    }
+    counts
+}
+
+/// `n` managed instances named from `prefix`, with statuses cycling through `statuses`.
+pub fn fleet(prefix: &str, n: usize, statuses: &[&str]) -> Vec<SimTarget> {
+    (0..n)
+        .map(|i| SimTarget::instance(format!("{prefix}{i:05}"), statuses[i % statuses.len()]))
+        .collect()
+}
