@@ -295,6 +295,13 @@ where
         SdkError::DispatchFailure(failure) if failure.is_timeout() => SsmError::Timeout(context()),
         SdkError::DispatchFailure(failure) if failure.is_user() => SsmError::Setup(context()),
         SdkError::DispatchFailure(_) => SsmError::Network(context()),
+        // A 5xx whose body is not JSON (a load balancer's page) is still the service failing.
+        SdkError::ResponseError(response) if response.raw().status().as_u16() >= 500 => {
+            SsmError::Service {
+                code: format!("HTTP {}", response.raw().status().as_u16()),
+                message: context(),
+            }
+        }
         SdkError::ResponseError(_) => SsmError::Response(context()),
         SdkError::ConstructionFailure(_) => SsmError::Setup(context()),
         _ => SsmError::Service {

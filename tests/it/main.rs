@@ -3,3 +3,6 @@
 mod cli;
 mod exporter;
 mod harness;
+mod promtool;
+mod sim;
+mod ssm_client;
