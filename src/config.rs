@@ -167,8 +167,9 @@ pub enum ConfigError {
 }
 
 // The raw shapes hold scalars as plain strings: serde_yaml reports the line of its own errors,
-// but not of errors raised inside a field's Deserialize, so values are checked after parsing,
-// by `field`, which knows the key path and finds the line.
+// but an error raised inside a field's Deserialize gets the enclosing mapping's position or
+// none at all. So values are checked after parsing, by `field`, which knows the key path and
+// finds its line with `locate`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a mapping of configuration keys")]
 struct RawConfig {
@@ -232,31 +233,27 @@ pub fn parse(text: &str) -> Result<Config, String> {
     }
     .map_err(|e| {
         let message = e.to_string();
-        // serde_yaml names no line for a repeated key; the second occurrence is the culprit.
-        match message
+        // serde_yaml places a repeated top-level key at the first key of the file, or nowhere;
+        // the second occurrence is the culprit.
+        let repeated = message
             .strip_prefix("duplicate field `")
-            .and_then(|m| m.strip_suffix('`'))
-        {
-            Some(key) => {
-                let line = text
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| l.starts_with(&format!("{key}:")))
-                    .nth(1)
-                    .map(|(i, _)| i + 1);
-                format!("{key}: repeated{}", line_suffix(line))
-            }
-            _ => message,
+            .and_then(|m| m.split_once('`'))
+            .map(|(key, _)| key);
+        let second = repeated.and_then(|key| {
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| l.starts_with(&format!("{key}:")))
+                .nth(1)
+                .map(|(i, _)| (key, i + 1))
+        });
+        match second {
+            Some((key, line)) => format!("{key}: repeated at line {line}"),
+            None => message,
         }
     })?;
     let field = |path: &str, value: &str, check: fn(&str) -> Result<(), String>| {
-        check(value).map_err(|message| {
-            let key = path.rsplit('.').next().unwrap_or(path);
-            format!(
-                "{path}: {message}{}",
-                line_suffix(line_of(text, key, value))
-            )
-        })
+        check(value)
+            .map_err(|message| format!("{path}: {message}{}", line_suffix(locate(text, path))))
     };
     let text_field = |path: &str, value: Option<String>| -> Result<Option<String>, String> {
         if let Some(v) = &value {
@@ -300,7 +297,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
         if raw.discovery.is_some() {
             return Err(format!(
                 "discovery: applies only when no associations are listed; remove one of the two{}",
-                line_suffix(line_of(text, "discovery", ""))
+                line_suffix(locate(text, "discovery"))
             ));
         }
         let mut watched: Vec<WatchedAssociation> = Vec::new();
@@ -314,7 +311,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
             {
                 return Err(format!(
                     "{path}.association_id: {association_id} is listed already as associations[{first}]{}",
-                    line_suffix(nth_line_containing(text, association_id.as_str(), 1)),
+                    line_suffix(locate(text, &format!("{path}.association_id"))),
                 ));
             }
             let execution_id = match a.execution_id {
@@ -367,26 +364,84 @@ fn non_empty(value: &str) -> Result<(), String> {
     }
 }
 
-/// The 1-based line where `key:` is followed by `value`: the first such line, so a value
-/// written twice under the same key is located at its first place.
-fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
-    let key = format!("{key}:");
-    text.lines()
-        .position(|line| {
-            line.find(&key)
-                .is_some_and(|at| line[at + key.len()..].contains(value))
-        })
-        .map(|i| i + 1)
+/// The 1-based line of a key path such as `associations[2].filters[1].value` in block-style
+/// YAML (flow-style entries are found when each sits on its own line). serde_yaml reports no
+/// position for values that fail our checks, so the text is read again to find one.
+fn locate(text: &str, path: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut range = 0..lines.len();
+    let mut found = None;
+    for part in path.split('.') {
+        let (key, index) = match part.split_once('[') {
+            Some((key, rest)) => (key, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (part, None),
+        };
+        let (at, indent) = find_key(&lines, range.clone(), key)?;
+        let end = (at + 1..range.end)
+            .find(|&i| {
+                let (depth, content) = split_indent(lines[i]);
+                !content.is_empty()
+                    && !content.starts_with('#')
+                    && (depth < indent || (depth == indent && !content.starts_with('-')))
+            })
+            .unwrap_or(range.end);
+        found = Some(at);
+        range = at..end;
+        if let Some(index) = index {
+            let items = list_items(&lines, at + 1..end);
+            let start = *items.get(index)?;
+            found = Some(start);
+            range = start..items.get(index + 1).copied().unwrap_or(end);
+        }
+    }
+    found.map(|i| i + 1)
 }
 
-/// The 1-based line of the `nth` (0-based) line that contains `needle`, case-insensitively.
-fn nth_line_containing(text: &str, needle: &str, nth: usize) -> Option<usize> {
-    let needle = needle.to_ascii_lowercase();
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.to_ascii_lowercase().contains(&needle))
-        .nth(nth)
-        .map(|(i, _)| i + 1)
+/// The first line in `range` that holds `key:` (a comment never does), and the column where
+/// the key starts, which is the indentation of the key's block.
+fn find_key(lines: &[&str], range: std::ops::Range<usize>, key: &str) -> Option<(usize, usize)> {
+    let wanted = format!("{key}:");
+    range.into_iter().find_map(|i| {
+        let (depth, content) = split_indent(lines[i]);
+        if content.starts_with('#') {
+            return None;
+        }
+        let unlisted = content.trim_start_matches(['-', ' ']);
+        if unlisted.starts_with(&wanted) {
+            return Some((i, depth + content.len() - unlisted.len()));
+        }
+        // A flow mapping: `{ key: Status, value: "" }`.
+        [
+            format!("{{{wanted}"),
+            format!("{{ {wanted}"),
+            format!(", {wanted}"),
+            format!(",{wanted}"),
+        ]
+        .iter()
+        .any(|p| content.contains(p.as_str()))
+        .then_some((i, depth))
+    })
+}
+
+/// Lines in `range` that start a list item, at the outermost list's indentation.
+fn list_items(lines: &[&str], range: std::ops::Range<usize>) -> Vec<usize> {
+    let dashes: Vec<(usize, usize)> = range
+        .filter_map(|i| {
+            let (depth, content) = split_indent(lines[i]);
+            (content == "-" || content.starts_with("- ")).then_some((i, depth))
+        })
+        .collect();
+    let outer = dashes.iter().map(|(_, d)| *d).min().unwrap_or(0);
+    dashes
+        .into_iter()
+        .filter(|(_, d)| *d == outer)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn split_indent(line: &str) -> (usize, &str) {
+    let content = line.trim_start_matches(' ');
+    (line.len() - content.len(), content.trim_end())
 }
 
 fn line_suffix(line: Option<usize>) -> String {

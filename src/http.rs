@@ -2,7 +2,6 @@
 //! serve each connection on its own task, and on shutdown stop accepting and let in-flight
 //! requests finish. No handler here ever sees a connection error.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
@@ -15,20 +14,23 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tracing::debug;
+use tracing::{debug, warn};
 
 pub type Body = Full<Bytes>;
 
 /// A slow client gets this long to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// After shutdown is asked for, in-flight requests get this long to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `handler` on every connection of `listener` until `shutdown` completes, then drains.
-pub async fn serve<H, Fut>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
+/// A handler that answers `Err` has its connection closed without a response.
+pub async fn serve<H, Fut, E>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
 where
     H: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Body>> + Send + 'static,
+    Fut: Future<Output = Result<Response<Body>, E>> + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -37,18 +39,17 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
-                    // Out of file descriptors and the like: the listener itself stays usable.
-                    debug!(error = %e, "accept failed");
+                    // Out of file descriptors and the like: the listener stays usable, and a
+                    // pause keeps the loop from spinning until descriptors are freed.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
         let handler = handler.clone();
-        let service = service_fn(move |request| {
-            let response = handler(request);
-            async move { Ok::<_, Infallible>(response.await) }
-        });
+        let service = service_fn(handler);
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)

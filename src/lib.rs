@@ -9,6 +9,7 @@
 pub mod app;
 pub mod config;
 pub mod http;
+pub mod limit;
 pub mod poll;
 pub mod render;
 pub mod scheduler;

@@ -93,8 +93,8 @@ pub async fn poll_once<S: Ssm>(
         },
     }
     states.sort_by(|a, b| a.association_id.cmp(&b.association_id));
-    // The same association twice (IDs differing only in case, or a listing that repeated one)
-    // would render duplicate series.
+    // A listing that repeated an association (pages shifting under us) would otherwise
+    // render duplicate series.
     states.dedup_by(|a, b| a.association_id == b.association_id);
     Cycle {
         snapshot: Snapshot {
@@ -206,8 +206,15 @@ impl<S: Ssm> Poller<'_, S> {
             return Ok(None);
         };
         let execution = match newest {
-            Some(e) => Some(self.count(&association.association_id, e, filters).await?),
             None => None,
+            Some(e) => match self.count(&association.association_id, e, filters).await {
+                Ok(counted) => Some(counted),
+                Err(CallError {
+                    error: SsmError::AssociationDoesNotExist,
+                    ..
+                }) => return Ok(None),
+                Err(e) => return Err(e),
+            },
         };
         Ok(Some(fresh(association, execution)))
     }
@@ -242,17 +249,24 @@ impl<S: Ssm> Poller<'_, S> {
             Err(e) => return Err(e),
         }
         let Some(execution) = found else {
-            return Err(CallError {
-                operation: Operation::DescribeAssociationExecutions.as_str(),
-                error: SsmError::ExecutionDoesNotExist,
-            });
+            return Ok(Some(pinned_gone(association, execution_id)));
         };
         let execution = Execution {
             execution_id: execution_id.to_owned(),
             ..execution
         };
-        let counted = self.count(&id, execution, filters).await?;
-        Ok(Some(fresh(association, Some(counted))))
+        match self.count(&id, execution, filters).await {
+            Ok(counted) => Ok(Some(fresh(association, Some(counted)))),
+            Err(CallError {
+                error: SsmError::ExecutionDoesNotExist,
+                ..
+            }) => Ok(Some(pinned_gone(association, execution_id))),
+            Err(CallError {
+                error: SsmError::AssociationDoesNotExist,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// The newest execution of an association: `Ok(None)` if the association is gone,
@@ -265,6 +279,7 @@ impl<S: Ssm> Poller<'_, S> {
         &self,
         association_id: &str,
     ) -> Result<Option<Option<Execution>>, CallError> {
+        let mut tokens = Tokens::default();
         let mut token = None;
         loop {
             let result = self
@@ -293,11 +308,7 @@ impl<S: Ssm> Poller<'_, S> {
                     .map(|(_, e)| e);
                 return Ok(Some(newest));
             }
-            match next(
-                Operation::DescribeAssociationExecutions,
-                token.as_deref(),
-                page.next_token,
-            )? {
+            match tokens.next(Operation::DescribeAssociationExecutions, page.next_token)? {
                 Some(t) => token = Some(t),
                 None => return Ok(Some(None)),
             }
@@ -351,11 +362,12 @@ impl<S: Ssm> Poller<'_, S> {
         F: FnMut(Option<String>) -> Fut,
         Fut: Future<Output = Result<Page<T>, SsmError>>,
     {
+        let mut tokens = Tokens::default();
         let mut token: Option<String> = None;
         loop {
             let page = self.record(operation, call(token.clone()).await)?;
             each(page.items);
-            match next(operation, token.as_deref(), page.next_token)? {
+            match tokens.next(operation, page.next_token)? {
                 Some(t) => token = Some(t),
                 None => return Ok(()),
             }
@@ -363,19 +375,53 @@ impl<S: Ssm> Poller<'_, S> {
     }
 }
 
-/// The token to send next, or `None` at the end. A service that hands back the token it was
-/// sent would loop forever; that is an unreadable response, not a page.
-fn next(
-    operation: Operation,
-    sent: Option<&str>,
-    received: Option<String>,
-) -> Result<Option<String>, CallError> {
-    match received {
-        Some(t) if Some(t.as_str()) == sent => Err(CallError {
+/// The most pages one listing may take: 5 million items at 50 a page, far beyond any real
+/// account, and a bound on a service that never ends a listing.
+const MAX_PAGES: usize = 100_000;
+
+/// The tokens of one listing so far, to stop a listing that goes round in circles.
+#[derive(Default)]
+struct Tokens(std::collections::HashSet<String>);
+
+impl Tokens {
+    /// The token to send next, or `None` at the end. A token seen before in this listing, or
+    /// more pages than any account has, means the listing would never end: an unreadable
+    /// response, not a page.
+    fn next(
+        &mut self,
+        operation: Operation,
+        received: Option<String>,
+    ) -> Result<Option<String>, CallError> {
+        let Some(token) = received else {
+            return Ok(None);
+        };
+        let broken = |why: &str| CallError {
             operation: operation.as_str(),
-            error: SsmError::Response("the service returned the NextToken it was sent".into()),
-        }),
-        other => Ok(other),
+            error: SsmError::Response(why.to_owned()),
+        };
+        if self.0.len() >= MAX_PAGES {
+            return Err(broken("the listing did not end within 100000 pages"));
+        }
+        if !self.0.insert(token.clone()) {
+            return Err(broken(
+                "the service returned a NextToken it had returned before",
+            ));
+        }
+        Ok(Some(token))
+    }
+}
+
+/// A pinned execution that SSM no longer has (its retention ended): its series go, and the
+/// association reports a failed poll so that someone notices the pin is stale.
+fn pinned_gone(association: Association, execution_id: &str) -> AssociationState {
+    warn!(
+        association_id = %association.association_id,
+        execution_id,
+        "the pinned execution does not exist; its series are dropped"
+    );
+    AssociationState {
+        poll_ok: false,
+        ..fresh(association, None)
     }
 }
 
@@ -390,5 +436,40 @@ fn fresh(association: Association, execution: Option<ExecutionState>) -> Associa
         execution,
         poll_ok: true,
         last_success: Some(SystemTime::now()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_that_repeats_a_token_is_broken() {
+        let op = Operation::DescribeAssociationExecutionTargets;
+        let mut tokens = Tokens::default();
+        assert_eq!(tokens.next(op, Some("a".into())), Ok(Some("a".into())));
+        assert_eq!(tokens.next(op, Some("b".into())), Ok(Some("b".into())));
+        let err = tokens
+            .next(op, Some("a".into()))
+            .expect_err("a came before");
+        assert_eq!(err.error.kind(), "invalid_response");
+        assert_eq!(
+            err.to_string(),
+            "DescribeAssociationExecutionTargets failed: unreadable response: the service returned a NextToken it had returned before"
+        );
+        assert_eq!(tokens.next(op, None), Ok(None));
+    }
+
+    #[test]
+    fn a_listing_that_never_ends_is_cut() {
+        let op = Operation::ListAssociations;
+        let mut tokens = Tokens::default();
+        for i in 0..MAX_PAGES {
+            assert!(tokens.next(op, Some(i.to_string())).is_ok());
+        }
+        let err = tokens
+            .next(op, Some("one more".into()))
+            .expect_err("too many pages");
+        assert_eq!(err.error.kind(), "invalid_response");
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::{error, info};
 
-use crate::config::Watch;
+use crate::config::{MIN_POLL_INTERVAL, Watch};
 use crate::poll::poll_once;
 use crate::render::render;
 use crate::server::Exposition;
@@ -38,9 +38,10 @@ impl<S: Ssm> Scheduler<S> {
         mut triggers: mpsc::Receiver<Trigger>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        // The first cycle runs at once; the interval counts from its start.
-        let mut ticks =
-            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
+        // The first cycle runs at once; the interval counts from its start. A config built
+        // without `config::parse` could hold a zero interval, which `interval_at` rejects.
+        let interval = self.interval.max(MIN_POLL_INTERVAL);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         // A cycle longer than the interval pushes the next one back instead of starting
         // a burst of catch-up cycles.
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -103,5 +104,153 @@ impl<S: Ssm> Scheduler<S> {
             // Keep serving the previous exposition: stale numbers beat none.
             Err(e) => error!(error = %e, "cannot render metrics; serving the previous ones"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::config::{Discovery, TargetFilter};
+    use crate::ssm::{
+        Association, AssociationQuery, Execution, ExecutionQuery, Page, SsmError, Target,
+    };
+
+    /// An account with no associations, whose listing takes `delay` and is counted.
+    #[derive(Debug, Default)]
+    struct Empty {
+        delay: Duration,
+        lists: AtomicUsize,
+        running: AtomicUsize,
+        most_running: AtomicUsize,
+    }
+
+    impl Empty {
+        fn slow(delay: Duration) -> Self {
+            Empty {
+                delay,
+                ..Empty::default()
+            }
+        }
+    }
+
+    impl Ssm for Empty {
+        async fn list_associations(
+            &self,
+            _: &AssociationQuery,
+            _: Option<String>,
+        ) -> Result<Page<Association>, SsmError> {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_running.fetch_max(running, Ordering::SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            Ok(Page {
+                items: Vec::new(),
+                next_token: None,
+            })
+        }
+        async fn describe_association(&self, _: &str) -> Result<Association, SsmError> {
+            Err(SsmError::AssociationDoesNotExist)
+        }
+        async fn describe_association_executions(
+            &self,
+            _: &str,
+            _: &ExecutionQuery,
+            _: Option<String>,
+        ) -> Result<Page<Execution>, SsmError> {
+            Err(SsmError::AssociationDoesNotExist)
+        }
+        async fn describe_association_execution_targets(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[TargetFilter],
+            _: Option<String>,
+        ) -> Result<Page<Target>, SsmError> {
+            Err(SsmError::AssociationDoesNotExist)
+        }
+    }
+
+    /// Starts a scheduler over `ssm`; returns what it publishes and the trigger and stop handles.
+    fn start(
+        ssm: Arc<Empty>,
+        interval: Duration,
+    ) -> (
+        watch::Receiver<Arc<Exposition>>,
+        mpsc::Sender<Trigger>,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (publish, published) = watch::channel(Arc::new(Exposition::default()));
+        let (triggers, trigger_rx) = mpsc::channel(4);
+        let (stop, stopped) = watch::channel(false);
+        let scheduler = Scheduler {
+            ssm,
+            watch: Watch::Discover(Discovery::default()),
+            interval,
+            telemetry: Telemetry::new(),
+            publish,
+        };
+        let task = tokio::spawn(scheduler.run(trigger_rx, stopped));
+        (published, triggers, stop, task)
+    }
+
+    async fn cycles_after(published: &mut watch::Receiver<Arc<Exposition>>, n: u64) {
+        published
+            .wait_for(|e| e.cycles >= n)
+            .await
+            .expect("scheduler runs");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cycle_at_start_then_one_per_interval() {
+        let ssm = Arc::new(Empty::default());
+        let (mut published, _triggers, stop, task) = start(ssm.clone(), Duration::from_secs(60));
+        cycles_after(&mut published, 1).await;
+        let first = tokio::time::Instant::now();
+        cycles_after(&mut published, 3).await;
+        assert_eq!(first.elapsed(), Duration::from_secs(120));
+        assert_eq!(ssm.lists.load(Ordering::SeqCst), 3);
+        stop.send_replace(true);
+        task.await.expect("scheduler stops");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_cycle_delays_the_next_instead_of_overlapping() {
+        let ssm = Arc::new(Empty::slow(Duration::from_secs(90)));
+        let start_time = tokio::time::Instant::now();
+        let (mut published, _triggers, stop, task) = start(ssm.clone(), Duration::from_secs(60));
+        cycles_after(&mut published, 3).await;
+        // Cycles of 90 s with a 60 s interval: back to back, never two at once.
+        assert_eq!(start_time.elapsed(), Duration::from_secs(270));
+        assert_eq!(ssm.most_running.load(Ordering::SeqCst), 1);
+        stop.send_replace(true);
+        task.await.expect("scheduler stops");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn triggers_during_a_cycle_are_served_by_the_next_one_together() {
+        let ssm = Arc::new(Empty::slow(Duration::from_secs(5)));
+        let (_published, triggers, stop, task) = start(ssm.clone(), Duration::from_secs(3600));
+        let ask = || {
+            let (reply, answer) = oneshot::channel();
+            triggers.try_send(reply).expect("scheduler listens");
+            answer
+        };
+        let before_start = ask();
+        // Let the first cycle begin its (slow) listing.
+        while ssm.lists.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let during = [ask(), ask()];
+        assert_eq!(before_start.await.expect("answered"), 1);
+        for answer in during {
+            assert_eq!(answer.await.expect("answered"), 2);
+        }
+        assert_eq!(ssm.lists.load(Ordering::SeqCst), 2);
+        stop.send_replace(true);
+        task.await.expect("scheduler stops");
     }
 }

@@ -1,6 +1,7 @@
 //! The exporter's HTTP endpoints. A request only ever reads the latest published exposition:
 //! no handler calls AWS, waits for a poll, or renders anything.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ pub async fn serve(
     let handler = move |request: Request<Incoming>| {
         let current = Arc::clone(&exposition.borrow());
         let options = Arc::clone(&options);
-        async move { route(&request, &current, &options) }
+        async move { Ok::<_, Infallible>(route(&request, &current, &options)) }
     };
     http::serve(listener, handler, shutdown).await;
 }

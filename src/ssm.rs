@@ -96,6 +96,48 @@ pub trait Ssm: Send + Sync {
     ) -> impl Future<Output = Result<Page<Target>, SsmError>> + Send;
 }
 
+/// A shared source is a source: tests keep a handle on the fake they hand to the scheduler.
+impl<T: Ssm> Ssm for std::sync::Arc<T> {
+    fn list_associations(
+        &self,
+        query: &AssociationQuery,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Association>, SsmError>> + Send {
+        (**self).list_associations(query, next_token)
+    }
+
+    fn describe_association(
+        &self,
+        association_id: &str,
+    ) -> impl Future<Output = Result<Association, SsmError>> + Send {
+        (**self).describe_association(association_id)
+    }
+
+    fn describe_association_executions(
+        &self,
+        association_id: &str,
+        query: &ExecutionQuery,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Execution>, SsmError>> + Send {
+        (**self).describe_association_executions(association_id, query, next_token)
+    }
+
+    fn describe_association_execution_targets(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+        filters: &[TargetFilter],
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<Target>, SsmError>> + Send {
+        (**self).describe_association_execution_targets(
+            association_id,
+            execution_id,
+            filters,
+            next_token,
+        )
+    }
+}
+
 /// The operations, as a closed set for metric labels and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operation {

@@ -117,12 +117,6 @@ impl Telemetry {
             .inc();
     }
 
-    pub fn api_requests(&self, operation: Operation, outcome: &str) -> u64 {
-        self.api_requests
-            .with_label_values(&[operation.as_str(), outcome])
-            .get()
-    }
-
     pub fn record_cycle(&self, ok: bool, seconds: f64, finished_unix: f64, watched: usize) {
         self.cycles
             .with_label_values(&[if ok { "success" } else { "failure" }])

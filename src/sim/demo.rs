@@ -117,7 +117,14 @@ fn start_run(state: &mut State, association_id: &str) {
     let created = (previous.created + 1.0).max(super::now());
     let execution_id = state.new_id();
     state.insert_execution(association_id, &execution_id, created, targets);
+    // Keep the demo's memory flat however long it runs.
+    if let Some(a) = state.association_mut(association_id) {
+        a.prune(HISTORY);
+    }
 }
+
+/// Executions each demo association keeps.
+const HISTORY: usize = 20;
 
 fn advance(state: &mut State, association_id: &str, execution_id: &str) {
     let Some(unfinished) = state.associations[association_id]

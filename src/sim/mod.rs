@@ -64,6 +64,17 @@ pub struct Faults {
     pub latency: Duration,
     /// Put an empty page carrying a NextToken before every page of items, as SSM sometimes does.
     pub empty_pages: bool,
+    /// End every listing with `"NextToken": ""`, as ListAssociations is documented to.
+    pub blank_final_token: bool,
+    /// Calls a second the simulated account allows, with a burst of one second's worth;
+    /// beyond it, `ThrottlingException`. `None`: no limit.
+    pub rate_limit: Option<f64>,
+    /// Share of requests whose connection is closed without an answer.
+    pub reset_rate: f64,
+    /// Share of requests answered 200 with a body that is not JSON.
+    pub garbage_rate: f64,
+    /// The next this-many requests that carry a NextToken get `InvalidNextToken`.
+    pub expire_tokens: u32,
 }
 
 /// An error every call naming one association gets, whatever the operation.
@@ -77,6 +88,10 @@ pub enum Fault {
     Unavailable,
     /// 400 `AccessDeniedException`.
     AccessDenied,
+    /// The connection closes without an answer.
+    Reset,
+    /// 200 with a body that is not JSON.
+    Garbage,
 }
 
 /// A request as the simulator saw it, for tests that count calls.
@@ -99,6 +114,8 @@ struct State {
     rng: u64,
     /// Request IDs and generated IDs both come from here, so runs are reproducible.
     serial: u64,
+    /// The rate limit's bucket: tokens left, and when it was last filled.
+    bucket: (f64, std::time::Instant),
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +180,12 @@ impl Association {
             .max_by(|a, b| a.created.total_cmp(&b.created))
     }
 
+    fn prune(&mut self, keep: usize) {
+        self.executions
+            .sort_by(|a, b| b.created.total_cmp(&a.created));
+        self.executions.truncate(keep);
+    }
+
     fn execution_mut(&mut self, id: &str) -> Option<&mut Execution> {
         self.executions
             .iter_mut()
@@ -187,6 +210,7 @@ impl Sim {
                 requests: Vec::new(),
                 rng: seed.max(1),
                 serial: 0,
+                bucket: (0.0, std::time::Instant::now()),
             })),
         }
     }
@@ -329,8 +353,18 @@ impl Sim {
         Some(execution.targets.clone())
     }
 
+    /// Replaces the fault settings; a rate limit starts with a full bucket.
     pub fn set_faults(&self, faults: Faults) {
-        self.lock().faults = faults;
+        let mut state = self.lock();
+        state.bucket = (faults.rate_limit.unwrap_or(0.0), std::time::Instant::now());
+        state.faults = faults;
+    }
+
+    /// Removes every execution of an association but the newest `keep`, as retention would.
+    pub fn prune_executions(&self, association_id: &str, keep: usize) {
+        if let Some(a) = self.lock().association_mut(association_id) {
+            a.prune(keep);
+        }
     }
 
     /// Makes every call that names `association_id` fail with `fault`, or heals it with `None`.
@@ -432,6 +466,23 @@ impl State {
             targets,
         });
         Some(())
+    }
+
+    /// Takes one call from the rate limit's bucket; false when the call is over the limit.
+    fn within_rate(&mut self) -> bool {
+        let Some(rate) = self.faults.rate_limit else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let (tokens, since) = self.bucket;
+        let tokens = (tokens + now.duration_since(since).as_secs_f64() * rate).min(rate.max(1.0));
+        if tokens >= 1.0 {
+            self.bucket = (tokens - 1.0, now);
+            true
+        } else {
+            self.bucket = (tokens, now);
+            false
+        }
     }
 
     /// A uniformly distributed number in `[0, 1)` (xorshift64*).

@@ -20,7 +20,12 @@ const JSON: &str = "application/x-amz-json-1.1";
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 const DEFAULT_PAGE: usize = 50;
 
-type Handled = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+type Handled = Pin<Box<dyn Future<Output = Result<Response<Body>, Reset>> + Send>>;
+
+/// Closes the connection without an answer, as a reset or a crashed server would.
+#[derive(Debug, thiserror::Error)]
+#[error("simulated connection reset")]
+pub(super) struct Reset;
 
 /// The request handler to serve: one call per HTTP request.
 pub(super) fn handler(sim: Sim) -> impl Fn(Request<Incoming>) -> Handled + Clone + Send + Sync {
@@ -61,9 +66,12 @@ enum Answer {
     Err(ApiError),
     /// A 503 whose body is not JSON, as a load balancer in front of SSM might send.
     Unavailable,
+    /// A 200 whose body is not JSON.
+    Garbage,
+    Reset,
 }
 
-async fn handle(sim: Sim, request: Request<Incoming>) -> Response<Body> {
+async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, Reset> {
     let operation = request
         .headers()
         .get("x-amz-target")
@@ -82,13 +90,13 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Response<Body> {
     {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return error_response(
+            return Ok(error_response(
                 &ApiError::client(
                     "SerializationException",
                     "request body unreadable or too large",
                 ),
                 "",
-            );
+            ));
         }
     };
     let (answer, latency, request_id) = {
@@ -101,7 +109,7 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Response<Body> {
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    match answer {
+    let response = match answer {
         Answer::Ok(value) => {
             let mut r = http::response(StatusCode::OK, JSON, Bytes::from(value.to_string()));
             add_request_id(&mut r, &request_id);
@@ -113,7 +121,10 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Response<Body> {
             "text/plain",
             "Service Unavailable",
         ),
-    }
+        Answer::Garbage => http::response(StatusCode::OK, JSON, "<html>not json"),
+        Answer::Reset => return Err(Reset),
+    };
+    Ok(response)
 }
 
 fn parse_attempt(header: &str) -> Option<u32> {
@@ -167,14 +178,30 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
                 "AccessDeniedException",
                 format!("User is not authorized to perform: ssm:{operation}"),
             )),
+            Fault::Reset => Answer::Reset,
+            Fault::Garbage => Answer::Garbage,
         };
     }
-    let (throttle_rate, error_rate) = (state.faults.throttle_rate, state.faults.error_rate);
-    if throttle_rate > 0.0 && state.random() < throttle_rate {
+    if !state.within_rate() {
         return Answer::Err(throttled());
     }
-    if error_rate > 0.0 && state.random() < error_rate {
+    let faults = state.faults.clone();
+    let mut chance = |rate: f64| rate > 0.0 && state.random() < rate;
+    if chance(faults.throttle_rate) {
+        return Answer::Err(throttled());
+    }
+    if chance(faults.error_rate) {
         return Answer::Err(internal());
+    }
+    if chance(faults.reset_rate) {
+        return Answer::Reset;
+    }
+    if chance(faults.garbage_rate) {
+        return Answer::Garbage;
+    }
+    if faults.expire_tokens > 0 && member("NextToken").is_some() {
+        state.faults.expire_tokens -= 1;
+        return Answer::Err(invalid_token());
     }
 
     let input = match parsed {
@@ -202,6 +229,10 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
         Ok(v) => Answer::Ok(v),
         Err(e) => Answer::Err(e),
     }
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::client("InvalidNextToken", "The specified token isn't valid.")
 }
 
 fn throttled() -> ApiError {
@@ -362,7 +393,7 @@ fn cursor(operation: &str, input: &Map<String, Value>) -> Result<Cursor, ApiErro
             empty_served: false,
         });
     };
-    let invalid = || ApiError::client("InvalidNextToken", "The specified token isn't valid.");
+    let invalid = invalid_token;
     if token.len() != 25 || !token.is_ascii() {
         return Err(invalid());
     }
@@ -390,44 +421,39 @@ fn token(operation: &str, input: &Map<String, Value>, offset: usize, empty_serve
     )
 }
 
-/// One page of `items` as `{ <member>: [...], NextToken? }`.
-fn page(
+/// One page of `items` as `{ <member>: [...], NextToken? }`; only the page's items are
+/// rendered, so a long listing costs each call its own page and no more.
+fn page<T>(
     state: &State,
     operation: &str,
     input: &Map<String, Value>,
     member: &str,
-    items: Vec<Value>,
+    items: &[T],
+    render: impl Fn(&T) -> Value,
 ) -> Result<Value, ApiError> {
     let size = max_results(input)?;
     let at = cursor(operation, input)?;
     if at.offset > items.len() {
-        return Err(ApiError::client(
-            "InvalidNextToken",
-            "The specified token isn't valid.",
-        ));
+        return Err(invalid_token());
     }
     let mut out = Map::new();
+    let next = |offset: usize, empty_served: bool| {
+        Value::String(token(operation, input, offset, empty_served))
+    };
     if state.faults.empty_pages && !at.empty_served && at.offset < items.len() {
         out.insert(member.to_owned(), Value::Array(Vec::new()));
-        out.insert(
-            "NextToken".to_owned(),
-            Value::String(token(operation, input, at.offset, true)),
-        );
+        out.insert("NextToken".to_owned(), next(at.offset, true));
         return Ok(Value::Object(out));
     }
-    let total = items.len();
-    let end = (at.offset + size).min(total);
-    let slice: Vec<Value> = items
-        .into_iter()
-        .skip(at.offset)
-        .take(end - at.offset)
-        .collect();
-    out.insert(member.to_owned(), Value::Array(slice));
-    if end < total {
-        out.insert(
-            "NextToken".to_owned(),
-            Value::String(token(operation, input, end, false)),
-        );
+    let end = (at.offset + size).min(items.len());
+    out.insert(
+        member.to_owned(),
+        Value::Array(items[at.offset..end].iter().map(render).collect()),
+    );
+    if end < items.len() {
+        out.insert("NextToken".to_owned(), next(end, false));
+    } else if state.faults.blank_final_token {
+        out.insert("NextToken".to_owned(), Value::String(String::new()));
     }
     Ok(Value::Object(out))
 }
@@ -458,7 +484,7 @@ fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value,
             other => return Err(enum_error("associationFilterList.member.key", other, KEYS)),
         }
     }
-    let items: Vec<Value> = state
+    let items: Vec<&Association> = state
         .associations
         .values()
         .filter(|a| {
@@ -476,7 +502,14 @@ fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value,
                 }
             })
         })
-        .map(|a| {
+        .collect();
+    page(
+        state,
+        "ListAssociations",
+        input,
+        "Associations",
+        &items,
+        |a| {
             let mut v = json!({
                 "AssociationId": a.id,
                 "Name": a.document_name,
@@ -493,9 +526,8 @@ fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value,
                 v["LastExecutionDate"] = json!(e.created);
             }
             v
-        })
-        .collect();
-    page(state, "ListAssociations", input, "Associations", items)
+        },
+    )
 }
 
 fn describe_association(state: &State, input: &Map<String, Value>) -> Result<Value, ApiError> {
@@ -577,6 +609,7 @@ fn describe_association_executions(
             }
         }
     }
+    max_results(input)?;
     let a = association(state, association_id)?;
     let mut executions: Vec<&Execution> = a
         .executions
@@ -596,9 +629,13 @@ fn describe_association_executions(
         })
         .collect();
     executions.sort_by(|x, y| y.created.total_cmp(&x.created));
-    let items = executions
-        .into_iter()
-        .map(|e| {
+    page(
+        state,
+        "DescribeAssociationExecutions",
+        input,
+        "AssociationExecutions",
+        &executions,
+        |e| {
             let (status, detailed) = e.status();
             json!({
                 "AssociationId": a.id,
@@ -609,14 +646,7 @@ fn describe_association_executions(
                 "CreatedTime": e.created,
                 "ResourceCountByStatus": e.resource_count_by_status(),
             })
-        })
-        .collect();
-    page(
-        state,
-        "DescribeAssociationExecutions",
-        input,
-        "AssociationExecutions",
-        items,
+        },
     )
 }
 
@@ -636,6 +666,7 @@ fn describe_association_execution_targets(
             ));
         }
     }
+    max_results(input)?;
     let a = association(state, association_id)?;
     let e = a
         .executions
@@ -647,7 +678,7 @@ fn describe_association_execution_targets(
                 format!("AssociationExecution with ID {execution_id} does not exist."),
             )
         })?;
-    let items = e
+    let targets: Vec<&super::SimTarget> = e
         .targets
         .iter()
         .filter(|t| {
@@ -657,7 +688,14 @@ fn describe_association_execution_targets(
                 _ => t.resource_type == value,
             })
         })
-        .map(|t| {
+        .collect();
+    page(
+        state,
+        "DescribeAssociationExecutionTargets",
+        input,
+        "AssociationExecutionTargets",
+        &targets,
+        |t| {
             let mut v = json!({
                 "AssociationId": a.id,
                 "AssociationVersion": e.association_version.to_string(),
@@ -675,14 +713,7 @@ fn describe_association_execution_targets(
                 v["LastExecutionDate"] = json!(d);
             }
             v
-        })
-        .collect();
-    page(
-        state,
-        "DescribeAssociationExecutionTargets",
-        input,
-        "AssociationExecutionTargets",
-        items,
+        },
     )
 }
 
@@ -735,20 +766,38 @@ fn output_source_id(execution_id: &str, resource_id: &str) -> String {
     )
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` into seconds since the epoch.
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` into seconds since the epoch; anything else, including
+/// out-of-range fields, is `None`.
 pub(super) fn parse_time(s: &str) -> Option<f64> {
+    fn number(s: &str, digits: usize, max: i64) -> Option<i64> {
+        if s.len() != digits || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok().filter(|n| *n <= max)
+    }
     let s = s.strip_suffix('Z')?;
     let (date, time) = s.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(str::parse::<i64>);
-    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut d = date.split('-');
+    let (y, m, day) = (
+        number(d.next()?, 4, 9999)?,
+        number(d.next()?, 2, 12)?,
+        number(d.next()?, 2, 31)?,
+    );
     let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(str::parse::<i64>);
-    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
-    let frac: f64 = format!("0.{frac}").parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+    let mut t = hms.split(':');
+    let (hh, mm, ss) = (
+        number(t.next()?, 2, 23)?,
+        number(t.next()?, 2, 59)?,
+        number(t.next()?, 2, 60)?,
+    );
+    if d.next().is_some() || t.next().is_some() || m == 0 || day == 0 {
         return None;
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
+    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm); every input is bounded above.
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -769,7 +818,18 @@ mod tests {
         assert_eq!(parse_time("2019-02-18T16:00:00Z"), Some(1_550_505_600.0));
         assert_eq!(parse_time("2018-04-10T19:15:38.5Z"), Some(1_523_387_738.5));
         assert_eq!(parse_time("2018-04-10"), None);
-        assert_eq!(parse_time("2018-13-10T00:00:00Z"), None);
+        for bad in [
+            "2018-13-10T00:00:00Z",
+            "9999999999999999-01-01T00:00:00Z",
+            "2018-01-01T-1:00:00Z",
+            "2018-01-01T00:00:00.5e10Z",
+            "2018-01-01T00:00:00.Z",
+            "2018-01-01T00:00Z",
+            "2018-01-01-01T00:00:00Z",
+            "２０１８-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -263,9 +263,14 @@ const THROTTLING_CODES: &[&str] = &[
     "RequestThrottledException",
     "TooManyRequestsException",
     "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
     "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "LimitExceededException",
     "RequestThrottled",
     "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
 ];
 
 fn classify<E>(err: SdkError<E, HttpResponse>) -> SsmError

@@ -1,6 +1,7 @@
 //! The exporter in-process, with the real aws-sdk-ssm client, against the simulator.
 
 use ssm_association_exporter::sim::{Fault, Faults, Sim, SimTarget};
+use ssm_association_exporter::ssm::aws::ClientOptions;
 
 use crate::harness::{Rig, expected_targets, fleet, get, label_map, request};
 
@@ -331,6 +332,8 @@ async fn an_error_on_one_association_leaves_the_others_served() {
         Fault::Unavailable,
         Fault::AccessDenied,
         Fault::Throttle,
+        Fault::Reset,
+        Fault::Garbage,
     ] {
         // B's state changes while it cannot be read: the exporter must keep the old counts.
         rig.sim
@@ -392,7 +395,7 @@ async fn an_error_on_one_association_leaves_the_others_served() {
             "ssm_association_exporter_cycles_total",
             &[("outcome", "failure")]
         ),
-        Some(4.0)
+        Some(6.0)
     );
     assert_eq!(
         metrics.get(
@@ -425,6 +428,65 @@ async fn an_error_on_one_association_leaves_the_others_served() {
         ),
         Some(1.0)
     );
+    for outcome in ["network_error", "invalid_response"] {
+        assert_eq!(
+            metrics.get(
+                "ssm_association_exporter_api_requests_total",
+                &[("operation", "DescribeAssociation"), ("outcome", outcome)]
+            ),
+            Some(1.0),
+            "{outcome}"
+        );
+    }
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_discovery_keeps_every_association_as_it_was() {
+    let sim = Sim::new(15);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    sim.insert_association(B, None, "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-08888888888a", 3, &["Success"]),
+    );
+    sim.insert_execution(
+        B,
+        E2,
+        1_700_000_000.0,
+        fleet("i-08888888888b", 2, &["Failed"]),
+    );
+    let rig = Rig::start(sim, "").await;
+    let before = rig.scrape().await;
+    rig.sim.set_faults(Faults {
+        throttle_rate: 1.0,
+        ..Faults::default()
+    });
+    let during = rig.cycle().await;
+    for id in [A, B] {
+        assert_eq!(during.targets(id), before.targets(id));
+        assert_eq!(
+            during.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(0.0)
+        );
+    }
+    assert_eq!(
+        during.get(
+            "ssm_association_exporter_api_requests_total",
+            &[("operation", "ListAssociations"), ("outcome", "throttled")]
+        ),
+        Some(1.0)
+    );
+    rig.sim.set_faults(Faults::default());
+    let after = rig.cycle().await;
+    for id in [A, B] {
+        assert_eq!(
+            after.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(1.0)
+        );
+    }
     rig.stop().await;
 }
 
@@ -460,10 +522,16 @@ async fn a_pinned_execution_is_counted_even_when_newer_ones_exist() {
         .collect()
     );
 
-    // A pinned execution that is gone is a failed poll, not a silent switch to another run.
+    // A pinned execution that SSM no longer has: its series go, the association stays with
+    // a failed poll, and the exporter never switches to another run on its own.
     assert!(rig.sim.delete_execution(A, E1));
     let after = rig.cycle().await;
-    assert_eq!(after.targets(A), metrics.targets(A));
+    assert_eq!(after.targets(A).len(), 0);
+    assert_eq!(
+        after.associations_in("ssm_association_execution_status"),
+        Vec::<String>::new()
+    );
+    assert_eq!(after.associations_in("ssm_association_info"), [A]);
     assert_eq!(
         after.get("ssm_association_poll_success", &[("association_id", A)]),
         Some(0.0)
@@ -509,6 +577,11 @@ async fn discovery_narrows_by_name_prefix_and_document() {
         1_700_000_000.0,
         fleet("i-02222222222a", 2, &["Success"]),
     );
+    // ListAssociations is documented to end with an empty token rather than none.
+    sim.set_faults(Faults {
+        blank_final_token: true,
+        ..Faults::default()
+    });
     let yaml = "discovery:\n  name_prefix: patch-\n  document_name: AWS-RunPatchBaseline\n";
     let rig = Rig::start(sim, yaml).await;
     let metrics = rig.cycle().await;
@@ -612,12 +685,17 @@ async fn http_endpoints() {
 async fn not_ready_until_the_first_cycle_finishes() {
     let sim = Sim::new(12);
     sim.insert_association(A, None, "AWS-RunPatchBaseline");
-    // Long enough that the first cycle cannot finish while the test runs.
+    // The first cycle cannot finish while the test runs: every answer takes an hour, and the
+    // client waits for it.
     sim.set_faults(Faults {
         latency: std::time::Duration::from_secs(3600),
         ..Faults::default()
     });
-    let rig = Rig::launch(sim, "").await;
+    let rig = Rig::launch_with(sim, "", |options| ClientOptions {
+        operation_timeout: std::time::Duration::from_secs(7200),
+        ..options
+    })
+    .await;
     let addr = rig.exporter.local_addr();
     let ready = get(addr, "/-/ready").await;
     assert_eq!(ready.status, 503);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ssm_association_exporter::app::Exporter;
-use ssm_association_exporter::config::{self, Config};
+use ssm_association_exporter::config;
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
 use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
@@ -44,18 +44,23 @@ impl Rig {
 
     /// Starts as [`Rig::start`] does, without waiting for the first cycle.
     pub async fn launch(sim: Sim, yaml: &str) -> Rig {
-        let config =
-            config::parse(&format!("poll_interval: 1h\n{yaml}")).expect("test config is valid");
-        Rig::start_with(sim, &config).await
+        Rig::launch_with(sim, yaml, |options| options).await
     }
 
-    pub async fn start_with(sim: Sim, config: &Config) -> Rig {
+    /// [`Rig::launch`] with the client options changed by `adjust`.
+    pub async fn launch_with(
+        sim: Sim,
+        yaml: &str,
+        adjust: impl FnOnce(ClientOptions) -> ClientOptions,
+    ) -> Rig {
+        let config =
+            config::parse(&format!("poll_interval: 1h\n{yaml}")).expect("test config is valid");
         let server = sim.start().await.expect("simulator starts");
-        let ssm = AwsSsm::connect(&client_options(server.endpoint_url()))
+        let ssm = AwsSsm::connect(&adjust(client_options(server.endpoint_url())))
             .await
             .expect("client builds");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let exporter = Exporter::start(ssm, config, listener, ServerOptions::default())
+        let exporter = Exporter::start(ssm, &config, listener, ServerOptions::default())
             .expect("exporter starts");
         Rig {
             sim,

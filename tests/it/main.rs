@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the SDK is linked once.
 
 mod cli;
+mod docs;
 mod exporter;
 mod harness;
 mod promtool;
