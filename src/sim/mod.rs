@@ -497,17 +497,22 @@ impl State {
     /// A fresh UUID-shaped ID, distinct from every other this simulator made.
     fn new_id(&mut self) -> String {
         self.serial += 1;
-        let a = (self.random() * (1u64 << 53) as f64) as u64;
-        let b = self.serial;
-        format!(
-            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-            a >> 21,
-            (a >> 5) & 0xffff,
-            a & 0xfff,
-            (b >> 48) & 0xfff,
-            b & 0xffff_ffff_ffff
-        )
+        let random = (self.random() * (1u64 << 53) as f64) as u64;
+        uuid(random, self.serial)
     }
+}
+
+/// A version-4-shaped UUID: the high bits of `high` and all 60 low bits of `low`, so IDs made
+/// from distinct `low` values never collide.
+fn uuid(high: u64, low: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        high >> 32,
+        (high >> 16) & 0xffff,
+        high & 0xfff,
+        (low >> 48) & 0xfff,
+        low & 0xffff_ffff_ffff
+    )
 }
 
 /// Now, in seconds since the epoch, to the millisecond as SSM reports times.

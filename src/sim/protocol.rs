@@ -756,14 +756,7 @@ fn output_source_id(execution_id: &str, resource_id: &str) -> String {
         execution_id,
         &Map::from_iter([("r".to_owned(), json!(resource_id))]),
     );
-    format!(
-        "{:08x}-{:04x}-4{:03x}-9{:03x}-{:012x}",
-        h >> 32,
-        (h >> 16) & 0xffff,
-        h & 0xfff,
-        (h >> 4) & 0xfff,
-        h & 0xffff_ffff_ffff
-    )
+    super::uuid(h, h.rotate_left(29))
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` into seconds since the epoch; anything else, including
