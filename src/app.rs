@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::limit::Limiter;
+use crate::poll::PollSettings;
 use crate::scheduler::{Scheduler, Trigger};
 use crate::server::{self, Exposition, ServerOptions};
 use crate::ssm::Ssm;
@@ -52,7 +54,12 @@ impl Exporter {
         let (triggers, trigger_rx) = mpsc::channel(16);
         let scheduler = Scheduler {
             ssm,
-            watch: config.watch.clone(),
+            limiter: Limiter::new(
+                config.api.requests_per_second,
+                config.api.burst,
+                config.api.max_in_flight,
+            ),
+            settings: PollSettings::from(config),
             interval: config.poll_interval,
             telemetry: Telemetry::new(),
             publish,

@@ -16,7 +16,54 @@ pub struct Config {
     pub endpoint_url: Option<String>,
     pub poll_interval: Duration,
     pub watch: Watch,
+    /// A finished execution whose summary has not changed keeps its counts without a re-read
+    /// for at most this long; zero re-reads every target every cycle.
+    pub full_refresh_interval: Duration,
+    /// A cycle's associations not polled by then keep their last values, marked failed.
+    pub cycle_timeout: Duration,
+    pub api: Api,
 }
+
+/// How the exporter treats the SSM API of one account and region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Api {
+    /// The steady rate of calls, with `burst` of them at once after a quiet spell.
+    pub requests_per_second: f64,
+    pub burst: u32,
+    /// Calls in flight at once; also how many associations are polled side by side.
+    pub max_in_flight: usize,
+    /// Attempts per call, the first included, with the SDK's backoff and jitter between.
+    pub max_attempts: u32,
+    pub retry_mode: RetryMode,
+    /// One call, every attempt included.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryMode {
+    /// Exponential backoff with full jitter.
+    Standard,
+    /// Standard, plus a client-side rate that slows down after throttling answers.
+    Adaptive,
+}
+
+impl Default for Api {
+    /// Conservative: SSM's Describe and List limits are unpublished and low, shared by every
+    /// tool of the account and region.
+    fn default() -> Self {
+        Api {
+            requests_per_second: 5.0,
+            burst: 10,
+            max_in_flight: 4,
+            max_attempts: 5,
+            retry_mode: RetryMode::Standard,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Eq for Api {}
 
 /// Which associations a cycle polls.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +146,12 @@ pub fn is_uuid(s: &str) -> bool {
 pub struct NonEmpty(String);
 
 impl NonEmpty {
+    /// `None` for an empty string.
+    pub fn new(s: impl Into<String>) -> Option<Self> {
+        let s = s.into();
+        (!s.is_empty()).then_some(NonEmpty(s))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -152,6 +205,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// The shortest poll interval: tests go this low, real fleets never should.
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// The safety valve for the assumption that finished executions do not change.
+pub const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(6 * 3600);
+pub const DEFAULT_CYCLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -178,6 +234,20 @@ struct RawConfig {
     poll_interval: Option<String>,
     associations: Option<Vec<RawAssociation>>,
     discovery: Option<RawDiscovery>,
+    full_refresh_interval: Option<String>,
+    cycle_timeout: Option<String>,
+    api: Option<RawApi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    requests_per_second: Option<f64>,
+    burst: Option<u32>,
+    max_in_flight: Option<usize>,
+    max_attempts: Option<u32>,
+    retry_mode: Option<RetryMode>,
+    timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -262,16 +332,27 @@ pub fn parse(text: &str) -> Result<Config, String> {
         Ok(value)
     };
 
-    let poll_interval = match &raw.poll_interval {
-        None => DEFAULT_POLL_INTERVAL,
-        Some(v) => {
-            field("poll_interval", v, |v| match parse_duration(v)? {
-                d if d < MIN_POLL_INTERVAL => Err("must be at least 1s".to_owned()),
-                _ => Ok(()),
-            })?;
-            parse_duration(v)?
+    let duration = |path: &str, value: Option<&String>, default: Duration, min: Duration| {
+        let Some(v) = value else {
+            return Ok(default);
+        };
+        let d = parse_duration(v)
+            .map_err(|message| format!("{path}: {message}{}", line_suffix(locate(text, path))))?;
+        if d < min {
+            return Err(format!(
+                "{path}: must be at least {}{}",
+                format_duration(min),
+                line_suffix(locate(text, path))
+            ));
         }
+        Ok(d)
     };
+    let poll_interval = duration(
+        "poll_interval",
+        raw.poll_interval.as_ref(),
+        DEFAULT_POLL_INTERVAL,
+        MIN_POLL_INTERVAL,
+    )?;
     let region = text_field("region", raw.region)?;
     let endpoint_url = text_field("endpoint_url", raw.endpoint_url)?;
     if let Some(url) = &endpoint_url {
@@ -338,11 +419,78 @@ pub fn parse(text: &str) -> Result<Config, String> {
         Watch::Explicit(watched)
     };
 
+    let full_refresh_interval = duration(
+        "full_refresh_interval",
+        raw.full_refresh_interval.as_ref(),
+        DEFAULT_FULL_REFRESH,
+        Duration::ZERO,
+    )?;
+    let cycle_timeout = duration(
+        "cycle_timeout",
+        raw.cycle_timeout.as_ref(),
+        DEFAULT_CYCLE_TIMEOUT,
+        MIN_POLL_INTERVAL,
+    )?;
+    let api = match raw.api {
+        None => Api::default(),
+        Some(a) => {
+            let defaults = Api::default();
+            let range = |path: &str, ok: bool, what: &str| {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{path}: must be {what}{}",
+                        line_suffix(locate(text, path))
+                    ))
+                }
+            };
+            let requests_per_second = a
+                .requests_per_second
+                .unwrap_or(defaults.requests_per_second);
+            range(
+                "api.requests_per_second",
+                requests_per_second.is_finite() && requests_per_second >= 0.01,
+                "a number of at least 0.01",
+            )?;
+            let burst = a.burst.unwrap_or(defaults.burst);
+            range("api.burst", (1..=1000).contains(&burst), "from 1 to 1000")?;
+            let max_in_flight = a.max_in_flight.unwrap_or(defaults.max_in_flight);
+            range(
+                "api.max_in_flight",
+                (1..=64).contains(&max_in_flight),
+                "from 1 to 64",
+            )?;
+            let max_attempts = a.max_attempts.unwrap_or(defaults.max_attempts);
+            range(
+                "api.max_attempts",
+                (1..=10).contains(&max_attempts),
+                "from 1 to 10",
+            )?;
+            Api {
+                requests_per_second,
+                burst,
+                max_in_flight,
+                max_attempts,
+                retry_mode: a.retry_mode.unwrap_or(defaults.retry_mode),
+                timeout: duration(
+                    "api.timeout",
+                    a.timeout.as_ref(),
+                    defaults.timeout,
+                    MIN_POLL_INTERVAL,
+                )?,
+            }
+        }
+    };
+
     Ok(Config {
         region,
         endpoint_url,
         poll_interval,
         watch,
+        full_refresh_interval,
+        cycle_timeout,
+        api,
     })
 }
 
@@ -468,10 +616,11 @@ impl Config {
             }
         };
         format!(
-            "{watch}, poll interval {}, region {}, endpoint {}",
+            "{watch}, poll interval {}, region {}, endpoint {}, at most {} calls/s",
             format_duration(self.poll_interval),
             self.region.as_deref().unwrap_or("from the environment"),
             self.endpoint_url.as_deref().unwrap_or("default"),
+            self.api.requests_per_second,
         )
     }
 }
@@ -577,7 +726,7 @@ mod tests {
         );
         assert_eq!(
             config.summary(),
-            "1 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default"
+            "1 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default, at most 5 calls/s"
         );
     }
 
@@ -587,7 +736,7 @@ mod tests {
         let config = load(path).expect("config.example.yaml is valid");
         assert_eq!(
             config.summary(),
-            "3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default"
+            "3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default, at most 5 calls/s"
         );
         let Watch::Explicit(list) = &config.watch else {
             panic!("expected explicit associations")
@@ -613,6 +762,31 @@ mod tests {
                 name_prefix: Some("patch-".into()),
                 document_name: Some("AWS-RunPatchBaseline".into()),
             })
+        );
+    }
+
+    #[test]
+    fn api_settings_and_their_defaults() {
+        let config = parse("").expect("empty is valid");
+        assert_eq!(config.api, Api::default());
+        assert_eq!(config.full_refresh_interval, DEFAULT_FULL_REFRESH);
+        assert_eq!(config.cycle_timeout, DEFAULT_CYCLE_TIMEOUT);
+        let config = parse(
+            "full_refresh_interval: 0s\ncycle_timeout: 2m\napi:\n  requests_per_second: 2.5\n  burst: 3\n  max_in_flight: 2\n  max_attempts: 8\n  retry_mode: adaptive\n  timeout: 10s\n",
+        )
+        .expect("valid");
+        assert_eq!(config.full_refresh_interval, Duration::ZERO);
+        assert_eq!(config.cycle_timeout, Duration::from_secs(120));
+        assert_eq!(
+            config.api,
+            Api {
+                requests_per_second: 2.5,
+                burst: 3,
+                max_in_flight: 2,
+                max_attempts: 8,
+                retry_mode: RetryMode::Adaptive,
+                timeout: Duration::from_secs(10),
+            }
         );
     }
 
@@ -645,7 +819,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "region: us-east-2\npoll_interval: 60s\nscrape_timeout: 5s\n",
-                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery` at line 3 column 1",
+                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery`, `full_refresh_interval`, `cycle_timeout`, `api` at line 3 column 1",
             ),
             (
                 "poll_interval: 60\n",
@@ -711,6 +885,46 @@ mod tests {
             (
                 "discovery:\n  name_prefix: patch-\n  document: AWS-RunPatchBaseline\n",
                 "discovery: unknown field `document`, expected `name_prefix` or `document_name` at line 3 column 3",
+            ),
+            (
+                "cycle_timeout: 0s\n",
+                "cycle_timeout: must be at least 1s at line 1",
+            ),
+            (
+                "full_refresh_interval: soon\n",
+                "full_refresh_interval: \"soon\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+            ),
+            (
+                "api:\n  requests_per_second: 0\n",
+                "api.requests_per_second: must be a number of at least 0.01 at line 2",
+            ),
+            (
+                "api:\n  requests_per_second: fast\n",
+                "api.requests_per_second: invalid type: string \"fast\", expected f64 at line 2 column 24",
+            ),
+            (
+                "api:\n  max_in_flight: 0\n",
+                "api.max_in_flight: must be from 1 to 64 at line 2",
+            ),
+            (
+                "api:\n  burst: 5000\n",
+                "api.burst: must be from 1 to 1000 at line 2",
+            ),
+            (
+                "api:\n  max_attempts: -1\n",
+                "api.max_attempts: invalid type: integer `-1`, expected u32 at line 2 column 17",
+            ),
+            (
+                "api:\n  retry_mode: turbo\n",
+                "api.retry_mode: unknown variant `turbo`, expected `standard` or `adaptive` at line 2 column 15",
+            ),
+            (
+                "api:\n  timeout: 100ms\n",
+                "api.timeout: must be at least 1s at line 2",
+            ),
+            (
+                "api:\n  rate: 5\n",
+                "api: unknown field `rate`, expected one of `requests_per_second`, `burst`, `max_in_flight`, `max_attempts`, `retry_mode`, `timeout` at line 2 column 3",
             ),
             (
                 "associations: all\n",

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ssm_association_exporter::app::Exporter;
-use ssm_association_exporter::config::{self, Config, Discovery, Watch};
+use ssm_association_exporter::config::{self, Config};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
 use ssm_association_exporter::sim::{self, Sim};
 use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
@@ -105,7 +105,7 @@ fn main() -> ExitCode {
 async fn run(flags: Flags) -> anyhow::Result<()> {
     let config = match &flags.config_file {
         Some(path) => config::load(path).map_err(|e| Usage(e.to_string()))?,
-        None if flags.demo => demo_config(),
+        None if flags.demo => demo_config()?,
         None => config::parse("").map_err(Usage)?,
     };
     if !valid_telemetry_path(&flags.telemetry_path) {
@@ -124,7 +124,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let (demo, mut options) = if flags.demo {
+    let mut options = ClientOptions::for_config(&config);
+    let demo = if flags.demo {
         let sim = Sim::new(42);
         sim::demo::seed(&sim);
         let server = sim
@@ -132,29 +133,14 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             .await
             .context("cannot start the simulated SSM endpoint")?;
         info!(endpoint = %server.endpoint_url(), "demo: simulated SSM endpoint started");
-        let options = ClientOptions {
-            region: Some(
-                config
-                    .region
-                    .clone()
-                    .unwrap_or_else(|| "us-east-2".to_owned()),
-            ),
-            endpoint_url: Some(server.endpoint_url()),
-            static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
-            ..ClientOptions::default()
-        };
-        (Some((sim, server)), options)
-    } else {
-        let options = ClientOptions {
-            region: config.region.clone(),
-            endpoint_url: config.endpoint_url.clone(),
-            ..ClientOptions::default()
-        };
-        (None, options)
-    };
-    if demo.is_some() {
+        options.region = options.region.or_else(|| Some("us-east-2".to_owned()));
+        options.endpoint_url = Some(server.endpoint_url());
+        options.static_credentials = Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned()));
         options.initial_backoff = Duration::from_millis(100);
-    }
+        Some((sim, server))
+    } else {
+        None
+    };
     let ssm = AwsSsm::connect(&options)
         .await
         .map_err(|e| Usage(e.to_string()))?;
@@ -201,14 +187,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The demo watches everything, polling often enough to see runs evolve.
-fn demo_config() -> Config {
-    Config {
-        region: None,
-        endpoint_url: None,
-        poll_interval: Duration::from_secs(5),
-        watch: Watch::Discover(Discovery::default()),
-    }
+/// The demo watches everything, polling often enough to see runs evolve, at a rate the
+/// simulator does not mind.
+fn demo_config() -> Result<Config, Usage> {
+    config::parse("poll_interval: 5s\napi:\n  requests_per_second: 50\n").map_err(Usage)
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {

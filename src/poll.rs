@@ -1,23 +1,52 @@
 //! One poll cycle: which associations → their latest (or pinned) execution → its targets,
-//! counted page by page. Targets are never held beyond the page they came in; a failed
-//! association keeps what the previous snapshot knew of it.
+//! counted page by page. What has not changed since the previous snapshot is not read again;
+//! targets are never held beyond their page; a failed association keeps its last values.
 
-use std::time::SystemTime;
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
 
+use futures_util::StreamExt;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::config::{TargetFilter, Watch, WatchedAssociation};
+use crate::config::{Config, Discovery, TargetFilter, Watch};
+use crate::limit::Limiter;
 use crate::snapshot::{AssociationState, ExecutionState, Snapshot, TargetCounts};
 use crate::ssm::{
-    Association, AssociationQuery, Execution, ExecutionQuery, Operation, Page, Ssm, SsmError,
+    Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Operation, Page, Ssm,
+    SsmError,
 };
 use crate::telemetry::Telemetry;
 
-/// What a cycle produced, and whether every call in it succeeded.
+/// What a cycle needs from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollSettings {
+    pub watch: Watch,
+    pub full_refresh_interval: Duration,
+    pub cycle_timeout: Duration,
+    /// Associations polled side by side.
+    pub concurrency: usize,
+}
+
+impl From<&Config> for PollSettings {
+    fn from(config: &Config) -> Self {
+        PollSettings {
+            watch: config.watch.clone(),
+            full_refresh_interval: config.full_refresh_interval,
+            cycle_timeout: config.cycle_timeout,
+            concurrency: config.api.max_in_flight,
+        }
+    }
+}
+
+/// What a cycle produced: the next snapshot, how many associations (or listings) failed, and
+/// how many API calls it made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cycle {
     pub snapshot: Snapshot,
     pub failures: usize,
+    pub calls: usize,
 }
 
 /// Why one association (or the discovery listing) could not be read this cycle.
@@ -29,68 +58,104 @@ pub struct CallError {
     pub error: SsmError,
 }
 
+impl CallError {
+    fn is(&self, error: &SsmError) -> bool {
+        self.error == *error
+    }
+}
+
+/// Statuses after which an execution's targets are taken not to change (ssm-api.md §6.3):
+/// those the agent reports as final, and the final ones of Run Command and Automation.
+const FINISHED: &[&str] = &[
+    "Success",
+    "Failed",
+    "TimedOut",
+    "Cancelled",
+    "Skipped",
+    "Undeliverable",
+    "Terminated",
+    "DeliveryTimedOut",
+    "ExecutionTimedOut",
+    "CompletedWithSuccess",
+    "CompletedWithFailure",
+    "Rejected",
+];
+
+fn finished(status: Option<&str>) -> bool {
+    status.is_some_and(|s| FINISHED.contains(&s))
+}
+
 /// Runs one cycle against `ssm` and returns the next snapshot.
 ///
-/// Never fails as a whole: an association whose calls fail keeps its state from `previous`
-/// with `poll_ok` false; if the discovery listing fails, every association of `previous` is
-/// kept that way.
+/// Never fails as a whole: an association whose calls fail, or that the cycle timeout cuts
+/// off, keeps its state from `previous` with `poll_ok` false; if the association listing
+/// fails, every association of `previous` is kept that way.
 pub async fn poll_once<S: Ssm>(
     ssm: &S,
-    watch: &Watch,
+    limiter: &Limiter,
+    settings: &PollSettings,
     previous: &Snapshot,
     telemetry: &Telemetry,
 ) -> Cycle {
-    let poller = Poller { ssm, telemetry };
-    let mut failures = 0;
-    let mut states = Vec::new();
-    match watch {
-        Watch::Explicit(list) => {
-            for watched in list {
-                let id = watched.association_id.as_str();
-                match poller.explicit(watched).await {
-                    Ok(Some(state)) => states.push(state),
-                    Ok(None) => warn!(
-                        association_id = id,
-                        "association does not exist; its series are dropped"
-                    ),
-                    Err(e) => {
-                        failures += 1;
-                        warn!(association_id = id, error = %e, "poll of association failed; keeping its last values");
-                        states.push(stale(previous, id));
-                    }
-                }
-            }
+    let deadline = Instant::now() + settings.cycle_timeout;
+    let poller = Poller {
+        ssm,
+        limiter,
+        telemetry,
+        calls: AtomicUsize::new(0),
+        now: SystemTime::now(),
+        full_refresh_interval: settings.full_refresh_interval,
+    };
+    let plan = match within(deadline, poller.plan(&settings.watch, previous)).await {
+        Ok(plan) => plan,
+        Err(e) => {
+            warn!(error = %e, "listing associations failed; keeping every association's last values");
+            let associations = previous
+                .associations
+                .iter()
+                .map(|a| AssociationState {
+                    poll_ok: false,
+                    ..a.clone()
+                })
+                .collect();
+            return Cycle {
+                snapshot: Snapshot {
+                    associations,
+                    region_associations: previous.region_associations,
+                },
+                failures: 1,
+                calls: poller.calls.into_inner(),
+            };
         }
-        Watch::Discover(discovery) => match poller.discover(discovery).await {
-            Ok(found) => {
-                for association in found {
-                    let id = association.association_id.clone();
-                    match poller.latest(association).await {
-                        Ok(Some(state)) => states.push(state),
-                        Ok(None) => {
-                            debug!(association_id = %id, "association deleted during the cycle")
-                        }
-                        Err(e) => {
-                            failures += 1;
-                            warn!(association_id = %id, error = %e, "poll of association failed; keeping its last values");
-                            states.push(stale(previous, &id));
-                        }
-                    }
-                }
+    };
+
+    let outcomes: Vec<(String, Result<Outcome, CallError>)> = futures_util::stream::iter(plan.jobs)
+        .map(|job| {
+            let prior = previous.get(&job.association_id);
+            let poller = &poller;
+            async move {
+                let id = job.association_id.clone();
+                (id, within(deadline, poller.poll(job, prior)).await)
+            }
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+
+    let mut failures = 0;
+    let mut states = Vec::with_capacity(outcomes.len());
+    for (id, outcome) in outcomes {
+        match outcome {
+            Ok(Outcome::Polled(state)) => states.push(*state),
+            Ok(Outcome::Gone) => {
+                debug!(association_id = %id, "association does not exist; its series are dropped");
             }
             Err(e) => {
                 failures += 1;
-                warn!(error = %e, "discovery of associations failed; keeping every association's last values");
-                states = previous
-                    .associations
-                    .iter()
-                    .map(|a| AssociationState {
-                        poll_ok: false,
-                        ..a.clone()
-                    })
-                    .collect();
+                warn!(association_id = %id, error = %e, "poll of association failed; keeping its last values");
+                states.push(stale(previous, &id));
             }
-        },
+        }
     }
     states.sort_by(|a, b| a.association_id.cmp(&b.association_id));
     // A listing that repeated an association (pages shifting under us) would otherwise
@@ -99,9 +164,26 @@ pub async fn poll_once<S: Ssm>(
     Cycle {
         snapshot: Snapshot {
             associations: states,
+            region_associations: plan.region_associations.or(previous.region_associations),
         },
         failures,
+        calls: poller.calls.into_inner(),
     }
+}
+
+/// `work`, or a timeout error once the cycle's deadline passes.
+async fn within<T>(
+    deadline: Instant,
+    work: impl Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    tokio::time::timeout_at(deadline, work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(CallError {
+                operation: "poll cycle",
+                error: SsmError::Timeout("the cycle timeout passed".to_owned()),
+            })
+        })
 }
 
 /// The previous state of an association, marked as not freshly polled.
@@ -115,14 +197,60 @@ fn stale(previous: &Snapshot, association_id: &str) -> AssociationState {
     )
 }
 
+/// The associations to poll this cycle.
+struct Plan {
+    jobs: Vec<Job>,
+    /// Set when this cycle listed every association of the region.
+    region_associations: Option<usize>,
+}
+
+/// One association to poll. It owns its settings, so that the futures polling the jobs
+/// borrow nothing but the poller.
+struct Job {
+    association_id: String,
+    /// Its record, when a listing already brought it; otherwise it is described.
+    listed: Option<Association>,
+    pinned: Option<String>,
+    filters: Vec<TargetFilter>,
+}
+
+enum Outcome {
+    Polled(Box<AssociationState>),
+    /// The association does not exist (any more): its series go.
+    Gone,
+}
+
+/// A polled association, boxed: states are large, `Gone` is nothing.
+fn done(state: AssociationState) -> Result<Outcome, CallError> {
+    Ok(Outcome::Polled(Box::new(state)))
+}
+
+/// What a listing's consumer is handed.
+enum Step<T> {
+    Items(Vec<T>),
+    /// The listing starts over: forget the items handed so far.
+    Restart,
+}
+
 struct Poller<'a, S> {
     ssm: &'a S,
+    limiter: &'a Limiter,
     telemetry: &'a Telemetry,
+    calls: AtomicUsize,
+    /// The cycle's start, for the age of counts.
+    now: SystemTime,
+    full_refresh_interval: Duration,
 }
 
 impl<S: Ssm> Poller<'_, S> {
-    /// Counts one call in the telemetry and names it in the error.
-    fn record<T>(&self, operation: Operation, result: Result<T, SsmError>) -> Result<T, CallError> {
+    /// Makes one call through the rate limit, counts it, and names it in its error.
+    async fn call<T>(
+        &self,
+        operation: Operation,
+        call: impl Future<Output = Result<T, SsmError>>,
+    ) -> Result<T, CallError> {
+        let result = self.limiter.run(call).await;
+        self.calls.fetch_add(1, Ordering::Relaxed);
         self.telemetry.record_call(operation, &result);
         result.map_err(|error| CallError {
             operation: operation.as_str(),
@@ -130,11 +258,68 @@ impl<S: Ssm> Poller<'_, S> {
         })
     }
 
+    async fn plan(&self, watch: &Watch, previous: &Snapshot) -> Result<Plan, CallError> {
+        match watch {
+            Watch::Discover(discovery) => {
+                let jobs = self
+                    .list(discovery)
+                    .await?
+                    .into_iter()
+                    .map(|a| Job {
+                        association_id: a.association_id.clone(),
+                        listed: Some(a),
+                        pinned: None,
+                        filters: Vec::new(),
+                    })
+                    .collect();
+                Ok(Plan {
+                    jobs,
+                    region_associations: None,
+                })
+            }
+            Watch::Explicit(list) => {
+                let mut jobs: Vec<Job> = list
+                    .iter()
+                    .map(|w| Job {
+                        association_id: w.association_id.as_str().to_owned(),
+                        listed: None,
+                        pinned: w.execution_id.as_ref().map(|e| e.as_str().to_owned()),
+                        filters: w.filters.clone(),
+                    })
+                    .collect();
+                if !listing_is_cheaper(jobs.len(), previous) {
+                    return Ok(Plan {
+                        jobs,
+                        region_associations: None,
+                    });
+                }
+                let all = self.list(&Discovery::default()).await?;
+                let total = all.len();
+                let mut by_id: std::collections::HashMap<String, Association> = all
+                    .into_iter()
+                    .map(|a| (a.association_id.to_ascii_lowercase(), a))
+                    .collect();
+                // A watched association missing from a complete listing does not exist.
+                jobs.retain_mut(|job| match by_id.remove(&job.association_id) {
+                    Some(a) => {
+                        job.listed = Some(a);
+                        true
+                    }
+                    None => {
+                        debug!(association_id = %job.association_id, "association does not exist; its series are dropped");
+                        false
+                    }
+                });
+                Ok(Plan {
+                    jobs,
+                    region_associations: Some(total),
+                })
+            }
+        }
+    }
+
     /// Every association the discovery settings select, across all pages.
-    async fn discover(
-        &self,
-        discovery: &crate::config::Discovery,
-    ) -> Result<Vec<Association>, CallError> {
+    async fn list(&self, discovery: &Discovery) -> Result<Vec<Association>, CallError> {
         let query = AssociationQuery {
             document_name: discovery.document_name.clone(),
         };
@@ -142,236 +327,382 @@ impl<S: Ssm> Poller<'_, S> {
         self.each_page(
             Operation::ListAssociations,
             |token| self.ssm.list_associations(&query, token),
-            |page: Vec<Association>| {
-                found.extend(page.into_iter().filter(|a| {
-                    !a.association_id.is_empty()
-                        && discovery.name_prefix.as_ref().is_none_or(|prefix| {
-                            a.association_name
-                                .as_deref()
-                                .is_some_and(|n| n.starts_with(prefix.as_str()))
-                        })
-                }));
+            |step| {
+                match step {
+                    Step::Restart => found.clear(),
+                    Step::Items(page) => found.extend(page.into_iter().filter(|a| {
+                        !a.association_id.is_empty()
+                            && discovery.name_prefix.as_ref().is_none_or(|prefix| {
+                                a.association_name
+                                    .as_deref()
+                                    .is_some_and(|n| n.starts_with(prefix.as_str()))
+                            })
+                    })),
+                }
+                ControlFlow::Continue(())
             },
         )
         .await?;
         Ok(found)
     }
 
-    /// A configured association: describe it, then read its pinned or latest execution.
-    /// `Ok(None)` when the association does not exist.
-    async fn explicit(
-        &self,
-        watched: &WatchedAssociation,
-    ) -> Result<Option<AssociationState>, CallError> {
-        let id = watched.association_id.as_str();
-        let association = match self.record(
-            Operation::DescribeAssociation,
-            self.ssm.describe_association(id).await,
-        ) {
-            Ok(a) => a,
-            Err(CallError {
-                error: SsmError::AssociationDoesNotExist,
-                ..
-            }) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let association = Association {
-            // Our own spelling of the ID keys the series, whatever case the API answers in.
-            association_id: id.to_owned(),
-            ..association
-        };
-        match &watched.execution_id {
-            Some(pinned) => {
-                self.pinned(association, pinned.as_str(), &watched.filters)
-                    .await
-            }
-            None => self.execution_targets(association, &watched.filters).await,
-        }
-    }
-
-    /// A discovered association: its latest execution, all targets counted.
-    async fn latest(
-        &self,
-        association: Association,
-    ) -> Result<Option<AssociationState>, CallError> {
-        self.execution_targets(association, &[]).await
-    }
-
-    async fn execution_targets(
-        &self,
-        association: Association,
-        filters: &[TargetFilter],
-    ) -> Result<Option<AssociationState>, CallError> {
-        let Some(newest) = self.newest_execution(&association.association_id).await? else {
-            return Ok(None);
-        };
-        let execution = match newest {
-            None => None,
-            Some(e) => match self.count(&association.association_id, e, filters).await {
-                Ok(counted) => Some(counted),
-                Err(CallError {
-                    error: SsmError::AssociationDoesNotExist,
-                    ..
-                }) => return Ok(None),
+    async fn poll(&self, job: Job, prior: Option<&AssociationState>) -> Result<Outcome, CallError> {
+        let id = job.association_id.as_str();
+        let pinned = job.pinned.as_deref();
+        let filters = job.filters.as_slice();
+        let association = match job.listed {
+            Some(a) => a,
+            None => match self
+                .call(
+                    Operation::DescribeAssociation,
+                    self.ssm.describe_association(id),
+                )
+                .await
+            {
+                Ok(a) => a,
+                Err(e) if e.is(&SsmError::AssociationDoesNotExist) => return Ok(Outcome::Gone),
                 Err(e) => return Err(e),
             },
         };
-        Ok(Some(fresh(association, execution)))
-    }
-
-    async fn pinned(
-        &self,
-        association: Association,
-        execution_id: &str,
-        filters: &[TargetFilter],
-    ) -> Result<Option<AssociationState>, CallError> {
-        let id = association.association_id.clone();
-        let mut found = None;
-        let query = ExecutionQuery::Id(execution_id.to_owned());
-        let listed = self
-            .each_page(
-                Operation::DescribeAssociationExecutions,
-                |token| self.ssm.describe_association_executions(&id, &query, token),
-                |page: Vec<Execution>| {
-                    found = found.take().or_else(|| {
-                        page.into_iter()
-                            .find(|e| e.execution_id.eq_ignore_ascii_case(execution_id))
-                    });
-                },
+        // Our own spelling of the ID keys the series, whatever case the API answers in.
+        let association = Association {
+            association_id: id.to_owned(),
+            ..association
+        };
+        if let Some(prior) = prior
+            && settled(
+                prior,
+                &association,
+                pinned,
+                filters,
+                self.now,
+                self.full_refresh_interval,
             )
-            .await;
-        match listed {
-            Ok(()) => {}
-            Err(CallError {
-                error: SsmError::AssociationDoesNotExist,
-                ..
-            }) => return Ok(None),
-            Err(e) => return Err(e),
+        {
+            return done(polled(association, prior.execution.clone(), self.now));
         }
-        let Some(execution) = found else {
-            return Ok(Some(pinned_gone(association, execution_id)));
+
+        let execution = match pinned {
+            Some(pin) => match self.pinned_execution(id, pin).await {
+                Ok(Some(e)) => e,
+                Ok(None) => return done(pinned_gone(association, pin, self.now)),
+                Err(e) if e.is(&SsmError::AssociationDoesNotExist) => return Ok(Outcome::Gone),
+                Err(e) => return Err(e),
+            },
+            None => match self.newest_execution(id).await {
+                Ok(Some(e)) => e,
+                Ok(None) => return done(polled(association, None, self.now)),
+                Err(e) if e.is(&SsmError::AssociationDoesNotExist) => return Ok(Outcome::Gone),
+                Err(e) => return Err(e),
+            },
         };
-        let execution = Execution {
-            execution_id: execution_id.to_owned(),
-            ..execution
-        };
-        match self.count(&id, execution, filters).await {
-            Ok(counted) => Ok(Some(fresh(association, Some(counted)))),
-            Err(CallError {
-                error: SsmError::ExecutionDoesNotExist,
-                ..
-            }) => Ok(Some(pinned_gone(association, execution_id))),
-            Err(CallError {
-                error: SsmError::AssociationDoesNotExist,
-                ..
-            }) => Ok(None),
+        if let Some(known) = prior.and_then(|p| p.execution.as_ref())
+            && unchanged(
+                known,
+                &execution,
+                filters,
+                self.now,
+                self.full_refresh_interval,
+            )
+        {
+            let kept = ExecutionState {
+                targets: known.targets.clone(),
+                read_at: known.read_at,
+                ..execution_state(execution, TargetCounts::default(), filters, known.read_at)
+            };
+            return done(polled(association, Some(kept), self.now));
+        }
+
+        match self.count(id, &execution, filters).await {
+            Ok(targets) => {
+                let counted = execution_state(execution, targets, filters, self.now);
+                done(polled(association, Some(counted), self.now))
+            }
+            Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
+            Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => match pinned {
+                Some(pin) => done(pinned_gone(association, pin, self.now)),
+                // The execution expired between listing and reading: move on to the newest
+                // that exists, once.
+                None => match self.newest_execution(id).await {
+                    Ok(Some(newer)) if newer.execution_id != execution.execution_id => {
+                        match self.count(id, &newer, filters).await {
+                            Ok(targets) => {
+                                let counted = execution_state(newer, targets, filters, self.now);
+                                done(polled(association, Some(counted), self.now))
+                            }
+                            Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Ok(Some(_)) => Err(e),
+                    Ok(None) => done(polled(association, None, self.now)),
+                    Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
+                    Err(e) => Err(e),
+                },
+            },
             Err(e) => Err(e),
         }
     }
 
-    /// The newest execution of an association: `Ok(None)` if the association is gone,
-    /// `Ok(Some(None))` if it never ran.
+    /// The newest execution of an association, `None` if it never ran.
     ///
     /// Reads only until a page has executions: the API lists them newest first (ssm-api.md
     /// §6.1), so the first non-empty page holds the newest. Within it we still take the
     /// greatest CreatedTime rather than trust the order of one page.
-    async fn newest_execution(
-        &self,
-        association_id: &str,
-    ) -> Result<Option<Option<Execution>>, CallError> {
-        let mut tokens = Tokens::default();
-        let mut token = None;
-        loop {
-            let result = self
-                .ssm
-                .describe_association_executions(
+    async fn newest_execution(&self, association_id: &str) -> Result<Option<Execution>, CallError> {
+        let mut newest = None;
+        self.each_page(
+            Operation::DescribeAssociationExecutions,
+            |token| {
+                self.ssm.describe_association_executions(
                     association_id,
                     &ExecutionQuery::All,
-                    token.clone(),
+                    token,
                 )
-                .await;
-            let page = match self.record(Operation::DescribeAssociationExecutions, result) {
-                Ok(page) => page,
-                Err(CallError {
-                    error: SsmError::AssociationDoesNotExist,
-                    ..
-                }) => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            if !page.items.is_empty() {
-                let newest = page
-                    .items
-                    .into_iter()
-                    .enumerate()
-                    // On equal or missing times, the API's own first wins.
-                    .max_by_key(|(i, e)| (e.created_time, std::cmp::Reverse(*i)))
-                    .map(|(_, e)| e);
-                return Ok(Some(newest));
-            }
-            match tokens.next(Operation::DescribeAssociationExecutions, page.next_token)? {
-                Some(t) => token = Some(t),
-                None => return Ok(Some(None)),
-            }
-        }
+            },
+            |step| match step {
+                Step::Items(page) if !page.is_empty() => {
+                    newest = page
+                        .into_iter()
+                        .enumerate()
+                        // On equal or missing times, the API's own first wins.
+                        .max_by_key(|(i, e)| (e.created_time, std::cmp::Reverse(*i)))
+                        .map(|(_, e)| e);
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            },
+        )
+        .await?;
+        Ok(newest)
+    }
+
+    /// The pinned execution, `None` if SSM does not have it.
+    async fn pinned_execution(
+        &self,
+        association_id: &str,
+        execution_id: &str,
+    ) -> Result<Option<Execution>, CallError> {
+        let query = ExecutionQuery::Id(execution_id.to_owned());
+        let mut found = None;
+        self.each_page(
+            Operation::DescribeAssociationExecutions,
+            |token| {
+                self.ssm
+                    .describe_association_executions(association_id, &query, token)
+            },
+            |step| match step {
+                Step::Items(page) => {
+                    found = page
+                        .into_iter()
+                        .find(|e| e.execution_id.eq_ignore_ascii_case(execution_id));
+                    if found.is_some() {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
+                Step::Restart => ControlFlow::Continue(()),
+            },
+        )
+        .await?;
+        Ok(found.map(|e| Execution {
+            execution_id: execution_id.to_owned(),
+            ..e
+        }))
     }
 
     /// Counts every target of an execution, page by page.
     async fn count(
         &self,
         association_id: &str,
-        execution: Execution,
+        execution: &Execution,
         filters: &[TargetFilter],
-    ) -> Result<ExecutionState, CallError> {
+    ) -> Result<TargetCounts, CallError> {
         let mut targets = TargetCounts::default();
-        let execution_id = execution.execution_id.clone();
         self.each_page(
             Operation::DescribeAssociationExecutionTargets,
             |token| {
                 self.ssm.describe_association_execution_targets(
                     association_id,
-                    &execution_id,
+                    &execution.execution_id,
                     filters,
                     token,
                 )
             },
-            |page| {
-                for target in &page {
-                    targets.add(target);
+            |step| {
+                match step {
+                    Step::Restart => targets = TargetCounts::default(),
+                    Step::Items(page) => page.iter().for_each(|t| targets.add(t)),
                 }
+                ControlFlow::Continue(())
             },
         )
         .await?;
-        Ok(ExecutionState {
-            execution_id: execution.execution_id,
-            status: execution.status,
-            detailed_status: execution.detailed_status,
-            created_time: execution.created_time,
-            last_execution_date: execution.last_execution_date,
-            targets,
-        })
+        Ok(targets)
     }
 
-    /// Follows a listing to its end, handing each page's items to `each` as they come.
+    /// Follows a listing to its end, or until `each` breaks, handing over each page as it
+    /// comes. A token the service refuses mid-listing (`InvalidNextToken`: it expired, or the
+    /// data moved) restarts the listing once.
     async fn each_page<T, F, Fut>(
         &self,
         operation: Operation,
         mut call: F,
-        mut each: impl FnMut(Vec<T>),
+        mut each: impl FnMut(Step<T>) -> ControlFlow<()>,
     ) -> Result<(), CallError>
     where
         F: FnMut(Option<String>) -> Fut,
         Fut: Future<Output = Result<Page<T>, SsmError>>,
     {
+        let mut restarted = false;
         let mut tokens = Tokens::default();
         let mut token: Option<String> = None;
         loop {
-            let page = self.record(operation, call(token.clone()).await)?;
-            each(page.items);
+            let page = match self.call(operation, call(token.clone())).await {
+                Ok(page) => page,
+                Err(e) if e.is(&SsmError::InvalidNextToken) && token.is_some() && !restarted => {
+                    debug!(
+                        operation = operation.as_str(),
+                        "page token refused mid-listing; starting the listing over"
+                    );
+                    restarted = true;
+                    tokens = Tokens::default();
+                    token = None;
+                    if each(Step::Restart).is_break() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if each(Step::Items(page.items)).is_break() {
+                return Ok(());
+            }
             match tokens.next(operation, page.next_token)? {
                 Some(t) => token = Some(t),
                 None => return Ok(()),
             }
         }
+    }
+}
+
+/// Whether the association is as `prior` left it: no run since, nothing in flight, counts
+/// young enough. Then it costs no call at all.
+fn settled(
+    prior: &AssociationState,
+    association: &Association,
+    pinned: Option<&str>,
+    filters: &[TargetFilter],
+    now: SystemTime,
+    full_refresh_interval: Duration,
+) -> bool {
+    if !prior.poll_ok
+        || prior.last_execution_date != association.last_execution_date
+        || prior.overview != association.overview
+    {
+        return false;
+    }
+    match &prior.execution {
+        // Never ran, and still has not: no pin to look for, nothing to count.
+        None => pinned.is_none() && association.last_execution_date.is_none(),
+        Some(e) => {
+            // Without either signal a new run could not be told apart.
+            let signals =
+                association.last_execution_date.is_some() || association.overview.is_some();
+            signals
+                && finished(e.status.as_deref())
+                && e.filters == filters
+                && pinned.is_none_or(|p| p.eq_ignore_ascii_case(&e.execution_id))
+                && young(e.read_at, now, full_refresh_interval)
+        }
+    }
+}
+
+/// Whether an execution's counts can be kept: the same finished run with the same summary.
+fn unchanged(
+    known: &ExecutionState,
+    execution: &Execution,
+    filters: &[TargetFilter],
+    now: SystemTime,
+    full_refresh_interval: Duration,
+) -> bool {
+    known.execution_id == execution.execution_id
+        && known.status == execution.status
+        && known.detailed_status == execution.detailed_status
+        && known.resource_count_by_status == execution.resource_count_by_status
+        && finished(execution.status.as_deref())
+        && known.filters == filters
+        && young(known.read_at, now, full_refresh_interval)
+}
+
+/// Whether counts read at `read_at` are within the full-refresh interval. A read in the future
+/// (the clock was set back) is not trusted.
+fn young(read_at: SystemTime, now: SystemTime, full_refresh_interval: Duration) -> bool {
+    now.duration_since(read_at)
+        .is_ok_and(|age| age < full_refresh_interval)
+}
+
+/// Listing the whole region costs ⌈associations/50⌉ calls and answers for every watched one
+/// at once; describing costs one call each. With no count of the region yet, the first cycle
+/// describes, and the second lists once to learn it.
+fn listing_is_cheaper(watched: usize, previous: &Snapshot) -> bool {
+    let max = usize::try_from(MAX_RESULTS).unwrap_or(50);
+    match previous.region_associations {
+        Some(total) => total.div_ceil(max).max(1) < watched,
+        None => watched >= 2 && !previous.associations.is_empty(),
+    }
+}
+
+fn execution_state(
+    execution: Execution,
+    targets: TargetCounts,
+    filters: &[TargetFilter],
+    read_at: SystemTime,
+) -> ExecutionState {
+    ExecutionState {
+        execution_id: execution.execution_id,
+        status: execution.status,
+        detailed_status: execution.detailed_status,
+        created_time: execution.created_time,
+        last_execution_date: execution.last_execution_date,
+        resource_count_by_status: execution.resource_count_by_status,
+        targets,
+        filters: filters.to_vec(),
+        read_at,
+    }
+}
+
+/// A pinned execution that SSM no longer has (its retention ended): its series go, and the
+/// association reports a failed poll so that someone notices the pin is stale.
+fn pinned_gone(association: Association, execution_id: &str, now: SystemTime) -> AssociationState {
+    warn!(
+        association_id = %association.association_id,
+        execution_id,
+        "the pinned execution does not exist; its series are dropped"
+    );
+    AssociationState {
+        poll_ok: false,
+        ..polled(association, None, now)
+    }
+}
+
+fn polled(
+    association: Association,
+    execution: Option<ExecutionState>,
+    now: SystemTime,
+) -> AssociationState {
+    AssociationState {
+        association_id: association.association_id,
+        name: association.association_name,
+        document_name: association.document_name,
+        document_version: association.document_version,
+        association_version: association.association_version,
+        last_execution_date: association.last_execution_date,
+        overview: association.overview,
+        execution,
+        poll_ok: true,
+        last_success: Some(now),
     }
 }
 
@@ -411,37 +742,10 @@ impl Tokens {
     }
 }
 
-/// A pinned execution that SSM no longer has (its retention ended): its series go, and the
-/// association reports a failed poll so that someone notices the pin is stale.
-fn pinned_gone(association: Association, execution_id: &str) -> AssociationState {
-    warn!(
-        association_id = %association.association_id,
-        execution_id,
-        "the pinned execution does not exist; its series are dropped"
-    );
-    AssociationState {
-        poll_ok: false,
-        ..fresh(association, None)
-    }
-}
-
-fn fresh(association: Association, execution: Option<ExecutionState>) -> AssociationState {
-    AssociationState {
-        association_id: association.association_id,
-        name: association.association_name,
-        document_name: association.document_name,
-        document_version: association.document_version,
-        association_version: association.association_version,
-        last_execution_date: association.last_execution_date,
-        execution,
-        poll_ok: true,
-        last_success: Some(SystemTime::now()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ssm::Overview;
 
     #[test]
     fn a_listing_that_repeats_a_token_is_broken() {
@@ -471,5 +775,193 @@ mod tests {
             .next(op, Some("one more".into()))
             .expect_err("too many pages");
         assert_eq!(err.error.kind(), "invalid_response");
+    }
+
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
+    }
+
+    fn association(last: Option<u64>, overview: Option<&str>) -> Association {
+        Association {
+            association_id: "a".into(),
+            association_name: None,
+            document_name: None,
+            document_version: None,
+            association_version: None,
+            last_execution_date: last.map(at),
+            overview: overview.map(|s| Overview {
+                status: Some(s.into()),
+                detailed_status: Some(s.into()),
+                counts: [(s.to_owned(), 3)].into_iter().collect(),
+            }),
+        }
+    }
+
+    fn state(status: &str, read_at: u64) -> AssociationState {
+        polled(
+            association(Some(100), Some("Success")),
+            Some(ExecutionState {
+                execution_id: "e1".into(),
+                status: Some(status.into()),
+                detailed_status: Some(status.into()),
+                created_time: Some(at(90)),
+                last_execution_date: None,
+                resource_count_by_status: Some(format!("{{{status}=3}}")),
+                targets: TargetCounts::default(),
+                filters: Vec::new(),
+                read_at: at(read_at),
+            }),
+            at(read_at),
+        )
+    }
+
+    /// When an association costs no call at all, and each reason it must be read again.
+    #[test]
+    fn settled_only_when_nothing_can_have_changed() {
+        let hour = Duration::from_secs(3600);
+        let now = at(1000);
+        let same = association(Some(100), Some("Success"));
+        assert!(settled(&state("Success", 500), &same, None, &[], now, hour));
+        assert!(settled(
+            &state("Success", 500),
+            &same,
+            Some("E1"),
+            &[],
+            now,
+            hour
+        ));
+
+        let cases: Vec<(&str, AssociationState, Association, Option<&str>, Duration)> = vec![
+            (
+                "a run since",
+                state("Success", 500),
+                association(Some(200), Some("Success")),
+                None,
+                hour,
+            ),
+            (
+                "overview moved",
+                state("Success", 500),
+                association(Some(100), Some("Failed")),
+                None,
+                hour,
+            ),
+            (
+                "still running",
+                state("InProgress", 500),
+                same.clone(),
+                None,
+                hour,
+            ),
+            (
+                "unknown status",
+                state("Quarantined", 500),
+                same.clone(),
+                None,
+                hour,
+            ),
+            (
+                "too old",
+                state("Success", 500),
+                same.clone(),
+                None,
+                Duration::from_secs(400),
+            ),
+            (
+                "full refresh off",
+                state("Success", 999),
+                same.clone(),
+                None,
+                Duration::ZERO,
+            ),
+            (
+                "other pin",
+                state("Success", 500),
+                same.clone(),
+                Some("e2"),
+                hour,
+            ),
+            (
+                "last poll failed",
+                AssociationState {
+                    poll_ok: false,
+                    ..state("Success", 500)
+                },
+                same.clone(),
+                None,
+                hour,
+            ),
+            (
+                "no signal",
+                polled(
+                    association(None, None),
+                    state("Success", 500).execution,
+                    at(500),
+                ),
+                association(None, None),
+                None,
+                hour,
+            ),
+        ];
+        for (why, prior, current, pin, refresh) in cases {
+            assert!(!settled(&prior, &current, pin, &[], now, refresh), "{why}");
+        }
+        let never_ran = polled(association(None, None), None, at(500));
+        assert!(settled(
+            &never_ran,
+            &association(None, None),
+            None,
+            &[],
+            now,
+            hour
+        ));
+        assert!(!settled(
+            &never_ran,
+            &association(Some(600), None),
+            None,
+            &[],
+            now,
+            hour
+        ));
+        let filtered = [TargetFilter {
+            key: crate::config::TargetFilterKey::Status,
+            value: crate::config::NonEmpty::new("Failed").expect("non-empty"),
+        }];
+        assert!(
+            !settled(&state("Success", 500), &same, None, &filtered, now, hour),
+            "filters changed"
+        );
+    }
+
+    #[test]
+    fn listing_is_chosen_when_it_costs_fewer_calls() {
+        let with = |total: Option<usize>, known: usize| Snapshot {
+            associations: vec![AssociationState::unknown("a"); known],
+            region_associations: total,
+        };
+        assert!(
+            !listing_is_cheaper(5, &with(None, 0)),
+            "first cycle describes"
+        );
+        assert!(
+            listing_is_cheaper(5, &with(None, 5)),
+            "second cycle learns the region"
+        );
+        assert!(
+            !listing_is_cheaper(1, &with(None, 1)),
+            "one association never lists"
+        );
+        assert!(
+            listing_is_cheaper(3, &with(Some(100), 3)),
+            "2 pages < 3 calls"
+        );
+        assert!(
+            !listing_is_cheaper(2, &with(Some(100), 2)),
+            "2 pages = 2 calls"
+        );
+        assert!(
+            !listing_is_cheaper(40, &with(Some(5000), 40)),
+            "100 pages > 40 calls"
+        );
     }
 }

@@ -232,6 +232,7 @@ mod tests {
                     document_version: Some("$DEFAULT".into()),
                     association_version: Some("3".into()),
                     last_execution_date: Some(at(1_700_000_100.5)),
+                    overview: None,
                     execution: Some(ExecutionState {
                         execution_id: "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa".into(),
                         status: Some("Failed".into()),
@@ -245,6 +246,9 @@ mod tests {
                             ("TimedOut", "ExecutionTimedOut", "ManagedInstance"),
                             ("Quarantined \"x\"", "New\\Value", "AWS::EC2::Instance"),
                         ]),
+                        resource_count_by_status: None,
+                        filters: Vec::new(),
+                        read_at: at(1_700_000_200.0),
                     }),
                     poll_ok: true,
                     last_success: Some(at(1_700_000_200.0)),
@@ -256,6 +260,7 @@ mod tests {
                     document_version: None,
                     association_version: Some("1".into()),
                     last_execution_date: None,
+                    overview: None,
                     execution: None,
                     poll_ok: true,
                     last_success: Some(at(1_700_000_200.0)),
@@ -267,6 +272,7 @@ mod tests {
                     document_version: Some("1".into()),
                     association_version: Some("2".into()),
                     last_execution_date: Some(at(1_699_000_000.0)),
+                    overview: None,
                     execution: Some(ExecutionState {
                         execution_id: "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb".into(),
                         status: Some("Success".into()),
@@ -274,12 +280,16 @@ mod tests {
                         created_time: Some(at(1_699_000_000.0)),
                         last_execution_date: Some(at(1_699_000_060.125)),
                         targets: counts(&[("Success", "Success", "ManagedInstance")]),
+                        resource_count_by_status: None,
+                        filters: Vec::new(),
+                        read_at: at(1_699_500_000.0),
                     }),
                     poll_ok: false,
                     last_success: Some(at(1_699_500_000.0)),
                 },
                 AssociationState::unknown("44444444-4444-4444-4444-444444444444"),
             ],
+            region_associations: None,
         };
         let got =
             String::from_utf8(render(&snapshot, Vec::new()).expect("renders")).expect("utf-8");

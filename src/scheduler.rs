@@ -10,23 +10,28 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use tracing::{error, info};
 
-use crate::config::{MIN_POLL_INTERVAL, Watch};
-use crate::poll::poll_once;
+use crate::config::MIN_POLL_INTERVAL;
+use crate::limit::Limiter;
+use crate::poll::{PollSettings, poll_once};
 use crate::render::render;
 use crate::server::Exposition;
 use crate::snapshot::Snapshot;
 use crate::ssm::Ssm;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{CycleRecord, Telemetry};
 
 /// A request for a cycle; answered with that cycle's number once it is published.
 pub type Trigger = oneshot::Sender<u64>;
 
+/// Everything a scheduler needs; it owns the source, the limit and the exporter's metrics.
 #[derive(Debug)]
 pub struct Scheduler<S> {
     pub ssm: S,
-    pub watch: Watch,
+    /// Every call of every cycle passes through it, so the limit holds across cycles.
+    pub limiter: Limiter,
+    pub settings: PollSettings,
     pub interval: Duration,
     pub telemetry: Telemetry,
+    /// Where each cycle's rendering goes; the server reads the other end.
     pub publish: watch::Sender<Arc<Exposition>>,
 }
 
@@ -63,7 +68,7 @@ impl<S: Ssm> Scheduler<S> {
             }
             let started = Instant::now();
             let cycle = tokio::select! {
-                cycle = poll_once(&self.ssm, &self.watch, &snapshot, &self.telemetry) => cycle,
+                cycle = poll_once(&self.ssm, &self.limiter, &self.settings, &snapshot, &self.telemetry) => cycle,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             cycles += 1;
@@ -71,18 +76,20 @@ impl<S: Ssm> Scheduler<S> {
             let finished = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap_or_default();
-            self.telemetry.record_cycle(
-                cycle.failures == 0,
-                elapsed.as_secs_f64(),
-                finished.as_secs_f64(),
-                cycle.snapshot.associations.len(),
-            );
+            self.telemetry.record_cycle(&CycleRecord {
+                ok: cycle.failures == 0,
+                seconds: elapsed.as_secs_f64(),
+                finished_unix: finished.as_secs_f64(),
+                watched: cycle.snapshot.associations.len(),
+                calls: cycle.calls,
+            });
             snapshot = cycle.snapshot;
             self.publish_rendered(&snapshot, cycles);
             info!(
                 cycle = cycles,
                 associations = snapshot.associations.len(),
                 failures = cycle.failures,
+                api_requests = cycle.calls,
                 duration_ms = elapsed.as_millis() as u64,
                 "poll cycle finished"
             );
@@ -112,7 +119,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::config::{Discovery, TargetFilter};
+    use crate::config::{Discovery, TargetFilter, Watch};
     use crate::ssm::{
         Association, AssociationQuery, Execution, ExecutionQuery, Page, SsmError, Target,
     };
@@ -188,7 +195,13 @@ mod tests {
         let (stop, stopped) = watch::channel(false);
         let scheduler = Scheduler {
             ssm,
-            watch: Watch::Discover(Discovery::default()),
+            limiter: Limiter::new(1000.0, 1000, 4),
+            settings: PollSettings {
+                watch: Watch::Discover(Discovery::default()),
+                full_refresh_interval: Duration::from_secs(3600),
+                cycle_timeout: Duration::from_secs(600),
+                concurrency: 4,
+            },
             interval,
             telemetry: Telemetry::new(),
             publish,

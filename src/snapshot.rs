@@ -5,12 +5,16 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::ssm::Target;
+use crate::config::TargetFilter;
+use crate::ssm::{Overview, Target};
 
 /// Every watched association, sorted by ID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub associations: Vec<AssociationState>,
+    /// How many associations the region had at the last full ListAssociations, if one ran:
+    /// what listing them would cost, against describing each watched one.
+    pub region_associations: Option<usize>,
 }
 
 impl Snapshot {
@@ -30,6 +34,8 @@ pub struct AssociationState {
     pub document_version: Option<String>,
     pub association_version: Option<String>,
     pub last_execution_date: Option<SystemTime>,
+    /// As SSM last reported it; with `last_execution_date`, what tells a new run.
+    pub overview: Option<Overview>,
     /// The latest (or pinned) execution; `None` when the association never ran.
     pub execution: Option<ExecutionState>,
     /// Whether every call about this association succeeded in the last cycle. When one failed,
@@ -48,6 +54,7 @@ impl AssociationState {
             document_version: None,
             association_version: None,
             last_execution_date: None,
+            overview: None,
             execution: None,
             poll_ok: false,
             last_success: None,
@@ -62,7 +69,13 @@ pub struct ExecutionState {
     pub detailed_status: Option<String>,
     pub created_time: Option<SystemTime>,
     pub last_execution_date: Option<SystemTime>,
+    /// The execution's own summary of its targets; a change means the counts are stale.
+    pub resource_count_by_status: Option<String>,
     pub targets: TargetCounts,
+    /// The filters the targets were counted with.
+    pub filters: Vec<TargetFilter>,
+    /// When the targets were last read, for the full-refresh safety valve.
+    pub read_at: SystemTime,
 }
 
 /// The three labels targets are counted by. A field the API left out counts as `""`.
@@ -166,6 +179,7 @@ mod tests {
                 AssociationState::unknown("a"),
                 AssociationState::unknown("c"),
             ],
+            region_associations: None,
         };
         assert_eq!(
             snapshot.get("c").map(|a| a.association_id.as_str()),

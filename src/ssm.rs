@@ -3,6 +3,7 @@
 
 pub mod aws;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::SystemTime;
 
@@ -27,6 +28,17 @@ pub struct Association {
     pub document_version: Option<String>,
     pub association_version: Option<String>,
     pub last_execution_date: Option<SystemTime>,
+    /// The status of the latest run with its nodes counted by status: when it and the
+    /// last execution date are unchanged, the association has not run since (ssm-api.md §6.2).
+    pub overview: Option<Overview>,
+}
+
+/// An association's `Overview`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overview {
+    pub status: Option<String>,
+    pub detailed_status: Option<String>,
+    pub counts: BTreeMap<String, i64>,
 }
 
 /// One run of an association, from DescribeAssociationExecutions.

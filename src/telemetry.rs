@@ -9,6 +9,17 @@ use crate::ssm::{Operation, SsmError};
 
 pub const NAMESPACE: &str = "ssm_association_exporter";
 
+/// What the scheduler reports of each finished cycle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CycleRecord {
+    /// Every call of the cycle succeeded.
+    pub ok: bool,
+    pub seconds: f64,
+    pub finished_unix: f64,
+    pub watched: usize,
+    pub calls: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     registry: Registry,
@@ -17,6 +28,7 @@ pub struct Telemetry {
     cycle_duration: Gauge,
     last_success: Gauge,
     watched: IntGauge,
+    cycle_calls: IntGauge,
 }
 
 impl Telemetry {
@@ -64,6 +76,14 @@ impl Telemetry {
             .namespace(NAMESPACE),
         )
         .expect("static metric options are valid");
+        let cycle_calls = IntGauge::with_opts(
+            Opts::new(
+                "last_cycle_api_requests",
+                "SSM API calls the last poll cycle made: what change detection left to read.",
+            )
+            .namespace(NAMESPACE),
+        )
+        .expect("static metric options are valid");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -84,12 +104,13 @@ impl Telemetry {
             cycles.with_label_values(&[outcome]);
         }
 
-        let collectors: [Box<dyn Collector>; 6] = [
+        let collectors: [Box<dyn Collector>; 7] = [
             Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(cycle_duration.clone()),
             Box::new(last_success.clone()),
             Box::new(watched.clone()),
+            Box::new(cycle_calls.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -104,6 +125,7 @@ impl Telemetry {
             cycle_duration,
             last_success,
             watched,
+            cycle_calls,
         }
     }
 
@@ -117,15 +139,18 @@ impl Telemetry {
             .inc();
     }
 
-    pub fn record_cycle(&self, ok: bool, seconds: f64, finished_unix: f64, watched: usize) {
+    pub fn record_cycle(&self, cycle: &CycleRecord) {
         self.cycles
-            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .with_label_values(&[if cycle.ok { "success" } else { "failure" }])
             .inc();
-        self.cycle_duration.set(seconds);
-        if ok {
-            self.last_success.set(finished_unix);
+        self.cycle_duration.set(cycle.seconds);
+        if cycle.ok {
+            self.last_success.set(cycle.finished_unix);
         }
-        self.watched.set(i64::try_from(watched).unwrap_or(i64::MAX));
+        self.watched
+            .set(i64::try_from(cycle.watched).unwrap_or(i64::MAX));
+        self.cycle_calls
+            .set(i64::try_from(cycle.calls).unwrap_or(i64::MAX));
     }
 
     pub fn gather(&self) -> Vec<MetricFamily> {

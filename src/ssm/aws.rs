@@ -12,10 +12,10 @@ use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types as sdk;
 
 use super::{
-    Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Page, Ssm, SsmError,
-    Target,
+    Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Overview, Page, Ssm,
+    SsmError, Target,
 };
-use crate::config::TargetFilter;
+use crate::config::{Config, RetryMode, TargetFilter};
 
 /// How to build the client. Everything left `None` comes from the standard aws-config chain.
 #[derive(Debug, Clone)]
@@ -32,6 +32,22 @@ pub struct ClientOptions {
     pub initial_backoff: Duration,
     /// The whole call, every retry included.
     pub operation_timeout: Duration,
+    /// The SDK's adaptive retry mode: a client-side rate that slows down after throttling.
+    pub adaptive: bool,
+}
+
+impl ClientOptions {
+    /// The options a configuration asks for; credentials come from the chain.
+    pub fn for_config(config: &Config) -> Self {
+        ClientOptions {
+            region: config.region.clone(),
+            endpoint_url: config.endpoint_url.clone(),
+            max_attempts: config.api.max_attempts,
+            operation_timeout: config.api.timeout,
+            adaptive: config.api.retry_mode == RetryMode::Adaptive,
+            ..ClientOptions::default()
+        }
+    }
 }
 
 impl Default for ClientOptions {
@@ -43,6 +59,7 @@ impl Default for ClientOptions {
             max_attempts: 3,
             initial_backoff: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(30),
+            adaptive: false,
         }
     }
 }
@@ -68,9 +85,14 @@ impl AwsSsm {
     ///
     /// [`ClientError::NoRegion`] when neither the options nor the chain name a region.
     pub async fn connect(options: &ClientOptions) -> Result<Self, ClientError> {
+        let retry = if options.adaptive {
+            RetryConfig::adaptive()
+        } else {
+            RetryConfig::standard()
+        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(
-                RetryConfig::standard()
+                retry
                     .with_max_attempts(options.max_attempts)
                     .with_initial_backoff(options.initial_backoff),
             )
@@ -149,6 +171,7 @@ impl Ssm for AwsSsm {
             document_version: d.document_version().map(str::to_owned),
             association_version: d.association_version().map(str::to_owned),
             last_execution_date: d.last_execution_date().and_then(time),
+            overview: d.overview().map(overview),
         })
     }
 
@@ -243,6 +266,18 @@ fn association(a: &sdk::Association) -> Association {
         document_version: a.document_version().map(str::to_owned),
         association_version: a.association_version().map(str::to_owned),
         last_execution_date: a.last_execution_date().and_then(time),
+        overview: a.overview().map(overview),
+    }
+}
+
+fn overview(o: &sdk::AssociationOverview) -> Overview {
+    Overview {
+        status: o.status().map(str::to_owned),
+        detailed_status: o.detailed_status().map(str::to_owned),
+        counts: o
+            .association_status_aggregated_count()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), i64::from(*v))).collect())
+            .unwrap_or_default(),
     }
 }
 

@@ -183,7 +183,7 @@ fn config_check_prints_a_summary_and_exits_0() {
     );
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
-        "configuration OK: 3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default\n"
+        "configuration OK: 3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default, at most 5 calls/s\n"
     );
 }
 

@@ -37,9 +37,10 @@ async fn counts_every_page_of_targets_exactly() {
         SimTarget::instance("i-0aaaaaaaaaaa00007", "TimedOut").detailed("ExecutionTimedOut");
     targets[9] = targets[9].clone().resource_type("AWS::EC2::Instance");
     sim.insert_execution(A, E1, 1_700_000_000.5, targets);
-    let rig = Rig::start(sim, &explicit(&[A])).await;
+    let rig = Rig::launch(sim, &explicit(&[A])).await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
 
-    let metrics = rig.cycle().await;
+    let metrics = rig.scrape().await;
     let want = [
         (key(E1, "Failed", "Failed", "ManagedInstance"), 57.0),
         (key(E1, "Failed", "Undeliverable", "ManagedInstance"), 1.0),
@@ -100,7 +101,7 @@ async fn counts_every_page_of_targets_exactly() {
         .iter()
         .filter(|r| r.operation == "DescribeAssociationExecutionTargets")
         .collect();
-    assert_eq!(pages.len(), 5);
+    assert_eq!(pages.len(), 5, "{requests:?}");
     assert!(pages.iter().all(|r| r.max_results == Some(50)), "{pages:?}");
     assert_eq!(
         requests
@@ -125,8 +126,23 @@ async fn counts_every_page_of_targets_exactly() {
                 ("outcome", "success")
             ]
         ),
-        Some(10.0),
-        "five in the first cycle, five in the second"
+        Some(5.0)
+    );
+
+    // Nothing changed: the next cycle asks whether the association ran, and nothing more.
+    rig.sim.clear_requests();
+    let steady = rig.cycle().await;
+    assert_eq!(steady.targets(A), want);
+    let operations: Vec<String> = rig
+        .sim
+        .requests()
+        .into_iter()
+        .map(|r| r.operation)
+        .collect();
+    assert_eq!(operations, ["DescribeAssociation"]);
+    assert_eq!(
+        steady.get("ssm_association_exporter_last_cycle_api_requests", &[]),
+        Some(1.0)
     );
     rig.stop().await;
 }
@@ -389,6 +405,8 @@ async fn an_error_on_one_association_leaves_the_others_served() {
         );
         healthy = healed;
     }
+    // From the second cycle on, one listing answers for all three associations, and only
+    // one whose overview moved is asked for its executions: that is the call that fails.
     let metrics = rig.scrape().await;
     assert_eq!(
         metrics.get(
@@ -401,7 +419,7 @@ async fn an_error_on_one_association_leaves_the_others_served() {
         metrics.get(
             "ssm_association_exporter_api_requests_total",
             &[
-                ("operation", "DescribeAssociation"),
+                ("operation", "DescribeAssociationExecutions"),
                 ("outcome", "client_error")
             ]
         ),
@@ -411,7 +429,7 @@ async fn an_error_on_one_association_leaves_the_others_served() {
         metrics.get(
             "ssm_association_exporter_api_requests_total",
             &[
-                ("operation", "DescribeAssociation"),
+                ("operation", "DescribeAssociationExecutions"),
                 ("outcome", "server_error")
             ]
         ),
@@ -422,7 +440,7 @@ async fn an_error_on_one_association_leaves_the_others_served() {
         metrics.get(
             "ssm_association_exporter_api_requests_total",
             &[
-                ("operation", "DescribeAssociation"),
+                ("operation", "DescribeAssociationExecutions"),
                 ("outcome", "throttled")
             ]
         ),
@@ -432,7 +450,10 @@ async fn an_error_on_one_association_leaves_the_others_served() {
         assert_eq!(
             metrics.get(
                 "ssm_association_exporter_api_requests_total",
-                &[("operation", "DescribeAssociation"), ("outcome", outcome)]
+                &[
+                    ("operation", "DescribeAssociationExecutions"),
+                    ("outcome", outcome)
+                ]
             ),
             Some(1.0),
             "{outcome}"
@@ -506,8 +527,10 @@ async fn a_pinned_execution_is_counted_even_when_newer_ones_exist() {
         1_700_009_000.0,
         fleet("i-0fffffffffff", 75, &["Success"]),
     );
+    // Deleting an old execution changes nothing SSM reports about the association, so only a
+    // full refresh notices it: here, every cycle.
     let yaml = format!(
-        "associations:\n  - association_id: {A}\n    execution_id: {}\n",
+        "full_refresh_interval: 0s\nassociations:\n  - association_id: {A}\n    execution_id: {}\n",
         E1.to_uppercase()
     );
     let rig = Rig::start(sim, &yaml).await;
@@ -619,8 +642,9 @@ async fn empty_pages_that_carry_a_token_are_followed() {
         empty_pages: true,
         ..Faults::default()
     });
-    let rig = Rig::start(sim, "").await;
-    let metrics = rig.cycle().await;
+    let rig = Rig::launch(sim, "").await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    let metrics = rig.scrape().await;
     assert_eq!(
         metrics.targets(A),
         expected_targets(&rig.sim, A, E1, |_| true)

@@ -21,6 +21,7 @@ pub fn client_options(endpoint_url: String) -> ClientOptions {
         max_attempts: 2,
         initial_backoff: Duration::from_millis(1),
         operation_timeout: Duration::from_secs(10),
+        ..ClientOptions::default()
     }
 }
 
@@ -53,8 +54,14 @@ impl Rig {
         yaml: &str,
         adjust: impl FnOnce(ClientOptions) -> ClientOptions,
     ) -> Rig {
-        let config =
-            config::parse(&format!("poll_interval: 1h\n{yaml}")).expect("test config is valid");
+        // No client-side rate limit to speak of, unless the test sets its own.
+        let api = if yaml.contains("api:") {
+            ""
+        } else {
+            "api:\n  requests_per_second: 100000\n  burst: 1000\n"
+        };
+        let config = config::parse(&format!("poll_interval: 1h\n{api}{yaml}"))
+            .expect("test config is valid");
         let server = sim.start().await.expect("simulator starts");
         let ssm = AwsSsm::connect(&adjust(client_options(server.endpoint_url())))
             .await

@@ -7,7 +7,7 @@ use ssm_association_exporter::config::{self, Watch};
 use ssm_association_exporter::sim::{Fault, Faults, Sim, SimTarget};
 use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
 use ssm_association_exporter::ssm::{
-    Association, AssociationQuery, Execution, ExecutionQuery, Ssm, SsmError, Target,
+    Association, AssociationQuery, Execution, ExecutionQuery, Overview, Ssm, SsmError, Target,
 };
 
 use crate::harness::client_options;
@@ -73,6 +73,11 @@ async fn records_and_errors() {
             document_version: Some("$DEFAULT".to_owned()),
             association_version: Some("1".to_owned()),
             last_execution_date: at(1_700_000_000.5),
+            overview: Some(Overview {
+                status: Some("Failed".to_owned()),
+                detailed_status: Some("Failed".to_owned()),
+                counts: [("Failed".to_owned(), 1)].into_iter().collect(),
+            }),
         }
     );
     let listed = ssm
