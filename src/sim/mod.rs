@@ -92,6 +92,8 @@ pub enum Fault {
     Reset,
     /// 200 with a body that is not JSON.
     Garbage,
+    /// No answer for an hour: the client's timeout ends the call.
+    Hang,
 }
 
 /// A request as the simulator saw it, for tests that count calls.
@@ -103,6 +105,8 @@ pub struct Recorded {
     pub attempt: Option<u32>,
     pub max_results: Option<i64>,
     pub has_next_token: bool,
+    /// The HTTP status answered; 0 for a connection closed without an answer.
+    pub status: u16,
 }
 
 #[derive(Debug)]
@@ -116,6 +120,8 @@ struct State {
     serial: u64,
     /// The rate limit's bucket: tokens left, and when it was last filled.
     bucket: (f64, std::time::Instant),
+    /// Executions (association, execution) that expire the moment their targets are asked for.
+    expire_on_read: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +217,7 @@ impl Sim {
                 rng: seed.max(1),
                 serial: 0,
                 bucket: (0.0, std::time::Instant::now()),
+                expire_on_read: Vec::new(),
             })),
         }
     }
@@ -358,6 +365,15 @@ impl Sim {
         let mut state = self.lock();
         state.bucket = (faults.rate_limit.unwrap_or(0.0), std::time::Instant::now());
         state.faults = faults;
+    }
+
+    /// Makes an execution expire (as retention would) when its targets are next asked for:
+    /// the race between listing executions and reading one.
+    pub fn expire_on_read(&self, association_id: &str, execution_id: &str) {
+        self.lock().expire_on_read.push((
+            association_id.to_ascii_lowercase(),
+            execution_id.to_ascii_lowercase(),
+        ));
     }
 
     /// Removes every execution of an association but the newest `keep`, as retention would.

@@ -69,6 +69,8 @@ enum Answer {
     /// A 200 whose body is not JSON.
     Garbage,
     Reset,
+    /// An answer an hour late.
+    Hang,
 }
 
 async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, Reset> {
@@ -104,6 +106,16 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, 
         state.serial += 1;
         let request_id = format!("00000000-0000-4000-8000-{:012x}", state.serial);
         let answer = answer(&mut state, &operation, &body, attempt);
+        let status = match &answer {
+            Answer::Ok(_) | Answer::Garbage => 200,
+            Answer::Err(e) => e.status.as_u16(),
+            Answer::Unavailable => 503,
+            Answer::Hang => 500,
+            Answer::Reset => 0,
+        };
+        if let Some(last) = state.requests.last_mut() {
+            last.status = status;
+        }
         (answer, state.faults.latency, request_id)
     };
     if !latency.is_zero() {
@@ -123,6 +135,10 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, 
         ),
         Answer::Garbage => http::response(StatusCode::OK, JSON, "<html>not json"),
         Answer::Reset => return Err(Reset),
+        Answer::Hang => {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            error_response(&internal(), &request_id)
+        }
     };
     Ok(response)
 }
@@ -167,6 +183,7 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
         attempt,
         max_results: member("MaxResults").and_then(Value::as_i64),
         has_next_token: member("NextToken").is_some(),
+        status: 0,
     });
 
     if let Some(fault) = association_id.as_ref().and_then(|id| state.failing.get(id)) {
@@ -180,6 +197,7 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
             )),
             Fault::Reset => Answer::Reset,
             Fault::Garbage => Answer::Garbage,
+            Fault::Hang => Answer::Hang,
         };
     }
     if !state.within_rate() {
@@ -204,6 +222,20 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
         return Answer::Err(invalid_token());
     }
 
+    if operation == "DescribeAssociationExecutionTargets"
+        && let (Some(a), Some(e)) = (
+            association_id.as_deref(),
+            member("ExecutionId").and_then(Value::as_str),
+        )
+    {
+        let wanted = (a.to_owned(), e.to_ascii_lowercase());
+        if let Some(i) = state.expire_on_read.iter().position(|x| *x == wanted) {
+            state.expire_on_read.swap_remove(i);
+            if let Some(association) = state.association_mut(a) {
+                association.executions.retain(|x| x.id != wanted.1);
+            }
+        }
+    }
     let input = match parsed {
         Ok(m) => m,
         Err(e) => {

@@ -7,6 +7,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_ssm::config::http::HttpResponse;
+use aws_sdk_ssm::config::retry::RetryPartition;
 use aws_sdk_ssm::config::{Credentials, Region};
 use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types as sdk;
@@ -34,6 +35,9 @@ pub struct ClientOptions {
     pub operation_timeout: Duration,
     /// The SDK's adaptive retry mode: a client-side rate that slows down after throttling.
     pub adaptive: bool,
+    /// The SDK keeps its retry quota and adaptive rate per partition, process-wide; clients
+    /// of different accounts, or of tests, must not drain each other's.
+    pub retry_partition: String,
 }
 
 impl ClientOptions {
@@ -60,6 +64,7 @@ impl Default for ClientOptions {
             initial_backoff: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(30),
             adaptive: false,
+            retry_partition: "ssm-association-exporter".to_owned(),
         }
     }
 }
@@ -117,7 +122,8 @@ impl AwsSsm {
         if shared.region().is_none() {
             return Err(ClientError::NoRegion);
         }
-        let mut builder = aws_sdk_ssm::config::Builder::from(&shared);
+        let mut builder = aws_sdk_ssm::config::Builder::from(&shared)
+            .retry_partition(RetryPartition::new(options.retry_partition.clone()));
         if let Some(url) = &options.endpoint_url {
             builder = builder.endpoint_url(url.clone());
         }

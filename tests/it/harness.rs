@@ -16,11 +16,13 @@ use tokio::net::{TcpListener, TcpStream};
 pub fn client_options(endpoint_url: String) -> ClientOptions {
     ClientOptions {
         region: Some("us-east-2".to_owned()),
-        endpoint_url: Some(endpoint_url),
         static_credentials: Some(("AKIDTEST".to_owned(), "secret".to_owned())),
         max_attempts: 2,
         initial_backoff: Duration::from_millis(1),
         operation_timeout: Duration::from_secs(10),
+        // Tests run side by side in one process: each keeps its own retry quota.
+        retry_partition: format!("test-{endpoint_url}"),
+        endpoint_url: Some(endpoint_url),
         ..ClientOptions::default()
     }
 }

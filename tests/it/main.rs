@@ -1,8 +1,10 @@
 //! Integration tests: one binary, so the SDK is linked once.
 
+mod calls;
 mod cli;
 mod docs;
 mod exporter;
+mod faults;
 mod harness;
 mod promtool;
 mod sim;

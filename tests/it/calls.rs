@@ -1,0 +1,251 @@
+//! Exact API calls per cycle: what change detection leaves to read.
+
+use ssm_association_exporter::sim::Sim;
+
+use crate::harness::{Metrics, Rig, expected_targets, fleet};
+
+const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
+const B: &str = "0b7e1a52-3c0d-4c1e-9f43-5a1d2c3b4e5f";
+const C: &str = "9c1d2e3f-4a5b-4c6d-8e7f-0a1b2c3d4e5f";
+
+/// The operations the simulator saw since the last call, counted by name.
+fn calls(sim: &Sim) -> Vec<(String, usize)> {
+    let mut counted: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in sim.requests() {
+        *counted.entry(r.operation).or_default() += 1;
+    }
+    sim.clear_requests();
+    counted.into_iter().collect()
+}
+
+fn expect(pairs: &[(&str, usize)]) -> Vec<(String, usize)> {
+    pairs.iter().map(|(op, n)| ((*op).to_owned(), *n)).collect()
+}
+
+fn total(metrics: &Metrics, id: &str) -> f64 {
+    metrics.targets(id).values().sum()
+}
+
+/// 120 associations of 60 targets each: three pages of associations, two of targets each.
+fn fleet_of_120() -> (Sim, Vec<String>) {
+    let sim = Sim::new(61);
+    let ids: Vec<String> = (0..120)
+        .map(|i| {
+            let id = sim.create_association(Some(&format!("a-{i:03}")), "AWS-RunPatchBaseline");
+            sim.start_execution(
+                &id,
+                fleet(&format!("i-{i:03}aaaaaaaaaa"), 60, &["Success", "Failed"]),
+            )
+            .expect("association exists");
+            id
+        })
+        .collect();
+    (sim, ids)
+}
+
+#[tokio::test]
+async fn discovery_costs_one_call_per_page_of_associations_once_settled() {
+    let (sim, ids) = fleet_of_120();
+    let rig = Rig::launch(sim, "").await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 240),
+            ("DescribeAssociationExecutions", 120),
+            ("ListAssociations", 3),
+        ]),
+        "the first cycle reads everything"
+    );
+
+    let steady = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[("ListAssociations", 3)]),
+        "ceil(120/50) = 3"
+    );
+    assert_eq!(
+        steady.get("ssm_association_exporter_last_cycle_api_requests", &[]),
+        Some(3.0)
+    );
+    for id in &ids {
+        assert_eq!(total(&steady, id), 60.0);
+        assert_eq!(
+            steady.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(1.0)
+        );
+    }
+
+    // One new run of 130 targets: 1 + ceil(130/50) calls more.
+    let run = rig
+        .sim
+        .start_execution(
+            &ids[7],
+            fleet("i-007bbbbbbbbbb", 130, &["Success", "TimedOut"]),
+        )
+        .expect("association exists");
+    let after = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 3),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 3),
+        ])
+    );
+    assert_eq!(
+        after.targets(&ids[7]),
+        expected_targets(&rig.sim, &ids[7], &run, |_| true)
+    );
+
+    rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 3)]));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_running_execution_is_read_every_cycle_until_it_finishes() {
+    let sim = Sim::new(62);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    let run = sim
+        .start_execution(
+            A,
+            fleet("i-0ccccccccccc", 75, &["InProgress", "Pending", "Success"]),
+        )
+        .expect("association exists");
+    let rig = Rig::start(sim, "").await;
+
+    // Running: listing, executions, two pages of targets, every cycle, even if nothing moved.
+    for _ in 0..2 {
+        let metrics = rig.cycle().await;
+        assert_eq!(
+            calls(&rig.sim),
+            expect(&[
+                ("DescribeAssociationExecutionTargets", 2),
+                ("DescribeAssociationExecutions", 1),
+                ("ListAssociations", 1),
+            ])
+        );
+        assert_eq!(
+            metrics.targets(A),
+            expected_targets(&rig.sim, A, &run, |_| true)
+        );
+    }
+
+    // It finishes: read once more, then never again.
+    for i in (0..75).filter(|i| i % 3 != 2) {
+        rig.sim.set_target(
+            A,
+            &run,
+            &format!("i-0ccccccccccc{i:05}"),
+            "Success",
+            "Success",
+        );
+    }
+    let finished = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 2),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 1),
+        ])
+    );
+    assert_eq!(total(&finished, A), 75.0);
+    assert_eq!(finished.targets(A).len(), 1, "all Success now");
+    rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_finished_execution_whose_summary_moves_is_read_again() {
+    let sim = Sim::new(63);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    let run = sim
+        .start_execution(A, fleet("i-0ddddddddddd", 10, &["Success", "Failed"]))
+        .expect("association exists");
+    let rig = Rig::start(sim, "").await;
+    // A late report from a node: the execution stays Failed, its counts move.
+    rig.sim
+        .set_target(A, &run, "i-0ddddddddddd00001", "Success", "Success");
+    let metrics = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 1),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 1),
+        ])
+    );
+    assert_eq!(
+        metrics.targets(A),
+        expected_targets(&rig.sim, A, &run, |_| true)
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn explicit_associations_are_listed_once_listing_is_cheaper() {
+    let sim = Sim::new(64);
+    for (id, prefix) in [
+        (A, "i-0eeeeeeeeee1"),
+        (B, "i-0eeeeeeeeee2"),
+        (C, "i-0eeeeeeeeee3"),
+    ] {
+        sim.insert_association(id, None, "AWS-RunPatchBaseline");
+        sim.start_execution(id, fleet(prefix, 20, &["Success"]))
+            .expect("association exists");
+    }
+    let yaml = format!(
+        "associations:\n  - association_id: {A}\n  - association_id: {B}\n  - association_id: {C}\n"
+    );
+    let rig = Rig::launch(sim, &yaml).await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociation", 3),
+            ("DescribeAssociationExecutionTargets", 3),
+            ("DescribeAssociationExecutions", 3),
+        ]),
+        "the first cycle describes each"
+    );
+    // The second learns the region's size with one listing, which answers for all three.
+    rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
+    let steady = rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
+    for id in [A, B, C] {
+        assert_eq!(total(&steady, id), 20.0);
+    }
+    // A deleted association is missing from the listing: gone, at no extra cost.
+    rig.sim.delete_association(B);
+    let after = rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
+    assert_eq!(
+        after.associations_in("ssm_association_poll_success"),
+        [C, A],
+        "sorted by ID"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn full_refresh_zero_rereads_everything_every_cycle() {
+    let sim = Sim::new(65);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    sim.start_execution(A, fleet("i-0fffffffffff", 51, &["Success"]))
+        .expect("association exists");
+    let rig = Rig::start(sim, "full_refresh_interval: 0s\n").await;
+    rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 2),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 1),
+        ])
+    );
+    rig.stop().await;
+}
