@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::limit::Limiter;
 use crate::poll::PollSettings;
-use crate::scheduler::{Scheduler, Trigger};
+use crate::scheduler::{Control, Scheduler};
 use crate::server::{self, Exposition, ServerOptions};
 use crate::ssm::Ssm;
 use crate::telemetry::Telemetry;
@@ -20,7 +20,7 @@ use crate::telemetry::Telemetry;
 #[derive(Debug)]
 pub struct Exporter {
     local_addr: SocketAddr,
-    triggers: mpsc::Sender<Trigger>,
+    controls: mpsc::Sender<Control>,
     exposition: watch::Receiver<Arc<Exposition>>,
     shutdown: watch::Sender<bool>,
     scheduler: JoinHandle<()>,
@@ -51,20 +51,16 @@ impl Exporter {
         let local_addr = listener.local_addr().map_err(ExporterError::Listener)?;
         let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
         let (shutdown, stop) = watch::channel(false);
-        let (triggers, trigger_rx) = mpsc::channel(16);
+        let (controls, control_rx) = mpsc::channel(16);
         let scheduler = Scheduler {
             ssm,
-            limiter: Limiter::new(
-                config.api.requests_per_second,
-                config.api.burst,
-                config.api.max_in_flight,
-            ),
+            limiter: Limiter::for_api(&config.api),
             settings: PollSettings::from(config),
             interval: config.poll_interval,
             telemetry: Telemetry::new(),
             publish,
         };
-        let scheduler = tokio::spawn(scheduler.run(trigger_rx, stop.clone()));
+        let scheduler = tokio::spawn(scheduler.run(control_rx, stop.clone()));
         let mut server_stop = stop;
         let server = tokio::spawn(server::serve(
             listener,
@@ -77,7 +73,7 @@ impl Exporter {
         ));
         Ok(Exporter {
             local_addr,
-            triggers,
+            controls,
             exposition,
             shutdown,
             scheduler,
@@ -96,11 +92,25 @@ impl Exporter {
     /// [`ExporterError::Stopped`] if the scheduler is gone.
     pub async fn poll_now(&self) -> Result<u64, ExporterError> {
         let (reply, answer) = oneshot::channel();
-        self.triggers
-            .send(reply)
+        self.controls
+            .send(Control::Poll(reply))
             .await
             .map_err(|_| ExporterError::Stopped)?;
         answer.await.map_err(|_| ExporterError::Stopped)
+    }
+
+    /// Hands a reloaded configuration to the cycles that start after this call, or with
+    /// `None` records that a reload was refused. Region, endpoint and the SDK's retry and
+    /// timeout settings belong to the client, built at start: they need a restart.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::Stopped`] if the scheduler is gone.
+    pub async fn reload(&self, config: Option<Config>) -> Result<(), ExporterError> {
+        self.controls
+            .send(Control::Reload(config.map(Box::new)))
+            .await
+            .map_err(|_| ExporterError::Stopped)
     }
 
     /// Waits until `n` cycles have finished and their result is served.

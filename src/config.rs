@@ -279,6 +279,19 @@ struct RawDiscovery {
 ///
 /// [`ConfigError`] naming the file and, for bad content, the key and the line.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, parse)
+}
+
+/// Reads the file at `path` and hands its text to `parse`, naming the file in any error.
+///
+/// # Errors
+///
+/// [`ConfigError::Read`] if the file cannot be read, [`ConfigError::Invalid`] with the
+/// message of `parse` otherwise.
+pub fn load_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -289,19 +302,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-/// Validates configuration text; the error is a message naming the key and the line.
+/// Deserializes YAML text: the one place that names serde_yaml. An empty text is an empty
+/// mapping. The error names the key path and the line.
 ///
 /// # Errors
 ///
-/// The message for the first problem found.
-pub fn parse(text: &str) -> Result<Config, String> {
-    // An empty file is a valid config: discover everything with the defaults.
-    let raw: RawConfig = if text.trim().is_empty() {
+/// serde_yaml's message, with a repeated top-level key placed at its repeat.
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let parsed = if text.trim().is_empty() {
         serde_yaml::from_str("{}")
     } else {
         serde_yaml::from_str(text)
-    }
-    .map_err(|e| {
+    };
+    parsed.map_err(|e| {
         let message = e.to_string();
         // serde_yaml places a repeated top-level key at the first key of the file, or nowhere;
         // the second occurrence is the culprit.
@@ -320,7 +333,16 @@ pub fn parse(text: &str) -> Result<Config, String> {
             Some((key, line)) => format!("{key}: repeated at line {line}"),
             None => message,
         }
-    })?;
+    })
+}
+
+/// Validates configuration text; the error is a message naming the key and the line.
+///
+/// # Errors
+///
+/// The message for the first problem found.
+pub fn parse(text: &str) -> Result<Config, String> {
+    let raw: RawConfig = from_yaml(text)?;
     let field = |path: &str, value: &str, check: fn(&str) -> Result<(), String>| {
         check(value)
             .map_err(|message| format!("{path}: {message}{}", line_suffix(locate(text, path))))
@@ -515,7 +537,7 @@ fn non_empty(value: &str) -> Result<(), String> {
 /// The 1-based line of a key path such as `associations[2].filters[1].value` in block-style
 /// YAML (flow-style entries are found when each sits on its own line). serde_yaml reports no
 /// position for values that fail our checks, so the text is read again to find one.
-fn locate(text: &str, path: &str) -> Option<usize> {
+pub(crate) fn locate(text: &str, path: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut range = 0..lines.len();
     let mut found = None;
@@ -592,11 +614,33 @@ fn split_indent(line: &str) -> (usize, &str) {
     (line.len() - content.len(), content.trim_end())
 }
 
-fn line_suffix(line: Option<usize>) -> String {
+pub(crate) fn line_suffix(line: Option<usize>) -> String {
     line.map(|l| format!(" at line {l}")).unwrap_or_default()
 }
 
 impl Config {
+    /// The keys whose change a reload cannot apply: they shape the AWS client, which is built
+    /// once at start.
+    pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.region != new.region {
+            keys.push("region");
+        }
+        if self.endpoint_url != new.endpoint_url {
+            keys.push("endpoint_url");
+        }
+        if self.api.max_attempts != new.api.max_attempts {
+            keys.push("api.max_attempts");
+        }
+        if self.api.retry_mode != new.api.retry_mode {
+            keys.push("api.retry_mode");
+        }
+        if self.api.timeout != new.api.timeout {
+            keys.push("api.timeout");
+        }
+        keys
+    }
+
     /// A one-line description, for `--config.check` and the start-up log.
     pub fn summary(&self) -> String {
         let watch = match &self.watch {

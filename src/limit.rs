@@ -34,6 +34,11 @@ impl Limiter {
         }
     }
 
+    /// The limit a configuration's `api` section asks for.
+    pub fn for_api(api: &crate::config::Api) -> Limiter {
+        Limiter::new(api.requests_per_second, api.burst, api.max_in_flight)
+    }
+
     /// Waits for a slot, then runs `call` while holding one of the in-flight permits.
     pub async fn run<T>(&self, call: impl Future<Output = T>) -> T {
         // Closing the semaphore is never done; a failed acquire would only mean no limit.

@@ -1,7 +1,7 @@
-//! The binary: flags, logging, exit codes. Exit code 2 means the configuration or the flags
-//! were wrong, and nothing was started.
+//! The binary: flags, logging, signals, exit codes. Exit code 2 means the configuration or the
+//! flags were wrong, and nothing was started.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,12 +9,15 @@ use anyhow::Context;
 use clap::Parser;
 use ssm_association_exporter::app::Exporter;
 use ssm_association_exporter::config::{self, Config};
+use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
-use ssm_association_exporter::sim::{self, Sim};
+use ssm_association_exporter::sim::{self, Sim, SimServer};
 use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
+use ssm_association_exporter::web::{self, WebConfig};
 use tokio::net::TcpListener;
-use tracing::{error, info};
-use tracing_subscriber::EnvFilter;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
 
 /// The port: outside the 9100–9999 range where most exporters sit.
 const DEFAULT_LISTEN_ADDRESS: &str = ":8467";
@@ -27,6 +30,7 @@ const DEFAULT_LISTEN_ADDRESS: &str = ":8467";
 )]
 struct Flags {
     /// Configuration file (YAML). Without one, every association in the region is discovered.
+    /// SIGHUP or POST /-/reload reads it again.
     #[arg(
         long = "config.file",
         value_name = "PATH",
@@ -34,7 +38,7 @@ struct Flags {
     )]
     config_file: Option<PathBuf>,
 
-    /// Validate the configuration, print a one-line summary and exit.
+    /// Validate the configuration (and the web configuration), print a summary and exit.
     #[arg(long = "config.check")]
     config_check: bool,
 
@@ -50,9 +54,21 @@ struct Flags {
     )]
     telemetry_path: String,
 
+    /// Web configuration file in the exporter-toolkit format: TLS, basic auth, headers.
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    web_config_file: Option<PathBuf>,
+
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 256)]
+    max_connections: usize,
+
     /// Log level: error, warn, info, debug or trace.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
     log_level: tracing::Level,
+
+    /// Log format.
+    #[arg(long = "log.format", value_name = "FORMAT", value_enum, default_value_t = LogFormat::Logfmt)]
+    log_format: LogFormat,
 
     /// Run against a built-in simulated SSM endpoint with an evolving demo fleet; no AWS
     /// account needed. With --config.file, that file's settings apply except the endpoint.
@@ -74,11 +90,7 @@ impl std::error::Error for Usage {}
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(flags.log_level.as_str()))
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    logging::init(flags.log_level, flags.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,10 +115,14 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
-    let config = match &flags.config_file {
+    let mut config = match &flags.config_file {
         Some(path) => config::load(path).map_err(|e| Usage(e.to_string()))?,
         None if flags.demo => demo_config()?,
         None => config::parse("").map_err(Usage)?,
+    };
+    let web = match &flags.web_config_file {
+        Some(path) => web::load(path).map_err(|e| Usage(e.to_string()))?,
+        None => WebConfig::default(),
     };
     if !valid_telemetry_path(&flags.telemetry_path) {
         return Err(Usage(format!(
@@ -121,22 +137,16 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     };
     if flags.config_check {
         println!("configuration OK: {}", config.summary());
+        if flags.web_config_file.is_some() {
+            println!("web configuration OK: {}", web.summary());
+        }
         return Ok(());
     }
 
     let mut options = ClientOptions::for_config(&config);
     let demo = if flags.demo {
-        let sim = Sim::new(42);
-        sim::demo::seed(&sim);
-        let server = sim
-            .start()
-            .await
-            .context("cannot start the simulated SSM endpoint")?;
-        info!(endpoint = %server.endpoint_url(), "demo: simulated SSM endpoint started");
-        options.region = options.region.or_else(|| Some("us-east-2".to_owned()));
-        options.endpoint_url = Some(server.endpoint_url());
-        options.static_credentials = Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned()));
-        options.initial_backoff = Duration::from_millis(100);
+        let (sim, server, demo_options) = start_demo(options).await?;
+        options = demo_options;
         Some((sim, server))
     } else {
         None
@@ -147,16 +157,22 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
+    let (reload_requests, mut reloads) = mpsc::channel(4);
     let exporter = Exporter::start(
         ssm,
         &config,
         listener,
         ServerOptions {
             telemetry_path: flags.telemetry_path.clone(),
+            reload: flags.config_file.is_some().then_some(reload_requests),
+            max_connections: flags.max_connections,
+            web: web.clone(),
         },
     )?;
     info!(
         address = %exporter.local_addr(),
+        tls = web.tls.is_some(),
+        basic_auth = web.basic_auth.is_some(),
         telemetry_path = %flags.telemetry_path,
         config = %config.summary(),
         "listening"
@@ -177,7 +193,22 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         None => (None, None),
     };
 
-    shutdown_signal().await?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => {
+                let _ = reload(flags.config_file.as_deref(), &mut config, &exporter).await;
+            }
+            Some(reply) = reloads.recv() => {
+                let outcome = reload(flags.config_file.as_deref(), &mut config, &exporter).await;
+                let _ = reply.send(outcome);
+            }
+        }
+    }
     info!("shutting down");
     exporter.shutdown().await;
     if let (Some(stop), Some(task)) = (stop_demo, demo_task) {
@@ -187,18 +218,55 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the configuration file again. A valid one goes to the scheduler for the next cycle;
+/// an invalid one is refused, and the running one stays.
+async fn reload(
+    path: Option<&Path>,
+    running: &mut Config,
+    exporter: &Exporter,
+) -> Result<(), String> {
+    let Some(path) = path else {
+        warn!("reload asked for, but the exporter runs without --config.file");
+        return Err("the exporter runs without --config.file".to_owned());
+    };
+    match config::load(path) {
+        Ok(new) => {
+            let restart = running.needs_restart(&new);
+            if !restart.is_empty() {
+                warn!(keys = ?restart, "these settings take effect only after a restart");
+            }
+            *running = new.clone();
+            exporter.reload(Some(new)).await.map_err(|e| e.to_string())
+        }
+        Err(e) => {
+            error!(error = %e, "configuration reload refused; the previous configuration keeps running");
+            let _ = exporter.reload(None).await;
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Starts the simulated endpoint with the demo fleet and points the client options at it.
+async fn start_demo(options: ClientOptions) -> anyhow::Result<(Sim, SimServer, ClientOptions)> {
+    let sim = Sim::new(42);
+    sim::demo::seed(&sim);
+    let server = sim
+        .start()
+        .await
+        .context("cannot start the simulated SSM endpoint")?;
+    info!(endpoint = %server.endpoint_url(), "demo: simulated SSM endpoint started");
+    let options = ClientOptions {
+        region: options.region.or_else(|| Some("us-east-2".to_owned())),
+        endpoint_url: Some(server.endpoint_url()),
+        static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
+        initial_backoff: Duration::from_millis(100),
+        ..options
+    };
+    Ok((sim, server, options))
+}
+
 /// The demo watches everything, polling often enough to see runs evolve, at a rate the
 /// simulator does not mind.
 fn demo_config() -> Result<Config, Usage> {
     config::parse("poll_interval: 5s\napi:\n  requests_per_second: 50\n").map_err(Usage)
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
-    }
-    Ok(())
 }

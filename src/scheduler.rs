@@ -7,10 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{error, info};
 
-use crate::config::MIN_POLL_INTERVAL;
+use crate::config::{Config, MIN_POLL_INTERVAL};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once};
 use crate::render::render;
@@ -21,6 +21,16 @@ use crate::telemetry::{CycleRecord, Telemetry};
 
 /// A request for a cycle; answered with that cycle's number once it is published.
 pub type Trigger = oneshot::Sender<u64>;
+
+/// What the rest of the exporter can ask of a running scheduler.
+#[derive(Debug)]
+pub enum Control {
+    /// Run a cycle that starts after this request.
+    Poll(Trigger),
+    /// A new configuration, for the cycles that start after it; `None` when a reload was
+    /// refused, which the reload metrics report.
+    Reload(Option<Box<Config>>),
+}
 
 /// Everything a scheduler needs; it owns the source, the limit and the exporter's metrics.
 #[derive(Debug)]
@@ -39,17 +49,11 @@ impl<S: Ssm> Scheduler<S> {
     /// Runs cycles until `shutdown` turns true; a cycle under way then is abandoned, since its
     /// result would never be served.
     pub async fn run(
-        self,
-        mut triggers: mpsc::Receiver<Trigger>,
+        mut self,
+        mut controls: mpsc::Receiver<Control>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        // The first cycle runs at once; the interval counts from its start. A config built
-        // without `config::parse` could hold a zero interval, which `interval_at` rejects.
-        let interval = self.interval.max(MIN_POLL_INTERVAL);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-        // A cycle longer than the interval pushes the next one back instead of starting
-        // a burst of catch-up cycles.
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ticks = ticks(self.interval);
         let mut snapshot = Snapshot::default();
         let mut cycles: u64 = 0;
         self.publish_rendered(&snapshot, cycles);
@@ -58,13 +62,24 @@ impl<S: Ssm> Scheduler<S> {
             if cycles > 0 {
                 tokio::select! {
                     _ = ticks.tick() => {}
-                    Some(trigger) = triggers.recv() => waiting.push(trigger),
+                    Some(control) = controls.recv() => match control {
+                        Control::Poll(trigger) => waiting.push(trigger),
+                        Control::Reload(config) => {
+                            self.reload(config, &mut ticks);
+                            self.publish_rendered(&snapshot, cycles);
+                            continue;
+                        }
+                    },
                     _ = shutdown.wait_for(|stop| *stop) => return,
                 }
             }
-            // Triggers that arrived meanwhile are served by this same cycle.
-            while let Ok(trigger) = triggers.try_recv() {
-                waiting.push(trigger);
+            // Requests that arrived meanwhile: polls are served by this cycle, reloads apply
+            // to it.
+            while let Ok(control) = controls.try_recv() {
+                match control {
+                    Control::Poll(trigger) => waiting.push(trigger),
+                    Control::Reload(config) => self.reload(config, &mut ticks),
+                }
             }
             let started = Instant::now();
             let cycle = tokio::select! {
@@ -100,18 +115,44 @@ impl<S: Ssm> Scheduler<S> {
         }
     }
 
+    /// Takes a reloaded configuration for the next cycles, or records a refused reload.
+    fn reload(&mut self, config: Option<Box<Config>>, ticks: &mut Interval) {
+        let Some(config) = config else {
+            self.telemetry.record_reload(false);
+            return;
+        };
+        self.settings = PollSettings::from(config.as_ref());
+        self.limiter = Limiter::for_api(&config.api);
+        if config.poll_interval != self.interval {
+            self.interval = config.poll_interval;
+            *ticks = self::ticks(self.interval);
+        }
+        self.telemetry.record_reload(true);
+        info!(config = %config.summary(), "configuration reloaded");
+    }
+
+    /// Renders the snapshot, and its gzip form, once for every scrape until the next.
     fn publish_rendered(&self, snapshot: &Snapshot, cycles: u64) {
         match render(snapshot, self.telemetry.gather()) {
             Ok(body) => {
-                self.publish.send_replace(Arc::new(Exposition {
-                    body: Bytes::from(body),
-                    cycles,
-                }));
+                self.publish
+                    .send_replace(Arc::new(Exposition::new(Bytes::from(body), cycles)));
             }
             // Keep serving the previous exposition: stale numbers beat none.
             Err(e) => error!(error = %e, "cannot render metrics; serving the previous ones"),
         }
     }
+}
+
+/// The interval between cycle starts. The first cycle runs at once, and the interval counts
+/// from its start; a cycle longer than the interval pushes the next one back instead of
+/// starting a burst of catch-up cycles. A config built without `config::parse` could hold a
+/// zero interval, which `interval_at` rejects.
+fn ticks(interval: Duration) -> Interval {
+    let interval = interval.max(MIN_POLL_INTERVAL);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks
 }
 
 #[cfg(test)]
@@ -186,7 +227,7 @@ mod tests {
         interval: Duration,
     ) -> (
         watch::Receiver<Arc<Exposition>>,
-        mpsc::Sender<Trigger>,
+        mpsc::Sender<Control>,
         watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ) {
@@ -249,7 +290,9 @@ mod tests {
         let (_published, triggers, stop, task) = start(ssm.clone(), Duration::from_secs(3600));
         let ask = || {
             let (reply, answer) = oneshot::channel();
-            triggers.try_send(reply).expect("scheduler listens");
+            triggers
+                .try_send(Control::Poll(reply))
+                .expect("scheduler listens");
             answer
         };
         let before_start = ask();

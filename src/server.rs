@@ -1,37 +1,68 @@
-//! The exporter's HTTP endpoints. A request only ever reads the latest published exposition:
-//! no handler calls AWS, waits for a poll, or renders anything.
+//! The exporter's HTTP endpoints. A scrape only hands out the bytes published after the last
+//! cycle (gzip ones, compressed once, when the scraper accepts them): no handler calls AWS,
+//! waits for a poll, or renders anything.
 
-use std::convert::Infallible;
-use std::future::Future;
+use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::http::{self, Body};
+use crate::http::{self, Body, ServeOptions};
 use crate::render::CONTENT_TYPE;
+use crate::web::WebConfig;
 
 /// What a scrape hands out: the bytes rendered after the last cycle.
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
     pub body: Bytes,
+    /// The same bytes gzip-compressed, for the scrapers that accept it (Prometheus does).
+    pub gzip: Bytes,
     /// Cycles finished so far; 0 until the first, which is when the exporter is not ready.
     pub cycles: u64,
 }
+
+impl Exposition {
+    /// Compresses `body` once, for every scrape until the next cycle.
+    pub fn new(body: Bytes, cycles: u64) -> Exposition {
+        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
+        // Writing to a Vec cannot fail; should it, the plain body is served instead.
+        let gzip = encoder
+            .write_all(&body)
+            .and_then(|()| encoder.finish())
+            .map(Bytes::from)
+            .unwrap_or_default();
+        Exposition { body, gzip, cycles }
+    }
+}
+
+/// A request to reload the configuration file; answered with the outcome.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Where the metrics are served, `/metrics` by default.
     pub telemetry_path: String,
+    /// TLS, basic auth and extra headers (`--web.config.file`).
+    pub web: WebConfig,
+    /// Where `POST /-/reload` sends its request; `None` when there is no file to reload.
+    pub reload: Option<mpsc::Sender<ReloadRequest>>,
+    pub max_connections: usize,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             telemetry_path: "/metrics".to_owned(),
+            web: WebConfig::default(),
+            reload: None,
+            max_connections: ServeOptions::default().max_connections,
         }
     }
 }
@@ -43,34 +74,56 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()>,
 ) {
+    let serve_options = ServeOptions {
+        tls: options.web.tls.clone(),
+        max_connections: options.max_connections,
+    };
     let options = Arc::new(options);
     let handler = move |request: Request<Incoming>| {
         let current = Arc::clone(&exposition.borrow());
         let options = Arc::clone(&options);
-        async move { Ok::<_, Infallible>(route(&request, &current, &options)) }
+        async move {
+            let mut response = handle(&request, &current, &options).await;
+            for (name, value) in &options.web.headers {
+                response.headers_mut().insert(name.clone(), value.clone());
+            }
+            Ok::<_, std::convert::Infallible>(response)
+        }
     };
-    http::serve(listener, handler, shutdown).await;
+    http::serve(listener, handler, serve_options, shutdown).await;
 }
 
-fn route(
+/// The endpoints that answer without credentials, so that liveness and readiness probes
+/// need none. They tell nothing but whether the exporter runs and has polled once.
+const OPEN: [&str; 2] = ["/-/healthy", "/-/ready"];
+
+async fn handle(
     request: &Request<Incoming>,
     current: &Exposition,
     options: &ServerOptions,
 ) -> Response<Body> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut r = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Only GET and HEAD are served.\n",
-        );
+    let path = request.uri().path();
+    if let Some(auth) = &options.web.basic_auth
+        && !OPEN.contains(&path)
+        && !auth
+            .allows(request.headers().get(header::AUTHORIZATION))
+            .await
+    {
+        let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
         r.headers_mut().insert(
-            hyper::header::ALLOW,
-            hyper::header::HeaderValue::from_static("GET, HEAD"),
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"ssm-association-exporter\", charset=\"UTF-8\""),
         );
         return r;
     }
-    let path = request.uri().path();
+    if path == "/-/reload" {
+        return reload(request.method(), options).await;
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        return not_allowed("GET, HEAD");
+    }
     if path == options.telemetry_path {
-        return http::response(StatusCode::OK, CONTENT_TYPE, current.body.clone());
+        return metrics(request, current);
     }
     match path {
         "/" => http::response(
@@ -86,6 +139,67 @@ fn route(
         ),
         _ => text(StatusCode::NOT_FOUND, "Not found.\n"),
     }
+}
+
+fn metrics(request: &Request<Incoming>, current: &Exposition) -> Response<Body> {
+    let gzip =
+        !current.gzip.is_empty() && accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
+    let body = if gzip { &current.gzip } else { &current.body };
+    let mut r = http::response(StatusCode::OK, CONTENT_TYPE, body.clone());
+    r.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
+/// Whether an `Accept-Encoding` header admits gzip: named (or `*`) with a non-zero weight.
+fn accepts_gzip(header: Option<&HeaderValue>) -> bool {
+    let Some(value) = header.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    value.split(',').any(|entry| {
+        let mut parts = entry.split(';');
+        let coding = parts.next().unwrap_or_default().trim();
+        let weight = parts
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .map_or(1.0, |q| q.trim().parse::<f64>().unwrap_or(0.0));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && weight > 0.0
+    })
+}
+
+async fn reload(method: &Method, options: &ServerOptions) -> Response<Body> {
+    if method != Method::POST && method != Method::PUT {
+        return not_allowed("POST, PUT");
+    }
+    let Some(requests) = &options.reload else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Nothing to reload: the exporter runs without --config.file.\n",
+        );
+    };
+    let (reply, outcome) = oneshot::channel();
+    if requests.send(reply).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n");
+    }
+    match outcome.await {
+        Ok(Ok(())) => text(StatusCode::OK, "Configuration reloaded.\n"),
+        Ok(Err(message)) => http::response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain; charset=utf-8",
+            format!("Configuration refused, the previous one keeps running: {message}\n"),
+        ),
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n"),
+    }
+}
+
+fn not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed.\n");
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
@@ -109,4 +223,42 @@ pub fn valid_telemetry_path(path: &str) -> bool {
         && path
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/-_.~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_accepted_as_http_says() {
+        let cases = [
+            ("gzip", true),
+            ("gzip, deflate", true),
+            ("deflate, GZIP;q=0.5", true),
+            ("*", true),
+            ("gzip;q=0", false),
+            ("gzip; q=0.0", false),
+            ("deflate", false),
+            ("identity", false),
+            ("", false),
+        ];
+        for (header, want) in cases {
+            let value = HeaderValue::from_str(header).expect("header");
+            assert_eq!(accepts_gzip(Some(&value)), want, "{header:?}");
+        }
+        assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn the_gzip_form_holds_the_same_bytes() {
+        use std::io::Read;
+        let body = Bytes::from("metric 1\n".repeat(1000));
+        let exposition = Exposition::new(body.clone(), 3);
+        assert!(exposition.gzip.len() < body.len() / 10);
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(&exposition.gzip[..])
+            .read_to_end(&mut plain)
+            .expect("valid gzip");
+        assert_eq!(plain, body);
+    }
 }

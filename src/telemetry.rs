@@ -29,6 +29,8 @@ pub struct Telemetry {
     last_success: Gauge,
     watched: IntGauge,
     cycle_calls: IntGauge,
+    reload_ok: IntGauge,
+    reload_time: Gauge,
 }
 
 impl Telemetry {
@@ -84,6 +86,24 @@ impl Telemetry {
             .namespace(NAMESPACE),
         )
         .expect("static metric options are valid");
+        let reload_ok = IntGauge::with_opts(
+            Opts::new(
+                "config_last_reload_successful",
+                "1 if the last configuration reload succeeded, 0 if it was refused and the previous configuration still runs.",
+            )
+            .namespace(NAMESPACE),
+        )
+        .expect("static metric options are valid");
+        reload_ok.set(1);
+        let reload_time = Gauge::with_opts(
+            Opts::new(
+                "config_last_reload_success_timestamp_seconds",
+                "When the running configuration was loaded, in seconds since the epoch.",
+            )
+            .namespace(NAMESPACE),
+        )
+        .expect("static metric options are valid");
+        reload_time.set(unix_now());
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -104,13 +124,15 @@ impl Telemetry {
             cycles.with_label_values(&[outcome]);
         }
 
-        let collectors: [Box<dyn Collector>; 7] = [
+        let collectors: [Box<dyn Collector>; 9] = [
             Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(cycle_duration.clone()),
             Box::new(last_success.clone()),
             Box::new(watched.clone()),
             Box::new(cycle_calls.clone()),
+            Box::new(reload_ok.clone()),
+            Box::new(reload_time.clone()),
             Box::new(build_info),
         ];
         for c in collectors {
@@ -126,6 +148,8 @@ impl Telemetry {
             last_success,
             watched,
             cycle_calls,
+            reload_ok,
+            reload_time,
         }
     }
 
@@ -153,6 +177,13 @@ impl Telemetry {
             .set(i64::try_from(cycle.calls).unwrap_or(i64::MAX));
     }
 
+    pub fn record_reload(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+        if ok {
+            self.reload_time.set(unix_now());
+        }
+    }
+
     pub fn gather(&self) -> Vec<MetricFamily> {
         self.registry.gather()
     }
@@ -162,4 +193,10 @@ impl Default for Telemetry {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }

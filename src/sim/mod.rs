@@ -412,9 +412,14 @@ impl Sim {
         let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let handler = protocol::handler(self.clone());
-        let task = tokio::spawn(crate::http::serve(listener, handler, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
+        let task = tokio::spawn(crate::http::serve(
+            listener,
+            handler,
+            crate::http::ServeOptions::default(),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        ));
         Ok(SimServer { addr, stop, task })
     }
 }

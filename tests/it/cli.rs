@@ -44,6 +44,11 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// How a message reads inside a logfmt value: quotes and backslashes escaped.
+fn logfmt(message: &str) -> String {
+    message.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
 fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("binary runs")
 }
@@ -141,7 +146,7 @@ fn a_bad_config_exits_2_before_anything_starts() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
             assert!(
-                stderr.contains(&format!("{}: {message}", path.display())),
+                stderr.contains(&logfmt(&format!("{}: {message}", path.display()))),
                 "{stderr}"
             );
             assert!(!stderr.contains("listening"), "{stderr}");
@@ -163,7 +168,7 @@ fn bad_flags_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("--web.telemetry-path \"metrics\": must be an absolute path")
+            .contains(&logfmt("--web.telemetry-path \"metrics\": must be an absolute path"))
     );
     let out = run(&mut exporter(&["--no-such-flag"]));
     assert_eq!(out.status.code(), Some(2));

@@ -1,0 +1,138 @@
+//! Log output: logfmt (the default, as Prometheus' own tools write) or JSON, to stderr, at the
+//! level of `--log.level`. No code of ours logs a header, a token or a credential; the AWS
+//! SDK's own events are kept at warn and above, whatever the level, since its debug and trace
+//! events describe requests.
+
+use std::fmt;
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+/// The filter for a level: ours at `level`, the SDK's and HTTP stack's at most at warn.
+pub fn filter(level: Level) -> EnvFilter {
+    let level = level.as_str().to_ascii_lowercase();
+    EnvFilter::new(format!(
+        "{level},aws_config=warn,aws_sdk_ssm=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_smithy_http_client=warn,aws_runtime=warn,hyper=warn,hyper_util=warn,rustls=warn"
+    ))
+}
+
+/// Installs the global subscriber, once, in `main`.
+pub fn init(level: Level, format: LogFormat) {
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter(level))
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    match format {
+        LogFormat::Logfmt => builder.event_format(Logfmt).init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// `time=… level=… target=… msg="…" key=value …`, one event a line.
+#[derive(Debug, Clone, Copy)]
+pub struct Logfmt;
+
+impl<S, N> FormatEvent<S, N> for Logfmt
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut time = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut time))?;
+        let meta = event.metadata();
+        write!(
+            writer,
+            "time={} level={} target={}",
+            time,
+            meta.level().as_str().to_ascii_lowercase(),
+            quote(meta.target())
+        )?;
+        let mut fields = Fields(String::new());
+        event.record(&mut fields);
+        writeln!(writer, "{}", fields.0)
+    }
+}
+
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, &format!("{value:?}"));
+    }
+}
+
+impl Fields {
+    fn push(&mut self, field: &Field, value: &str) {
+        let key = match field.name() {
+            "message" => "msg",
+            name => name,
+        };
+        self.0.push(' ');
+        self.0.push_str(key);
+        self.0.push('=');
+        self.0.push_str(&quote(value));
+    }
+}
+
+/// A logfmt value: bare when it can be, quoted and escaped otherwise.
+fn quote(value: &str) -> String {
+    let bare = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| !c.is_whitespace() && !c.is_control() && c != '"' && c != '=' && c != '\\');
+    if bare {
+        return value.to_owned();
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_quoted_only_when_they_must_be() {
+        assert_eq!(quote("cycle"), "cycle");
+        assert_eq!(quote("127.0.0.1:8467"), "127.0.0.1:8467");
+        assert_eq!(quote(""), "\"\"");
+        assert_eq!(quote("poll cycle finished"), "\"poll cycle finished\"");
+        assert_eq!(quote("a=b"), "\"a=b\"");
+        assert_eq!(quote("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
+        assert_eq!(quote("back\\slash"), "\"back\\\\slash\"");
+    }
+}

@@ -1,0 +1,499 @@
+//! The web configuration file (`--web.config.file`) in the format of Prometheus'
+//! exporter-toolkit, so operators reuse the files they have: TLS through rustls, basic auth
+//! with bcrypt hashes, extra response headers. Everything is checked when the file is loaded;
+//! nothing here reads a file while serving.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use hyper::header::{HeaderName, HeaderValue};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::config::{self, ConfigError, line_suffix, locate};
+
+/// A loaded web configuration.
+#[derive(Debug, Clone, Default)]
+pub struct WebConfig {
+    /// `None`: plain HTTP.
+    pub tls: Option<Arc<ServerConfig>>,
+    pub basic_auth: Option<Arc<BasicAuth>>,
+    /// Added to every response.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping of web configuration keys")]
+struct RawWebConfig {
+    tls_server_config: Option<RawTls>,
+    http_server_config: Option<RawHttp>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+    rate_limit: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<String>,
+    client_allowed_sans: Option<Vec<String>>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    cipher_suites: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
+    curve_preferences: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    /// HTTP/2 is not served; the key is accepted so that existing files load.
+    #[allow(dead_code)]
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// Reads and checks a web configuration file.
+///
+/// # Errors
+///
+/// [`ConfigError`] naming the file, the key and, where it can be found, the line.
+pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
+    config::load_with(path, |text| {
+        parse(text, path.parent().unwrap_or(Path::new(".")))
+    })
+}
+
+/// Checks web configuration text; relative file names are taken from `dir`.
+///
+/// # Errors
+///
+/// A message naming the key and the line.
+pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
+    let raw: RawWebConfig = config::from_yaml(text)?;
+    let at = |path: &str, message: String| {
+        format!("{path}: {message}{}", line_suffix(locate(text, path)))
+    };
+    if raw.rate_limit.is_some() {
+        return Err(at(
+            "rate_limit",
+            "is not supported by this exporter".to_owned(),
+        ));
+    }
+    let tls = raw
+        .tls_server_config
+        .map(|t| {
+            tls(t, dir).map_err(|(key, message)| at(&format!("tls_server_config.{key}"), message))
+        })
+        .transpose()?
+        .map(Arc::new);
+    let headers = raw
+        .http_server_config
+        .and_then(|h| h.headers)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| {
+            header(&name, &value).map_err(|m| at(&format!("http_server_config.headers.{name}"), m))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let basic_auth = match raw.basic_auth_users {
+        None => None,
+        Some(users) if users.is_empty() => None,
+        Some(users) => {
+            for (user, hash) in &users {
+                if user.contains(':') {
+                    return Err(at(
+                        &format!("basic_auth_users.{user}"),
+                        "a user name cannot contain ':'".to_owned(),
+                    ));
+                }
+                hash.parse::<bcrypt::HashParts>().map_err(|e| {
+                    at(
+                        &format!("basic_auth_users.{user}"),
+                        format!("is not a bcrypt hash ($2a$, $2b$ or $2y$): {e}"),
+                    )
+                })?;
+            }
+            let decoy = bcrypt::hash("decoy", bcrypt::DEFAULT_COST)
+                .map_err(|e| format!("basic_auth_users: cannot prepare password checks: {e}"))?;
+            Some(Arc::new(BasicAuth {
+                users,
+                verified: Mutex::new(HashSet::new()),
+                decoy,
+            }))
+        }
+    };
+    Ok(WebConfig {
+        tls,
+        basic_auth,
+        headers,
+    })
+}
+
+impl WebConfig {
+    /// A one-line description, for `--config.check`.
+    pub fn summary(&self) -> String {
+        let users = self.basic_auth.as_ref().map_or(0, |auth| auth.users.len());
+        format!(
+            "{}, {} basic-auth users, {} extra headers",
+            if self.tls.is_some() {
+                "TLS"
+            } else {
+                "plain HTTP"
+            },
+            users,
+            self.headers.len()
+        )
+    }
+}
+
+/// The response headers exporter-toolkit allows, with the values it accepts.
+fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), String> {
+    let canonical = [
+        "Content-Security-Policy",
+        "X-Frame-Options",
+        "X-Content-Type-Options",
+        "X-XSS-Protection",
+        "Strict-Transport-Security",
+    ]
+    .into_iter()
+    .find(|h| h.eq_ignore_ascii_case(name))
+    .ok_or_else(|| {
+        "is not one of the headers that can be set: Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, X-XSS-Protection, Strict-Transport-Security".to_owned()
+    })?;
+    let allowed = match canonical {
+        "X-Frame-Options" => ["deny", "sameorigin"]
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(value)),
+        "X-Content-Type-Options" => value.eq_ignore_ascii_case("nosniff"),
+        _ => true,
+    };
+    if !allowed {
+        return Err(format!("{value:?} is not an accepted value"));
+    }
+    let value = HeaderValue::from_str(value)
+        .map_err(|_| format!("{value:?} is not a valid header value"))?;
+    let name = HeaderName::from_static(match canonical {
+        "Content-Security-Policy" => "content-security-policy",
+        "X-Frame-Options" => "x-frame-options",
+        "X-Content-Type-Options" => "x-content-type-options",
+        "X-XSS-Protection" => "x-xss-protection",
+        _ => "strict-transport-security",
+    });
+    Ok((name, value))
+}
+
+/// Builds the rustls configuration; an error names the key within `tls_server_config`.
+fn tls(raw: RawTls, dir: &Path) -> Result<ServerConfig, (&'static str, String)> {
+    if raw.client_allowed_sans.is_some() {
+        return Err((
+            "client_allowed_sans",
+            "is not supported by this exporter".to_owned(),
+        ));
+    }
+    let certs = match (&raw.cert, &raw.cert_file) {
+        (Some(_), Some(_)) => {
+            return Err(("cert", "give either cert or cert_file, not both".to_owned()));
+        }
+        (Some(pem), None) => certificates(pem.as_bytes()).map_err(|e| ("cert", e))?,
+        (None, Some(file)) => certificates(&read(dir, file).map_err(|e| ("cert_file", e))?)
+            .map_err(|e| ("cert_file", e))?,
+        (None, None) => return Err(("cert_file", "is required".to_owned())),
+    };
+    let key = match (&raw.key, &raw.key_file) {
+        (Some(_), Some(_)) => {
+            return Err(("key", "give either key or key_file, not both".to_owned()));
+        }
+        (Some(pem), None) => private_key(pem.as_bytes()).map_err(|e| ("key", e))?,
+        (None, Some(file)) => private_key(&read(dir, file).map_err(|e| ("key_file", e))?)
+            .map_err(|e| ("key_file", e))?,
+        (None, None) => return Err(("key_file", "is required".to_owned())),
+    };
+    let client_ca = match (&raw.client_ca, &raw.client_ca_file) {
+        (Some(_), Some(_)) => {
+            return Err((
+                "client_ca",
+                "give either client_ca or client_ca_file, not both".to_owned(),
+            ));
+        }
+        (Some(pem), None) => Some(certificates(pem.as_bytes()).map_err(|e| ("client_ca", e))?),
+        (None, Some(file)) => Some(
+            certificates(&read(dir, file).map_err(|e| ("client_ca_file", e))?)
+                .map_err(|e| ("client_ca_file", e))?,
+        ),
+        (None, None) => None,
+    };
+
+    let provider = Arc::new(provider(&raw)?);
+    let versions = versions(raw.min_version.as_deref(), raw.max_version.as_deref())?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| {
+            (
+                "cipher_suites",
+                format!("leaves no usable cipher suite: {e}"),
+            )
+        })?;
+    let auth_type = raw.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let builder = match auth_type {
+        "NoClientCert" => builder.with_no_client_auth(),
+        "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert" => {
+            let Some(ca) = client_ca else {
+                return Err((
+                    "client_ca_file",
+                    format!("is required with client_auth_type {auth_type}"),
+                ));
+            };
+            let mut roots = RootCertStore::empty();
+            for cert in ca {
+                roots.add(cert).map_err(|e| {
+                    (
+                        "client_ca_file",
+                        format!("holds a certificate that cannot be used: {e}"),
+                    )
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth_type == "VerifyClientCertIfGiven" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| {
+                (
+                    "client_ca_file",
+                    format!("cannot verify client certificates: {e}"),
+                )
+            })?)
+        }
+        "RequestClientCert" | "RequireAnyClientCert" => {
+            return Err((
+                "client_auth_type",
+                format!(
+                    "{auth_type} accepts certificates without verifying them and is not supported; use RequireAndVerifyClientCert"
+                ),
+            ));
+        }
+        other => {
+            return Err((
+                "client_auth_type",
+                format!(
+                    "{other:?} is not one of NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"
+                ),
+            ));
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        (
+            "key_file",
+            format!("does not match the certificate or cannot be used: {e}"),
+        )
+    })?;
+    config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn read(dir: &Path, file: &str) -> Result<Vec<u8>, String> {
+    let path = dir.join(file);
+    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("is not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".to_owned());
+    }
+    Ok(certs)
+}
+
+fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| format!("holds no PEM private key: {e}"))
+}
+
+/// `TLS12` or `TLS13`, as exporter-toolkit writes them; rustls has nothing older.
+fn versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static SupportedProtocolVersion>, (&'static str, String)> {
+    let rank = |key: &'static str, v: &str| match v {
+        "TLS12" => Ok(12),
+        "TLS13" => Ok(13),
+        "TLS10" | "TLS11" => Err((key, format!("{v} is not supported; use TLS12 or TLS13"))),
+        other => Err((key, format!("{other:?} is not one of TLS12, TLS13"))),
+    };
+    let low = min.map_or(Ok(12), |v| rank("min_version", v))?;
+    let high = max.map_or(Ok(13), |v| rank("max_version", v))?;
+    if low > high {
+        return Err(("max_version", "is below min_version".to_owned()));
+    }
+    Ok(
+        [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+            .into_iter()
+            .filter(|(v, _)| (low..=high).contains(v))
+            .map(|(_, version)| version)
+            .collect(),
+    )
+}
+
+/// The crypto provider, narrowed to the configured TLS 1.2 cipher suites (as in Go, they do
+/// not apply to TLS 1.3) and curves, in the configured order.
+fn provider(raw: &RawTls) -> Result<CryptoProvider, (&'static str, String)> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(names) = &raw.cipher_suites {
+        let all = provider.cipher_suites.clone();
+        let mut chosen: Vec<_> = all
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS13)
+            .copied()
+            .collect();
+        for name in names {
+            let suite = all
+                .iter()
+                .find(|s| {
+                    let own = format!("{:?}", s.suite());
+                    own == *name || own == format!("{name}_SHA256")
+                })
+                .ok_or_else(|| {
+                    (
+                        "cipher_suites",
+                        format!("{name:?} is not a supported TLS 1.2 cipher suite"),
+                    )
+                })?;
+            chosen.push(*suite);
+        }
+        provider.cipher_suites = chosen;
+    }
+    if let Some(names) = &raw.curve_preferences {
+        let all = provider.kx_groups.clone();
+        provider.kx_groups = names
+            .iter()
+            .map(|name| {
+                let wanted = match name.as_str() {
+                    "X25519" => "X25519",
+                    "CurveP256" => "secp256r1",
+                    "CurveP384" => "secp384r1",
+                    "CurveP521" => "secp521r1",
+                    "X25519MLKEM768" => "X25519MLKEM768",
+                    _ => "",
+                };
+                all.iter()
+                    .find(|g| format!("{:?}", g.name()) == wanted)
+                    .copied()
+                    .ok_or_else(|| {
+                        (
+                            "curve_preferences",
+                            format!("{name:?} is not a supported curve"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(provider)
+}
+
+/// Users and their bcrypt hashes; checks `Authorization: Basic` headers.
+#[derive(Debug)]
+pub struct BasicAuth {
+    users: BTreeMap<String, String>,
+    /// Credentials that verified once: bcrypt costs tens of milliseconds a check, by design,
+    /// and a scraper sends the same ones every few seconds.
+    verified: Mutex<HashSet<(String, String)>>,
+    /// A hash checked for unknown users, so that their answer takes as long as a wrong
+    /// password's and does not tell which users exist.
+    decoy: String,
+}
+
+/// Remembered successes at most, so that the cache cannot grow without bound.
+const MAX_VERIFIED: usize = 1024;
+
+impl BasicAuth {
+    /// Whether the `Authorization` header carries the credentials of a configured user.
+    pub async fn allows(self: &Arc<Self>, header: Option<&HeaderValue>) -> bool {
+        let Some((user, password)) = header.and_then(credentials) else {
+            return false;
+        };
+        let key = (user, password);
+        if self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&key)
+        {
+            return true;
+        }
+        let this = Arc::clone(self);
+        let checked = tokio::task::spawn_blocking(move || {
+            let ok = match this.users.get(&key.0) {
+                Some(hash) => bcrypt::verify(&key.1, hash).unwrap_or(false),
+                None => {
+                    let _ = bcrypt::verify(&key.1, &this.decoy);
+                    false
+                }
+            };
+            if ok {
+                let mut verified = this
+                    .verified
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if verified.len() < MAX_VERIFIED {
+                    verified.insert(key);
+                }
+            }
+            ok
+        })
+        .await;
+        checked.unwrap_or(false)
+    }
+}
+
+/// User and password of a `Basic` authorization header.
+fn credentials(header: &HeaderValue) -> Option<(String, String)> {
+    let value = header.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_of_a_basic_header() {
+        let header = |s: &str| HeaderValue::from_str(s).expect("header");
+        assert_eq!(
+            credentials(&header("Basic dXNlcjpwYTpzcw==")),
+            Some(("user".into(), "pa:ss".into()))
+        );
+        assert_eq!(
+            credentials(&header("basic dXNlcjpw")),
+            Some(("user".into(), "p".into()))
+        );
+        for bad in ["Bearer dXNlcjpw", "Basic !!!", "Basic dXNlcg==", "Basic"] {
+            assert_eq!(credentials(&header(bad)), None, "{bad}");
+        }
+    }
+}
