@@ -16,6 +16,9 @@ use crate::server::{self, Exposition, ServerOptions};
 use crate::ssm::Ssm;
 use crate::telemetry::Telemetry;
 
+/// How long a reload waits for the scheduler before returning with the reload queued.
+const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A running exporter: polling in the background, serving on its listener.
 #[derive(Debug)]
 pub struct Exporter {
@@ -100,17 +103,24 @@ impl Exporter {
     }
 
     /// Hands a reloaded configuration to the cycles that start after this call, or with
-    /// `None` records that a reload was refused. Region, endpoint and the SDK's retry and
-    /// timeout settings belong to the client, built at start: they need a restart.
+    /// `None` records that a reload was refused; returns once the outcome is served, or after
+    /// a moment if a cycle is under way. Region, endpoint and the SDK's retry and timeout
+    /// settings belong to the client, built at start: they need a restart.
     ///
     /// # Errors
     ///
     /// [`ExporterError::Stopped`] if the scheduler is gone.
     pub async fn reload(&self, config: Option<Config>) -> Result<(), ExporterError> {
+        let (done, applied) = oneshot::channel();
         self.controls
-            .send(Control::Reload(config.map(Box::new)))
+            .send(Control::Reload(config.map(Box::new), done))
             .await
-            .map_err(|_| ExporterError::Stopped)
+            .map_err(|_| ExporterError::Stopped)?;
+        // Mid-cycle the scheduler takes it when the cycle ends; the caller need not wait.
+        match tokio::time::timeout(RELOAD_WAIT, applied).await {
+            Ok(Err(_)) => Err(ExporterError::Stopped),
+            _ => Ok(()),
+        }
     }
 
     /// Waits until `n` cycles have finished and their result is served.

@@ -329,9 +329,19 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String
                 .nth(1)
                 .map(|(i, _)| (key, i + 1))
         });
-        match second {
-            Some((key, line)) => format!("{key}: repeated at line {line}"),
-            None => message,
+        if let Some((key, line)) = second {
+            return format!("{key}: repeated at line {line}");
+        }
+        // serde_yaml gives no position for an unknown key on a file's first line.
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|m| m.split_once('`'))
+            .map(|(key, _)| key);
+        match unknown {
+            Some(key) if !message.contains(" at line ") => {
+                format!("{message}{}", line_suffix(locate(text, key)))
+            }
+            _ => message,
         }
     })
 }

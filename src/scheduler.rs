@@ -28,8 +28,8 @@ pub enum Control {
     /// Run a cycle that starts after this request.
     Poll(Trigger),
     /// A new configuration, for the cycles that start after it; `None` when a reload was
-    /// refused, which the reload metrics report.
-    Reload(Option<Box<Config>>),
+    /// refused, which the reload metrics report. Answered once the outcome is served.
+    Reload(Option<Box<Config>>, oneshot::Sender<()>),
 }
 
 /// Everything a scheduler needs; it owns the source, the limit and the exporter's metrics.
@@ -64,9 +64,10 @@ impl<S: Ssm> Scheduler<S> {
                     _ = ticks.tick() => {}
                     Some(control) = controls.recv() => match control {
                         Control::Poll(trigger) => waiting.push(trigger),
-                        Control::Reload(config) => {
+                        Control::Reload(config, done) => {
                             self.reload(config, &mut ticks);
                             self.publish_rendered(&snapshot, cycles);
+                            let _ = done.send(());
                             continue;
                         }
                     },
@@ -78,7 +79,11 @@ impl<S: Ssm> Scheduler<S> {
             while let Ok(control) = controls.try_recv() {
                 match control {
                     Control::Poll(trigger) => waiting.push(trigger),
-                    Control::Reload(config) => self.reload(config, &mut ticks),
+                    Control::Reload(config, done) => {
+                        self.reload(config, &mut ticks);
+                        self.publish_rendered(&snapshot, cycles);
+                        let _ = done.send(());
+                    }
                 }
             }
             let started = Instant::now();

@@ -481,6 +481,125 @@ fn credentials(header: &HeaderValue) -> Option<(String, String)> {
 mod tests {
     use super::*;
 
+    /// Each bad web configuration and the exact message it gets.
+    #[test]
+    fn bad_web_configs() {
+        let hash = "$2y$10$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG";
+        let cases: &[(&str, &str)] = &[
+            (
+                "tls_config:\n  cert_file: a\n",
+                "unknown field `tls_config`, expected one of `tls_server_config`, `http_server_config`, `basic_auth_users`, `rate_limit` at line 1",
+            ),
+            (
+                "rate_limit:\n  interval: 1s\n",
+                "rate_limit: is not supported by this exporter at line 1",
+            ),
+            (
+                "tls_server_config:\n  key_file: k.pem\n",
+                "tls_server_config.cert_file: is required",
+            ),
+            (
+                "tls_server_config:\n  cert_file: missing.crt\n  key_file: k.pem\n",
+                "tls_server_config.cert_file: cannot read /nonexistent/missing.crt: No such file or directory (os error 2) at line 2",
+            ),
+            (
+                "tls_server_config:\n  cert: \"not pem\"\n  key: \"not pem\"\n",
+                "tls_server_config.cert: holds no PEM certificate at line 2",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  cert: b\n",
+                "tls_server_config.cert: give either cert or cert_file, not both at line 3",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_allowed_sans: [x]\n",
+                "tls_server_config.client_allowed_sans: is not supported by this exporter at line 4",
+            ),
+            (
+                "tls_server_config:\n  cert_fil: a\n",
+                "tls_server_config: unknown field `cert_fil`, expected one of `cert`, `key`, `client_ca`, `cert_file`, `key_file`, `client_auth_type`, `client_ca_file`, `client_allowed_sans`, `min_version`, `max_version`, `cipher_suites`, `prefer_server_cipher_suites`, `curve_preferences` at line 2 column 3",
+            ),
+            (
+                &format!("basic_auth_users:\n  alice: {hash}\n  bob: plaintext\n"),
+                "basic_auth_users.bob: is not a bcrypt hash ($2a$, $2b$ or $2y$): Invalid hash: the hash format is malformed; expected 60 ASCII bytes at line 3",
+            ),
+            (
+                "basic_auth_users:\n  alice: [x]\n",
+                "basic_auth_users.alice: invalid type: sequence, expected a string at line 2 column 10",
+            ),
+            (
+                "http_server_config:\n  headers:\n    Server: nginx\n",
+                "http_server_config.headers.Server: is not one of the headers that can be set: Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, X-XSS-Protection, Strict-Transport-Security at line 3",
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+                "http_server_config.headers.X-Frame-Options: \"allow\" is not an accepted value at line 3",
+            ),
+            (
+                "http_server_config:\n  http3: true\n",
+                "http_server_config: unknown field `http3`, expected `http2` or `headers` at line 2 column 3",
+            ),
+        ];
+        let mismatches: Vec<String> = cases
+            .iter()
+            .filter_map(|(text, want)| {
+                let got = parse(text, Path::new("/nonexistent"))
+                    .map(|_| ())
+                    .expect_err(text);
+                (got != *want).then(|| format!("{text}\n  got: {got}\n want: {want}"))
+            })
+            .collect();
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+    }
+
+    #[test]
+    fn tls_settings_that_rustls_cannot_honour_are_refused_by_name() {
+        let raw = |extra: &str| -> RawTls {
+            config::from_yaml(&format!("cert: a\nkey: b\n{extra}")).expect("shape")
+        };
+        let cases = [
+            (
+                "min_version: TLS11\n",
+                ("min_version", "TLS11 is not supported; use TLS12 or TLS13"),
+            ),
+            (
+                "max_version: TLS14\n",
+                ("max_version", "\"TLS14\" is not one of TLS12, TLS13"),
+            ),
+            (
+                "min_version: TLS13\nmax_version: TLS12\n",
+                ("max_version", "is below min_version"),
+            ),
+        ];
+        for (extra, (key, message)) in cases {
+            let r = raw(extra);
+            assert_eq!(
+                versions(r.min_version.as_deref(), r.max_version.as_deref()).map(|_| ()),
+                Err((key, message.to_owned())),
+                "{extra}"
+            );
+        }
+        let r = raw("cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\n");
+        assert_eq!(
+            provider(&r).map(|_| ()).err(),
+            Some((
+                "cipher_suites",
+                "\"TLS_RSA_WITH_RC4_128_SHA\" is not a supported TLS 1.2 cipher suite".to_owned()
+            ))
+        );
+        let r = raw(
+            "cipher_suites: [TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305]\ncurve_preferences: [CurveP256, X25519]\n",
+        );
+        let p = provider(&r).expect("known suite and curves");
+        assert_eq!(p.kx_groups.len(), 2);
+        assert_eq!(
+            p.cipher_suites
+                .iter()
+                .filter(|s| s.version() == &rustls::version::TLS12)
+                .count(),
+            1
+        );
+    }
+
     #[test]
     fn credentials_of_a_basic_header() {
         let header = |s: &str| HeaderValue::from_str(s).expect("header");

@@ -57,6 +57,8 @@ fn run(command: &mut Command) -> Output {
 struct Process {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every line read so far, for tests that look at the whole log.
+    seen: std::cell::RefCell<Vec<String>>,
 }
 
 impl Process {
@@ -76,19 +78,26 @@ impl Process {
                 }
             }
         });
-        Process { child, lines }
+        Process {
+            child,
+            lines,
+            seen: std::cell::RefCell::new(Vec::new()),
+        }
     }
 
     /// The next log line containing `needle`; panics with what was seen if the log ends first.
     fn wait_for(&self, needle: &str) -> String {
-        let mut seen = Vec::new();
         loop {
             match self.lines.recv_timeout(PATIENCE) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
+                Ok(line) => {
+                    self.seen.borrow_mut().push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
                 Err(e) => panic!(
                     "no log line with {needle:?} ({e}); saw:\n{}",
-                    seen.join("\n")
+                    self.seen.borrow().join("\n")
                 ),
             }
         }
@@ -104,13 +113,22 @@ impl Process {
     }
 
     /// SIGTERM, then the exit code.
-    fn terminate(mut self) -> Option<i32> {
+    fn terminate(self) -> Option<i32> {
+        self.finish().0
+    }
+
+    /// SIGTERM, then the exit code and every line the process logged.
+    fn finish(mut self) -> (Option<i32>, Vec<String>) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(status.success());
-        self.child.wait().expect("child exits").code()
+        let code = self.child.wait().expect("child exits").code();
+        // The reader ends at the pipe's end, after the last line.
+        let mut all = self.seen.into_inner();
+        all.extend(self.lines.iter());
+        (code, all)
     }
 }
 
@@ -166,10 +184,9 @@ fn a_bad_config_exits_2_before_anything_starts() {
 fn bad_flags_exit_2() {
     let out = run(&mut exporter(&["--web.telemetry-path", "metrics"]));
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains(&logfmt("--web.telemetry-path \"metrics\": must be an absolute path"))
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&logfmt(
+        "--web.telemetry-path \"metrics\": must be an absolute path"
+    )));
     let out = run(&mut exporter(&["--no-such-flag"]));
     assert_eq!(out.status.code(), Some(2));
     let out = run(&mut exporter(&["--log.level", "loud"]));
@@ -303,6 +320,231 @@ fn the_aws_environment_is_honoured() {
                 .any(|r| r.operation == "DescribeAssociationExecutionTargets"),
             "{variable}: the simulator was not called"
         );
+    }
+    runtime.block_on(server.stop());
+}
+
+/// Signals a running process.
+fn signal(process: &Process, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &process.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+fn post(addr: std::net::SocketAddr, path: &str) -> crate::harness::HttpResponse {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(crate::harness::send(addr, "POST", path, &[], ""))
+}
+
+#[test]
+fn reload_by_signal_and_by_http_takes_good_files_and_refuses_bad_ones() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = Sim::new(22);
+    let b = "0b7e1a52-3c0d-4c1e-9f43-5a1d2c3b4e5f";
+    sim.insert_association(A, Some("first"), "AWS-RunPatchBaseline");
+    sim.insert_association(b, Some("second"), "AWS-RunPatchBaseline");
+    let server = runtime.block_on(sim.start()).expect("simulator");
+    let config = temp_file(
+        "reload.yaml",
+        &format!(
+            "region: eu-west-1\nendpoint_url: {}\n",
+            server.endpoint_url()
+        ),
+    );
+    let mut command = exporter(&[
+        "--config.file",
+        config.to_str().expect("utf-8 path"),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]);
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "env-secret");
+    let process = Process::spawn(command);
+    let addr = process.address();
+    process.wait_for("poll cycle finished");
+    assert_eq!(scrape(addr).associations_in("ssm_association_info"), [b, A]);
+
+    // A good file by SIGHUP: the next cycle watches only A.
+    std::fs::write(
+        &config,
+        format!(
+            "region: eu-west-1\nendpoint_url: {}\nassociations:\n  - association_id: {A}\n",
+            server.endpoint_url()
+        ),
+    )
+    .expect("rewrite");
+    signal(&process, "HUP");
+    process.wait_for("configuration reloaded");
+    let reloaded = |m: &Metrics| {
+        m.get(
+            "ssm_association_exporter_config_last_reload_successful",
+            &[],
+        )
+    };
+    assert_eq!(reloaded(&scrape(addr)), Some(1.0));
+
+    // A bad file by HTTP: refused with the reason, and reported.
+    std::fs::write(&config, "poll_interval: often\n").expect("rewrite");
+    let answer = post(addr, "/-/reload");
+    assert_eq!(answer.status, 500);
+    assert!(
+        answer
+            .body
+            .contains("poll_interval: \"often\" is not a duration"),
+        "{}",
+        answer.body
+    );
+    process.wait_for("configuration reload refused");
+    assert_eq!(reloaded(&scrape(addr)), Some(0.0));
+
+    // A bad file by SIGHUP too; then a good one by HTTP.
+    signal(&process, "HUP");
+    process.wait_for("configuration reload refused");
+    std::fs::write(
+        &config,
+        format!(
+            "region: eu-west-1\nendpoint_url: {}\n",
+            server.endpoint_url()
+        ),
+    )
+    .expect("rewrite");
+    assert_eq!(post(addr, "/-/reload").status, 200);
+    assert_eq!(reloaded(&scrape(addr)), Some(1.0));
+    assert_eq!(process.terminate(), Some(0));
+    runtime.block_on(server.stop());
+}
+
+#[test]
+fn a_bad_web_config_exits_2_and_a_good_one_is_summarised() {
+    let bad = temp_file("bad-web.yml", "basic_auth_users:\n  alice: plaintext\n");
+    let out = run(&mut exporter(&[
+        "--web.config.file",
+        bad.to_str().expect("utf-8"),
+        "--config.check",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad-web.yml: basic_auth_users.alice: is not a bcrypt hash"),
+        "{stderr}"
+    );
+
+    let hash = bcrypt::hash("pw", 4).expect("hash");
+    let good = temp_file(
+        "good-web.yml",
+        &format!("basic_auth_users:\n  alice: {hash}\n"),
+    );
+    let out = run(&mut exporter(&[
+        "--web.config.file",
+        good.to_str().expect("utf-8"),
+        "--config.check",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "configuration OK: discovery of every association, poll interval 1m, region from the environment, endpoint default, at most 5 calls/s\nweb configuration OK: plain HTTP, 1 basic-auth users, 0 extra headers\n"
+    );
+}
+
+/// Secrets never reach the log, at any level: not the AWS secret key, not a password, not an
+/// Authorization header. JSON lines are JSON.
+#[test]
+fn no_secret_in_any_log_line_even_at_trace() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = Sim::new(23);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-05555555555a", 60, &["Success"]),
+    );
+    let server = runtime.block_on(sim.start()).expect("simulator");
+    let hash = bcrypt::hash("hunter2-password", 4).expect("hash");
+    let web = temp_file(
+        "secret-web.yml",
+        &format!("basic_auth_users:\n  prometheus: {hash}\n"),
+    );
+    let config = temp_file(
+        "secret.yaml",
+        &format!(
+            "region: eu-west-1\nendpoint_url: {}\n",
+            server.endpoint_url()
+        ),
+    );
+    let mut command = exporter(&[
+        "--config.file",
+        config.to_str().expect("utf-8"),
+        "--web.config.file",
+        web.to_str().expect("utf-8"),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.level",
+        "trace",
+        "--log.format",
+        "json",
+    ]);
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIDNOTSECRET")
+        .env("AWS_SECRET_ACCESS_KEY", "aws-secret-key-value")
+        .env("AWS_SESSION_TOKEN", "aws-session-token-value");
+    let process = Process::spawn(command);
+    let listening = process.wait_for("listening");
+    let addr: std::net::SocketAddr = serde_json::from_str::<serde_json::Value>(&listening)
+        .expect("JSON log line")["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .expect("address field");
+    process.wait_for("poll cycle finished");
+    use base64::Engine;
+    let good = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("prometheus:hunter2-password")
+    );
+    let bad = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("prometheus:wrong-password")
+    );
+    for header in [&good, &bad] {
+        runtime.block_on(crate::harness::send(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", header)],
+            "",
+        ));
+    }
+    let (code, lines) = process.finish();
+    assert_eq!(code, Some(0));
+    assert!(lines.len() > 3, "{lines:?}");
+    for line in &lines {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+        for secret in [
+            "aws-secret-key-value",
+            "aws-session-token-value",
+            "hunter2-password",
+            "wrong-password",
+            good.as_str(),
+            bad.as_str(),
+            &good[6..],
+            &bad[6..],
+            "AWS4-HMAC-SHA256",
+        ] {
+            assert!(!line.contains(secret), "{secret:?} in {line}");
+        }
     }
     runtime.block_on(server.stop());
 }

@@ -9,7 +9,7 @@ use ssm_association_exporter::config;
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
 use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Client options for talking to the simulator: fixed credentials, quick retries.
@@ -56,6 +56,16 @@ impl Rig {
         yaml: &str,
         adjust: impl FnOnce(ClientOptions) -> ClientOptions,
     ) -> Rig {
+        Rig::launch_serving(sim, yaml, adjust, ServerOptions::default()).await
+    }
+
+    /// [`Rig::launch_with`], serving with `server` options (TLS, auth, reload).
+    pub async fn launch_serving(
+        sim: Sim,
+        yaml: &str,
+        adjust: impl FnOnce(ClientOptions) -> ClientOptions,
+        serving: ServerOptions,
+    ) -> Rig {
         // No client-side rate limit to speak of, unless the test sets its own.
         let api = if yaml.contains("api:") {
             ""
@@ -69,8 +79,7 @@ impl Rig {
             .await
             .expect("client builds");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let exporter = Exporter::start(ssm, &config, listener, ServerOptions::default())
-            .expect("exporter starts");
+        let exporter = Exporter::start(ssm, &config, listener, serving).expect("exporter starts");
         Rig {
             sim,
             server,
@@ -103,7 +112,9 @@ impl Rig {
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
+    /// The body as text (lossy), and as it came.
     pub body: String,
+    pub raw_body: Vec<u8>,
 }
 
 impl HttpResponse {
@@ -128,32 +139,49 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: &str,
 ) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    exchange(stream, method, path, headers, body)
+        .await
+        .expect("an HTTP response")
+}
+
+/// Writes one request on `stream` (plain or TLS) and reads the response to the end.
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<HttpResponse> {
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(request.as_bytes()).await.expect("send");
+    stream.write_all(request.as_bytes()).await?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read");
-    let text = String::from_utf8(raw).expect("utf-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("header/body separator");
+    stream.read_to_end(&mut raw).await?;
+    parse_response(&raw)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))
+}
+
+fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&raw[..split]).ok()?;
+    let raw_body = raw[split + 4..].to_vec();
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    HttpResponse {
+    Some(HttpResponse {
         status,
         headers,
-        body: body.to_owned(),
-    }
+        body: String::from_utf8_lossy(&raw_body).into_owned(),
+        raw_body,
+    })
 }
 
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {

@@ -7,5 +7,6 @@ mod exporter;
 mod faults;
 mod harness;
 mod promtool;
+mod serving;
 mod sim;
 mod ssm_client;

@@ -1,0 +1,406 @@
+//! Serving like a first-class exporter: TLS and basic auth from an exporter-toolkit web
+//! config, gzip, reload, graceful shutdown, and requests that are malformed, oversized or slow.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use ssm_association_exporter::config;
+use ssm_association_exporter::server::ServerOptions;
+use ssm_association_exporter::sim::Sim;
+use ssm_association_exporter::web;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::harness::{HttpResponse, Metrics, Rig, exchange, fleet, get, send};
+
+const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
+const B: &str = "0b7e1a52-3c0d-4c1e-9f43-5a1d2c3b4e5f";
+const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
+
+/// A CA, a server certificate for localhost signed by it, and a client certificate.
+struct Pki {
+    dir: PathBuf,
+    ca: CertificateDer<'static>,
+    client_cert: CertificateDer<'static>,
+    client_key: PrivateKeyDer<'static>,
+}
+
+fn make_pki(name: &str) -> Pki {
+    let dir = std::env::temp_dir().join(format!("sae-pki-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ca_key = KeyPair::generate().expect("key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |sans: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::new(sans).expect("params");
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &issuer).expect("signed");
+        (cert, key)
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["localhost".into(), "127.0.0.1".into()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) = leaf(
+        vec!["prometheus".into()],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    std::fs::write(dir.join("server.crt"), server_cert.pem()).expect("write");
+    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).expect("write");
+    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).expect("write");
+    Pki {
+        dir,
+        ca: ca_cert.der().clone(),
+        client_cert: client_cert.der().clone(),
+        client_key: PrivateKeyDer::try_from(client_key.serialize_der()).expect("client key"),
+    }
+}
+
+fn web_config(dir: &Path, yaml: &str) -> web::WebConfig {
+    let path = dir.join("web.yml");
+    std::fs::write(&path, yaml).expect("write web config");
+    web::load(&path).expect("valid web config")
+}
+
+/// One HTTPS request trusting `ca`, optionally with a client certificate.
+async fn https(
+    addr: std::net::SocketAddr,
+    ca: &CertificateDer<'static>,
+    client: Option<(&CertificateDer<'static>, &PrivateKeyDer<'static>)>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).expect("CA");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(vec![cert.clone()], key.clone_key())
+            .expect("client cert"),
+        None => builder.with_no_client_auth(),
+    };
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").expect("name");
+    let tls = connector.connect(name, tcp).await?;
+    exchange(tls, "GET", path, headers, "").await
+}
+
+const ALL: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS12, &rustls::version::TLS13];
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn one_association() -> Sim {
+    let sim = Sim::new(81);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-09999999999a", 4, &["Success", "Failed"]),
+    );
+    sim
+}
+
+async fn serving(sim: Sim, yaml: &str, options: ServerOptions) -> Rig {
+    let rig = Rig::launch_serving(sim, yaml, |o| o, options).await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    rig
+}
+
+#[tokio::test]
+async fn tls_and_basic_auth_accept_and_refuse() {
+    let pki = make_pki("auth");
+    let hash = bcrypt::hash("s3cret", 4).expect("hash");
+    let web = web_config(
+        &pki.dir,
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
+        ),
+    );
+    let rig = serving(
+        one_association(),
+        "",
+        ServerOptions {
+            web,
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let addr = rig.exporter.local_addr();
+
+    let good = basic("prometheus", "s3cret");
+    let ok = https(
+        addr,
+        &pki.ca,
+        None,
+        ALL,
+        "/metrics",
+        &[("Authorization", &good)],
+    )
+    .await
+    .expect("https");
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        Metrics::parse(&ok.body).targets(A).values().sum::<f64>(),
+        4.0
+    );
+    assert_eq!(ok.header("x-content-type-options"), Some("nosniff"));
+
+    for (why, headers) in [
+        ("no credentials", vec![]),
+        (
+            "wrong password",
+            vec![("Authorization", basic("prometheus", "guess"))],
+        ),
+        (
+            "unknown user",
+            vec![("Authorization", basic("mallory", "s3cret"))],
+        ),
+        (
+            "not basic",
+            vec![("Authorization", "Bearer s3cret".to_owned())],
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let refused = https(addr, &pki.ca, None, ALL, "/metrics", &headers)
+            .await
+            .expect("https");
+        assert_eq!(refused.status, 401, "{why}");
+        assert_eq!(
+            refused.header("www-authenticate"),
+            Some("Basic realm=\"ssm-association-exporter\", charset=\"UTF-8\""),
+            "{why}"
+        );
+        assert!(!refused.body.contains("ssm_association"), "{why}");
+    }
+    // Probes need no credentials.
+    for path in ["/-/healthy", "/-/ready"] {
+        let probe = https(addr, &pki.ca, None, ALL, path, &[])
+            .await
+            .expect("https");
+        assert_eq!(probe.status, 200, "{path}");
+    }
+    // Plain HTTP on the TLS port gets no answer, and a client that trusts another CA
+    // refuses the handshake.
+    let plain = TcpStream::connect(addr).await.expect("connect");
+    assert!(exchange(plain, "GET", "/metrics", &[], "").await.is_err());
+    let stranger = make_pki("stranger");
+    assert!(
+        https(addr, &stranger.ca, None, ALL, "/-/healthy", &[])
+            .await
+            .is_err()
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn client_certificates_are_required_and_verified() {
+    let pki = make_pki("mtls");
+    let web = web_config(
+        &pki.dir,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n",
+    );
+    let rig = serving(
+        one_association(),
+        "",
+        ServerOptions {
+            web,
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    let addr = rig.exporter.local_addr();
+    let client = Some((&pki.client_cert, &pki.client_key));
+    let ok = https(addr, &pki.ca, client, ALL, "/metrics", &[])
+        .await
+        .expect("https with a client certificate");
+    assert_eq!(ok.status, 200);
+    assert!(
+        https(addr, &pki.ca, None, ALL, "/metrics", &[])
+            .await
+            .is_err(),
+        "no client certificate"
+    );
+    let tls12 = &[&rustls::version::TLS12];
+    assert!(
+        https(addr, &pki.ca, client, tls12, "/metrics", &[])
+            .await
+            .is_err(),
+        "below min_version"
+    );
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn gzip_is_served_to_whoever_accepts_it() {
+    let rig = serving(one_association(), "", ServerOptions::default()).await;
+    let addr = rig.exporter.local_addr();
+    let plain = get(addr, "/metrics").await;
+    let zipped = send(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip, deflate")],
+        "",
+    )
+    .await;
+    assert_eq!(zipped.status, 200);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    assert_eq!(zipped.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.header("content-encoding"), None);
+    let mut unzipped = String::new();
+    flate2::read::GzDecoder::new(&zipped.raw_body[..])
+        .read_to_string(&mut unzipped)
+        .expect("valid gzip");
+    assert_eq!(unzipped, plain.body);
+    assert!(zipped.raw_body.len() < plain.body.len());
+    let refused = send(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip;q=0")],
+        "",
+    )
+    .await;
+    assert_eq!(refused.header("content-encoding"), None);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_reloaded_config_applies_to_the_next_cycle_and_a_refused_one_changes_nothing() {
+    let sim = one_association();
+    sim.insert_association(B, Some("other"), "AWS-RunPatchBaseline");
+    let rig = serving(sim, "", ServerOptions::default()).await;
+    let reload = |m: &Metrics| {
+        m.get(
+            "ssm_association_exporter_config_last_reload_successful",
+            &[],
+        )
+    };
+    let before = rig.scrape().await;
+    assert_eq!(before.associations_in("ssm_association_info"), [B, A]);
+    assert_eq!(reload(&before), Some(1.0));
+
+    let narrowed = config::parse(&format!(
+        "poll_interval: 1h\nassociations:\n  - association_id: {A}\n"
+    ))
+    .expect("valid");
+    rig.exporter
+        .reload(Some(narrowed))
+        .await
+        .expect("scheduler runs");
+    let after = rig.cycle().await;
+    assert_eq!(after.associations_in("ssm_association_info"), [A]);
+    assert_eq!(reload(&after), Some(1.0));
+
+    // A refused reload is reported and changes nothing else.
+    rig.exporter.reload(None).await.expect("scheduler runs");
+    let refused = rig.cycle().await;
+    assert_eq!(reload(&refused), Some(0.0));
+    assert_eq!(refused.associations_in("ssm_association_info"), [A]);
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_scrape_finish() {
+    let rig = serving(one_association(), "", ServerOptions::default()).await;
+    let addr = rig.exporter.local_addr();
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // Half a request: the server is reading it when shutdown begins.
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .expect("send");
+    // Let the server take the connection and start reading before shutting down.
+    let mut probe = TcpStream::connect(addr).await.expect("connect");
+    probe
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("send");
+    let mut ignored = Vec::new();
+    probe.read_to_end(&mut ignored).await.expect("read");
+    let shutdown = tokio::spawn(rig.exporter.shutdown());
+    stream
+        .write_all(b"Connection: close\r\n\r\n")
+        .await
+        .expect("finish the request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    assert!(text.contains("ssm_association_execution_targets"), "{text}");
+    shutdown.await.expect("shutdown completes");
+    rig.server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_cost_only_their_own_connection() {
+    let rig = serving(one_association(), "", ServerOptions::default()).await;
+    let addr = rig.exporter.local_addr();
+
+    // Slow clients hold connections open mid-request; scrapes still go through.
+    let mut slow = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: loc")
+            .await
+            .expect("send");
+        slow.push(s);
+    }
+    assert_eq!(get(addr, "/metrics").await.status, 200);
+
+    // Malformed: hyper answers 400 and closes that connection.
+    let mut garbage = TcpStream::connect(addr).await.expect("connect");
+    garbage
+        .write_all(b"\x00\x01NOT HTTP\r\n\r\n")
+        .await
+        .expect("send");
+    let mut answer = Vec::new();
+    garbage.read_to_end(&mut answer).await.expect("read");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 400"),
+        "{answer:?}"
+    );
+
+    // Oversized headers: 431, and the server goes on.
+    let huge = "x".repeat(64 * 1024);
+    let mut big = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /metrics HTTP/1.1\r\nHost: localhost\r\nX-Big: {huge}\r\n\r\n");
+    // The server may close before reading it all; only its answer matters.
+    let _ = big.write_all(request.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = big.read_to_end(&mut answer).await;
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 431"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // A path that is not UTF-8 text, a method nobody uses, a reload of nothing.
+    assert_eq!(get(addr, "/%FF%FE").await.status, 404);
+    assert_eq!(send(addr, "BREW", "/metrics", &[], "").await.status, 405);
+    assert_eq!(send(addr, "POST", "/-/reload", &[], "").await.status, 400);
+    assert_eq!(get(addr, "/-/reload").await.status, 405);
+    assert_eq!(get(addr, "/metrics").await.status, 200);
+    drop(slow);
+    rig.stop().await;
+}
