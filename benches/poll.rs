@@ -7,14 +7,12 @@
 //! The simulator runs in this process and the exporter in its own, so that the exporter's
 //! peak RSS is its own and not the simulator's million targets.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Instant;
+
+use common::{cpu_seconds, field, peak_rss_kib, scrape, wait_for};
 use ssm_association_exporter::sim::{Faults, Sim, SimTarget};
-
-const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
 
 struct Scenario {
     associations: usize,
@@ -134,26 +132,8 @@ async fn run(scenario: &Scenario) -> Row {
     )
     .expect("write config");
 
-    let mut child = Command::new(BIN)
-        .args([
-            "--config.file",
-            config.to_str().expect("utf-8 path"),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ])
-        .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("exporter starts");
-    let lines = log_lines(&mut child);
+    let (child, lines, addr) = common::spawn_exporter(&config);
     let pid = child.id();
-    let addr = field(&wait_for(&lines, "listening"), "address");
 
     let started = Instant::now();
     let first = wait_for(&lines, "poll cycle finished");
@@ -182,10 +162,7 @@ async fn run(scenario: &Scenario) -> Row {
     let series_ok = counted == (scenario.associations * scenario.targets) as f64;
     let peak_rss_mib = peak_rss_kib(pid) / 1024.0;
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
+    common::stop(child);
     server.stop().await;
 
     Row {
@@ -202,86 +179,6 @@ async fn run(scenario: &Scenario) -> Row {
         first_cpu_ms: first_cpu * 1000.0,
         steady_cpu_ms: steady_cpu * 1000.0,
     }
-}
-
-fn log_lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (send, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if send.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    lines
-}
-
-fn wait_for(lines: &mpsc::Receiver<String>, needle: &str) -> String {
-    loop {
-        match lines.recv_timeout(Duration::from_secs(600)) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(line) if line.contains(" WARN ") || line.contains(" ERROR ") => eprintln!("{line}"),
-            Ok(_) => {}
-            Err(e) => panic!("the exporter logged no {needle:?}: {e}"),
-        }
-    }
-}
-
-/// The value of `key=value` in a log line.
-fn field(line: &str, key: &str) -> String {
-    line.split_whitespace()
-        .find_map(|f| f.strip_prefix(&format!("{key}=")))
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// User plus system CPU time of a process so far, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / clock_ticks_per_second()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// The peak resident set (VmHWM) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-async fn scrape(addr: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to exporter");
-    let request = format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut body = String::new();
-    stream.read_to_string(&mut body).await.expect("read");
-    body
 }
 
 fn print_table(rows: &[Row]) {

@@ -22,6 +22,9 @@ pub struct Config {
     /// A cycle's associations not polled by then keep their last values, marked failed.
     pub cycle_timeout: Duration,
     pub api: Api,
+    /// Name failed and timed-out targets, at most this many per association; `None` (the
+    /// default) only counts them.
+    pub failed_targets: Option<usize>,
 }
 
 /// How the exporter treats the SSM API of one account and region.
@@ -208,6 +211,9 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// The safety valve for the assumption that finished executions do not change.
 pub const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(6 * 3600);
 pub const DEFAULT_CYCLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Failed targets named per association when naming is on: enough for an alert to list them,
+/// few enough that a fleet-wide failure does not flood Prometheus.
+pub const DEFAULT_FAILED_TARGETS: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -237,6 +243,14 @@ struct RawConfig {
     full_refresh_interval: Option<String>,
     cycle_timeout: Option<String>,
     api: Option<RawApi>,
+    failed_targets: Option<RawFailedTargets>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFailedTargets {
+    enabled: Option<bool>,
+    limit: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,6 +529,23 @@ pub fn parse(text: &str) -> Result<Config, String> {
         }
     };
 
+    let failed_targets = match raw.failed_targets {
+        Some(RawFailedTargets {
+            enabled: Some(true),
+            limit,
+        }) => {
+            let limit = limit.unwrap_or(DEFAULT_FAILED_TARGETS);
+            if !(1..=10_000).contains(&limit) {
+                return Err(format!(
+                    "failed_targets.limit: must be from 1 to 10000{}",
+                    line_suffix(locate(text, "failed_targets.limit"))
+                ));
+            }
+            Some(limit)
+        }
+        _ => None,
+    };
+
     Ok(Config {
         region,
         endpoint_url,
@@ -523,6 +554,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
         full_refresh_interval,
         cycle_timeout,
         api,
+        failed_targets,
     })
 }
 
@@ -873,7 +905,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "region: us-east-2\npoll_interval: 60s\nscrape_timeout: 5s\n",
-                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery`, `full_refresh_interval`, `cycle_timeout`, `api` at line 3 column 1",
+                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery`, `full_refresh_interval`, `cycle_timeout`, `api`, `failed_targets` at line 3 column 1",
             ),
             (
                 "poll_interval: 60\n",

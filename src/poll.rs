@@ -12,7 +12,7 @@ use tracing::{debug, warn};
 
 use crate::config::{Config, Discovery, TargetFilter, Watch};
 use crate::limit::Limiter;
-use crate::snapshot::{AssociationState, ExecutionState, Snapshot, TargetCounts};
+use crate::snapshot::{AssociationState, ExecutionState, FailedTargets, Snapshot, TargetCounts};
 use crate::ssm::{
     Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Operation, Page, Ssm,
     SsmError,
@@ -27,6 +27,8 @@ pub struct PollSettings {
     pub cycle_timeout: Duration,
     /// Associations polled side by side.
     pub concurrency: usize,
+    /// Name failed targets, at most this many per association; `None`: only count them.
+    pub failed_targets: Option<usize>,
 }
 
 impl From<&Config> for PollSettings {
@@ -36,6 +38,7 @@ impl From<&Config> for PollSettings {
             full_refresh_interval: config.full_refresh_interval,
             cycle_timeout: config.cycle_timeout,
             concurrency: config.api.max_in_flight,
+            failed_targets: config.failed_targets,
         }
     }
 }
@@ -105,6 +108,7 @@ pub async fn poll_once<S: Ssm>(
         calls: AtomicUsize::new(0),
         now: SystemTime::now(),
         full_refresh_interval: settings.full_refresh_interval,
+        failed_targets: settings.failed_targets,
     };
     let plan = match within(deadline, poller.plan(&settings.watch, previous)).await {
         Ok(plan) => plan,
@@ -240,6 +244,7 @@ struct Poller<'a, S> {
     /// The cycle's start, for the age of counts.
     now: SystemTime,
     full_refresh_interval: Duration,
+    failed_targets: Option<usize>,
 }
 
 impl<S: Ssm> Poller<'_, S> {
@@ -375,6 +380,7 @@ impl<S: Ssm> Poller<'_, S> {
                 &association,
                 pinned,
                 filters,
+                self.failed_targets,
                 self.now,
                 self.full_refresh_interval,
             )
@@ -401,21 +407,22 @@ impl<S: Ssm> Poller<'_, S> {
                 known,
                 &execution,
                 filters,
+                self.failed_targets,
                 self.now,
                 self.full_refresh_interval,
             )
         {
-            let kept = ExecutionState {
+            let counted = Counted {
                 targets: known.targets.clone(),
-                read_at: known.read_at,
-                ..execution_state(execution, TargetCounts::default(), filters, known.read_at)
+                failed: known.failed.clone(),
             };
+            let kept = execution_state(execution, counted, filters, known.read_at);
             return done(polled(association, Some(kept), self.now));
         }
 
         match self.count(id, &execution, filters).await {
-            Ok(targets) => {
-                let counted = execution_state(execution, targets, filters, self.now);
+            Ok(counted) => {
+                let counted = execution_state(execution, counted, filters, self.now);
                 done(polled(association, Some(counted), self.now))
             }
             Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
@@ -426,8 +433,8 @@ impl<S: Ssm> Poller<'_, S> {
                 None => match self.newest_execution(id).await {
                     Ok(Some(newer)) if newer.execution_id != execution.execution_id => {
                         match self.count(id, &newer, filters).await {
-                            Ok(targets) => {
-                                let counted = execution_state(newer, targets, filters, self.now);
+                            Ok(counted) => {
+                                let counted = execution_state(newer, counted, filters, self.now);
                                 done(polled(association, Some(counted), self.now))
                             }
                             Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
@@ -518,8 +525,12 @@ impl<S: Ssm> Poller<'_, S> {
         association_id: &str,
         execution: &Execution,
         filters: &[TargetFilter],
-    ) -> Result<TargetCounts, CallError> {
-        let mut targets = TargetCounts::default();
+    ) -> Result<Counted, CallError> {
+        let fresh = || Counted {
+            targets: TargetCounts::default(),
+            failed: self.failed_targets.map(FailedTargets::new),
+        };
+        let mut counted = fresh();
         self.each_page(
             Operation::DescribeAssociationExecutionTargets,
             |token| {
@@ -532,14 +543,21 @@ impl<S: Ssm> Poller<'_, S> {
             },
             |step| {
                 match step {
-                    Step::Restart => targets = TargetCounts::default(),
-                    Step::Items(page) => page.iter().for_each(|t| targets.add(t)),
+                    Step::Restart => counted = fresh(),
+                    Step::Items(page) => {
+                        for target in &page {
+                            counted.targets.add(target);
+                            if let Some(failed) = counted.failed.as_mut() {
+                                failed.add(target);
+                            }
+                        }
+                    }
                 }
                 ControlFlow::Continue(())
             },
         )
         .await?;
-        Ok(targets)
+        Ok(counted)
     }
 
     /// Follows a listing to its end, or until `each` breaks, handing over each page as it
@@ -594,6 +612,7 @@ fn settled(
     association: &Association,
     pinned: Option<&str>,
     filters: &[TargetFilter],
+    failed_targets: Option<usize>,
     now: SystemTime,
     full_refresh_interval: Duration,
 ) -> bool {
@@ -613,6 +632,7 @@ fn settled(
             signals
                 && finished(e.status.as_deref())
                 && e.filters == filters
+                && e.failed.as_ref().map(|f| f.limit) == failed_targets
                 && pinned.is_none_or(|p| p.eq_ignore_ascii_case(&e.execution_id))
                 && young(e.read_at, now, full_refresh_interval)
         }
@@ -624,6 +644,7 @@ fn unchanged(
     known: &ExecutionState,
     execution: &Execution,
     filters: &[TargetFilter],
+    failed_targets: Option<usize>,
     now: SystemTime,
     full_refresh_interval: Duration,
 ) -> bool {
@@ -633,6 +654,7 @@ fn unchanged(
         && known.resource_count_by_status == execution.resource_count_by_status
         && finished(execution.status.as_deref())
         && known.filters == filters
+        && known.failed.as_ref().map(|f| f.limit) == failed_targets
         && young(known.read_at, now, full_refresh_interval)
 }
 
@@ -654,9 +676,15 @@ fn listing_is_cheaper(watched: usize, previous: &Snapshot) -> bool {
     }
 }
 
+/// What reading an execution's targets yields.
+struct Counted {
+    targets: TargetCounts,
+    failed: Option<FailedTargets>,
+}
+
 fn execution_state(
     execution: Execution,
-    targets: TargetCounts,
+    counted: Counted,
     filters: &[TargetFilter],
     read_at: SystemTime,
 ) -> ExecutionState {
@@ -667,9 +695,10 @@ fn execution_state(
         created_time: execution.created_time,
         last_execution_date: execution.last_execution_date,
         resource_count_by_status: execution.resource_count_by_status,
-        targets,
+        targets: counted.targets,
         filters: filters.to_vec(),
         read_at,
+        failed: counted.failed,
     }
 }
 
@@ -810,6 +839,7 @@ mod tests {
                 targets: TargetCounts::default(),
                 filters: Vec::new(),
                 read_at: at(read_at),
+                failed: None,
             }),
             at(read_at),
         )
@@ -821,12 +851,21 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let now = at(1000);
         let same = association(Some(100), Some("Success"));
-        assert!(settled(&state("Success", 500), &same, None, &[], now, hour));
+        assert!(settled(
+            &state("Success", 500),
+            &same,
+            None,
+            &[],
+            None,
+            now,
+            hour
+        ));
         assert!(settled(
             &state("Success", 500),
             &same,
             Some("E1"),
             &[],
+            None,
             now,
             hour
         ));
@@ -904,7 +943,10 @@ mod tests {
             ),
         ];
         for (why, prior, current, pin, refresh) in cases {
-            assert!(!settled(&prior, &current, pin, &[], now, refresh), "{why}");
+            assert!(
+                !settled(&prior, &current, pin, &[], None, now, refresh),
+                "{why}"
+            );
         }
         let never_ran = polled(association(None, None), None, at(500));
         assert!(settled(
@@ -912,6 +954,7 @@ mod tests {
             &association(None, None),
             None,
             &[],
+            None,
             now,
             hour
         ));
@@ -920,6 +963,7 @@ mod tests {
             &association(Some(600), None),
             None,
             &[],
+            None,
             now,
             hour
         ));
@@ -928,8 +972,28 @@ mod tests {
             value: crate::config::NonEmpty::new("Failed").expect("non-empty"),
         }];
         assert!(
-            !settled(&state("Success", 500), &same, None, &filtered, now, hour),
+            !settled(
+                &state("Success", 500),
+                &same,
+                None,
+                &filtered,
+                None,
+                now,
+                hour
+            ),
             "filters changed"
+        );
+        assert!(
+            !settled(
+                &state("Success", 500),
+                &same,
+                None,
+                &[],
+                Some(10),
+                now,
+                hour
+            ),
+            "failed targets now named"
         );
     }
 

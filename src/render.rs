@@ -76,8 +76,27 @@ const POLL_LAST_SUCCESS: Family = Family {
     labels: &["association_id"],
 };
 
+const FAILED_TARGET: Family = Family {
+    name: "ssm_association_execution_failed_target",
+    help: "Always 1: a failed or timed-out target of the association's latest (or pinned) execution, by resource, as of the last poll; only when failed_targets is enabled, at most failed_targets.limit per association.",
+    labels: &[
+        "association_id",
+        "execution_id",
+        "resource_id",
+        "resource_type",
+        "detailed_status",
+    ],
+};
+const FAILED_OMITTED: Family = Family {
+    name: "ssm_association_execution_failed_targets_omitted",
+    help: "Failed or timed-out targets of the execution left unnamed by failed_targets.limit, as of the last poll.",
+    labels: &["association_id", "execution_id"],
+};
+
 /// Every family the snapshot renders, for documentation and tests.
-pub const SNAPSHOT_FAMILIES: [&str; 8] = [
+pub const SNAPSHOT_FAMILIES: [&str; 10] = [
+    FAILED_TARGET.name,
+    FAILED_OMITTED.name,
     TARGETS.name,
     INFO.name,
     EXECUTION_STATUS.name,
@@ -125,6 +144,8 @@ pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, 
     let last_execution = gauge(&LAST_EXECUTION)?;
     let poll_success = gauge(&POLL_SUCCESS)?;
     let poll_last_success = gauge(&POLL_LAST_SUCCESS)?;
+    let failed_target = gauge(&FAILED_TARGET)?;
+    let failed_omitted = gauge(&FAILED_OMITTED)?;
 
     for a in &snapshot.associations {
         let id = a.association_id.as_str();
@@ -177,6 +198,22 @@ pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, 
                 // Counts are far below 2^53: exact as f64.
                 .set(count as f64);
         }
+        if let Some(failed) = &e.failed {
+            for (resource_id, target) in failed.iter() {
+                failed_target
+                    .with_label_values(&[
+                        id,
+                        exec,
+                        resource_id,
+                        &target.resource_type,
+                        &target.detailed_status,
+                    ])
+                    .set(1.0);
+            }
+            failed_omitted
+                .with_label_values(&[id, exec])
+                .set(failed.omitted as f64);
+        }
     }
 
     let mut families = registry.gather();
@@ -211,6 +248,7 @@ mod tests {
         let mut c = TargetCounts::default();
         for (s, d, r) in targets {
             c.add(&Target {
+                resource_id: None,
                 status: Some((*s).into()),
                 detailed_status: Some((*d).into()),
                 resource_type: Some((*r).into()),
@@ -249,6 +287,7 @@ mod tests {
                         resource_count_by_status: None,
                         filters: Vec::new(),
                         read_at: at(1_700_000_200.0),
+                        failed: None,
                     }),
                     poll_ok: true,
                     last_success: Some(at(1_700_000_200.0)),
@@ -283,6 +322,7 @@ mod tests {
                         resource_count_by_status: None,
                         filters: Vec::new(),
                         read_at: at(1_699_500_000.0),
+                        failed: None,
                     }),
                     poll_ok: false,
                     last_success: Some(at(1_699_500_000.0)),

@@ -247,6 +247,7 @@ mod tests {
                 full_refresh_interval: Duration::from_secs(3600),
                 cycle_timeout: Duration::from_secs(600),
                 concurrency: 4,
+                failed_targets: None,
             },
             interval,
             telemetry: Telemetry::new(),

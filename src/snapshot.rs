@@ -76,6 +76,64 @@ pub struct ExecutionState {
     pub filters: Vec<TargetFilter>,
     /// When the targets were last read, for the full-refresh safety valve.
     pub read_at: SystemTime,
+    /// The failed targets by name, when the configuration asks for them.
+    pub failed: Option<FailedTargets>,
+}
+
+/// Failed and timed-out targets by resource ID, at most `limit` of them (the first by ID, so
+/// that the same execution always names the same ones), and how many the cap left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedTargets {
+    pub limit: usize,
+    named: BTreeMap<String, FailedTarget>,
+    pub omitted: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedTarget {
+    pub resource_type: String,
+    pub detailed_status: String,
+}
+
+/// The statuses a target is named for.
+const FAILED: [&str; 2] = ["Failed", "TimedOut"];
+
+impl FailedTargets {
+    pub fn new(limit: usize) -> Self {
+        FailedTargets {
+            limit,
+            named: BTreeMap::new(),
+            omitted: 0,
+        }
+    }
+
+    /// Names `target` if it failed, keeping the `limit` smallest resource IDs.
+    pub fn add(&mut self, target: &Target) {
+        if !target
+            .status
+            .as_deref()
+            .is_some_and(|s| FAILED.contains(&s))
+        {
+            return;
+        }
+        let field = |v: &Option<String>| v.clone().unwrap_or_default();
+        self.named.insert(
+            field(&target.resource_id),
+            FailedTarget {
+                resource_type: field(&target.resource_type),
+                detailed_status: field(&target.detailed_status),
+            },
+        );
+        if self.named.len() > self.limit {
+            self.named.pop_last();
+            self.omitted += 1;
+        }
+    }
+
+    /// Resource ID and details of each named target, by resource ID.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &FailedTarget)> {
+        self.named.iter()
+    }
 }
 
 /// The three labels targets are counted by. A field the API left out counts as `""`.
@@ -124,6 +182,7 @@ mod tests {
 
     fn target(status: &str, detailed: Option<&str>, resource_type: &str) -> Target {
         Target {
+            resource_id: None,
             status: Some(status.into()),
             detailed_status: detailed.map(Into::into),
             resource_type: Some(resource_type.into()),
@@ -149,6 +208,7 @@ mod tests {
             target("Success", Some("Success"), "AWS::EC2::Instance"),
             target("Quarantined", None, "ManagedInstance"),
             Target {
+                resource_id: None,
                 status: None,
                 detailed_status: None,
                 resource_type: None,
@@ -170,6 +230,29 @@ mod tests {
         );
         assert_eq!(counts.total(), 7);
         assert_eq!(counts.len(), 6);
+    }
+
+    #[test]
+    fn failed_targets_keep_the_first_ids_and_count_the_rest() {
+        let mut failed = FailedTargets::new(2);
+        for (id, status) in [
+            ("i-4", "Failed"),
+            ("i-1", "Success"),
+            ("i-3", "TimedOut"),
+            ("i-2", "Failed"),
+            ("i-5", "InProgress"),
+            ("i-0", "Failed"),
+        ] {
+            failed.add(&Target {
+                resource_id: Some(id.into()),
+                status: Some(status.into()),
+                detailed_status: Some(status.into()),
+                resource_type: Some("ManagedInstance".into()),
+            });
+        }
+        let named: Vec<&str> = failed.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(named, ["i-0", "i-2"]);
+        assert_eq!(failed.omitted, 2);
     }
 
     #[test]

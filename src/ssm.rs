@@ -53,9 +53,11 @@ pub struct Execution {
     pub resource_count_by_status: Option<String>,
 }
 
-/// The three fields of an execution target that we count by; the rest is never kept.
+/// The fields of an execution target that we count by, and its ID for naming failed ones;
+/// the rest is never kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
+    pub resource_id: Option<String>,
     pub status: Option<String>,
     pub detailed_status: Option<String>,
     pub resource_type: Option<String>,

@@ -254,6 +254,7 @@ impl Ssm for AwsSsm {
                 .association_execution_targets()
                 .iter()
                 .map(|t| Target {
+                    resource_id: t.resource_id().map(str::to_owned),
                     status: t.status().map(str::to_owned),
                     detailed_status: t.detailed_status().map(str::to_owned),
                     resource_type: t.resource_type().map(str::to_owned),

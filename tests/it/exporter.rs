@@ -762,3 +762,82 @@ async fn two_exporters_in_one_process_keep_their_own_metrics() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test]
+async fn failed_targets_are_named_up_to_the_limit() {
+    let sim = Sim::new(16);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    let mut targets = fleet("i-0abcabcabcab", 9, &["Failed", "Success", "TimedOut"]);
+    targets[2] = targets[2]
+        .clone()
+        .detailed("DeliveryTimedOut")
+        .resource_type("AWS::EC2::Instance");
+    sim.insert_execution(A, E1, 1_700_000_000.0, targets);
+    let rig = Rig::start(sim, "failed_targets:\n  enabled: true\n  limit: 4\n").await;
+    let metrics = rig.scrape().await;
+    let mut named: Vec<(String, String, String)> = metrics
+        .family("ssm_association_execution_failed_target")
+        .into_iter()
+        .map(|(l, v)| {
+            assert_eq!(v, 1.0);
+            assert_eq!(
+                (l["association_id"].as_str(), l["execution_id"].as_str()),
+                (A, E1)
+            );
+            (
+                l["resource_id"].clone(),
+                l["resource_type"].clone(),
+                l["detailed_status"].clone(),
+            )
+        })
+        .collect();
+    named.sort();
+    let row = |id: &str, t: &str, d: &str| (id.to_owned(), t.to_owned(), d.to_owned());
+    assert_eq!(
+        named,
+        [
+            row("i-0abcabcabcab00000", "ManagedInstance", "Failed"),
+            row(
+                "i-0abcabcabcab00002",
+                "AWS::EC2::Instance",
+                "DeliveryTimedOut"
+            ),
+            row("i-0abcabcabcab00003", "ManagedInstance", "Failed"),
+            row("i-0abcabcabcab00005", "ManagedInstance", "TimedOut"),
+        ]
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_execution_failed_targets_omitted",
+            &[("association_id", A), ("execution_id", E1)]
+        ),
+        Some(2.0),
+        "six failed or timed out, four named"
+    );
+    rig.stop().await;
+
+    // Off by default: counts only.
+    let sim = Sim::new(17);
+    sim.insert_association(A, None, "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        fleet("i-0abcabcabcab", 3, &["Failed"]),
+    );
+    let rig = Rig::start(sim, "").await;
+    let metrics = rig.scrape().await;
+    assert_eq!(
+        metrics
+            .family("ssm_association_execution_failed_target")
+            .len(),
+        0
+    );
+    assert_eq!(
+        metrics
+            .family("ssm_association_execution_failed_targets_omitted")
+            .len(),
+        0
+    );
+    rig.stop().await;
+}

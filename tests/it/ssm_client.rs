@@ -58,6 +58,7 @@ async fn records_and_errors() {
     assert_eq!(
         targets.items,
         [Target {
+            resource_id: Some("i-06666666666a00001".to_owned()),
             status: Some("Failed".to_owned()),
             detailed_status: Some("Undeliverable".to_owned()),
             resource_type: Some("ManagedInstance".to_owned()),

@@ -1,0 +1,266 @@
+//! Scrape benchmark: requests/s and latency of `/metrics` under wrk, next to nginx serving the
+//! same bytes from a file as the practical ceiling, at about 10,000 and 100,000 series, with
+//! and without gzip; and the exporter's p99 while poll cycles run back to back.
+//!
+//!     cargo bench --bench scrape        # needs wrk and nginx (Debian's wrk and nginx-light)
+//!
+//! Everything runs on loopback; wrk, nginx and the exporter share the machine's cores.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{scrape, spawn_exporter, stop, wait_for};
+use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
+
+/// wrk's run per measurement.
+const DURATION: &str = "10s";
+/// A handful of scrapers, as a Prometheus HA pair with a few ad-hoc clients would be; more
+/// connections on two cores measure queueing, not the server.
+const CONNECTIONS: &str = "4";
+
+#[derive(Debug)]
+struct Measure {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let dir = std::env::temp_dir().join(format!("sae-scrape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut rows = Vec::new();
+    for associations in [1_000, 10_000] {
+        eprintln!("setting up {associations} associations ...");
+        let (sim, server) = runtime.block_on(fleet(associations));
+        let quiet = config(&dir, "quiet", &server, "poll_interval: 1h\n");
+        let (child, lines, addr) = spawn_exporter(&quiet);
+        wait_for(&lines, "poll cycle finished");
+        let body = runtime.block_on(scrape(&addr));
+        let body = body
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+            .to_owned();
+        let series = body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count();
+        let url = format!("http://{addr}/metrics");
+        let nginx = Nginx::start(&dir, body.as_bytes());
+        for gzip in [false, true] {
+            let exporter = wrk(&url, gzip);
+            let ceiling = wrk(&nginx.url(), gzip);
+            rows.push((series, gzip, "idle", exporter, Some(ceiling)));
+        }
+        stop(child);
+        nginx.stop();
+
+        if associations == 1_000 {
+            // Every target re-read every cycle, at 20 times the default call rate: a cycle runs
+            // all the while wrk scrapes.
+            let busy = config(
+                &dir,
+                "busy",
+                &server,
+                "poll_interval: 1s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: 100\n  burst: 10\n  max_in_flight: 4\n",
+            );
+            let (child, lines, addr) = spawn_exporter(&busy);
+            wait_for(&lines, "poll cycle finished");
+            for gzip in [false, true] {
+                let during = wrk(&format!("http://{addr}/metrics"), gzip);
+                rows.push((series, gzip, "polling", during, None));
+            }
+            stop(child);
+        }
+        runtime.block_on(server.stop());
+        drop(sim);
+    }
+    print_table(&rows);
+}
+
+/// `associations` associations whose latest run has targets in 4 (status, detailed status)
+/// combinations: 10 series each.
+async fn fleet(associations: usize) -> (Sim, SimServer) {
+    let sim = Sim::new(9);
+    let kinds = [
+        ("Success", "Success"),
+        ("Failed", "Failed"),
+        ("TimedOut", "ExecutionTimedOut"),
+        ("Failed", "Undeliverable"),
+    ];
+    for a in 0..associations {
+        let id = sim.create_association(Some(&format!("scrape-{a:05}")), "AWS-RunPatchBaseline");
+        let targets = (0..8)
+            .map(|t| {
+                let (status, detailed) = kinds[t % kinds.len()];
+                SimTarget::instance(format!("i-{a:05}{t:012}"), status).detailed(detailed)
+            })
+            .collect();
+        sim.start_execution(&id, targets)
+            .expect("association exists");
+    }
+    let server = sim.start().await.expect("simulator starts");
+    (sim, server)
+}
+
+fn config(dir: &Path, name: &str, server: &SimServer, extra: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    let text = if extra.contains("api:") {
+        format!(
+            "region: us-east-2\nendpoint_url: {}\n{extra}",
+            server.endpoint_url()
+        )
+    } else {
+        format!(
+            "region: us-east-2\nendpoint_url: {}\n{extra}api:\n  requests_per_second: 5000\n  burst: 100\n  max_in_flight: 8\n",
+            server.endpoint_url()
+        )
+    };
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// nginx on a free loopback port serving `body` (and its gzip form) as /metrics.
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path, body: &[u8]) -> Nginx {
+        use std::io::Write;
+        let root = dir.join("www");
+        std::fs::create_dir_all(&root).expect("nginx root");
+        std::fs::write(root.join("metrics"), body).expect("write body");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(body).expect("gzip");
+        std::fs::write(root.join("metrics.gz"), gz.finish().expect("gzip")).expect("write gzip");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let conf = dir.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "daemon off;\nworker_processes auto;\nuser root;\npid {dir}/nginx.pid;\nerror_log {dir}/nginx-error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir}/tmp;\n  proxy_temp_path {dir}/tmp;\n  fastcgi_temp_path {dir}/tmp;\n  uwsgi_temp_path {dir}/tmp;\n  scgi_temp_path {dir}/tmp;\n  server {{\n    listen 127.0.0.1:{port};\n    root {root};\n    location = /metrics {{\n      default_type \"text/plain; version=0.0.4; charset=utf-8\";\n      gzip_static on;\n    }}\n  }}\n}}\n",
+                dir = dir.display(),
+                root = root.display(),
+            ),
+        )
+        .expect("write nginx.conf");
+        let child = Command::new("nginx")
+            .args([
+                "-c",
+                conf.to_str().expect("utf-8"),
+                "-p",
+                dir.to_str().expect("utf-8"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts (apt-get install nginx-light)");
+        // nginx logs nothing when it is ready; its port answering is the sign.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Nginx { child, port };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nginx did not listen on {port}; see {}/nginx-error.log",
+            dir.display()
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.port)
+    }
+
+    /// SIGTERM to the master, which stops its workers (SIGKILL would orphan them).
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// wrk against `url`, with `Accept-Encoding: gzip` if asked: requests/s, p50 and p99.
+fn wrk(url: &str, gzip: bool) -> Measure {
+    let mut command = Command::new("wrk");
+    command.args(["-t", "2", "-c", CONNECTIONS, "-d", DURATION, "--latency"]);
+    if gzip {
+        command.args(["-H", "Accept-Encoding: gzip"]);
+    }
+    let out = command
+        .arg(url)
+        .output()
+        .expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let number = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(line_start))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .map_or(f64::NAN, |v| milliseconds(&v))
+    };
+    let requests_per_second = text
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        eprintln!("wrk reported errors for {url}:\n{text}");
+    }
+    Measure {
+        requests_per_second,
+        p50_ms: number("50%"),
+        p99_ms: number("99%"),
+    }
+}
+
+/// wrk's latencies (`812.00us`, `1.25ms`, `2.01s`) in milliseconds.
+fn milliseconds(v: &str) -> f64 {
+    let (number, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, f64::NAN)
+    };
+    number.parse::<f64>().map_or(f64::NAN, |n| n * scale)
+}
+
+fn print_table(rows: &[(usize, bool, &str, Measure, Option<Measure>)]) {
+    println!(
+        "| series | gzip | exporter | exporter req/s | nginx req/s (same bytes) | ratio | exporter p50 ms | exporter p99 ms | nginx p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (series, gzip, state, exporter, nginx) in rows {
+        let (ceiling, ratio, nginx_p99) = match nginx {
+            Some(n) => (
+                format!("{:.0}", n.requests_per_second),
+                format!(
+                    "{:.2}",
+                    exporter.requests_per_second / n.requests_per_second
+                ),
+                format!("{:.2}", n.p99_ms),
+            ),
+            None => ("—".to_owned(), "—".to_owned(), "—".to_owned()),
+        };
+        println!(
+            "| {series} | {} | {state} | {:.0} | {ceiling} | {ratio} | {:.2} | {:.2} | {nginx_p99} |",
+            if *gzip { "yes" } else { "no" },
+            exporter.requests_per_second,
+            exporter.p50_ms,
+            exporter.p99_ms,
+        );
+    }
+}
