@@ -153,7 +153,7 @@ impl Nginx {
             ),
         )
         .expect("write nginx.conf");
-        let child = Command::new("nginx")
+        let mut child = Command::new("nginx")
             .args([
                 "-c",
                 conf.to_str().expect("utf-8"),
@@ -171,6 +171,8 @@ impl Nginx {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "nginx did not listen on {port}; see {}/nginx-error.log",
             dir.display()
