@@ -48,3 +48,72 @@ fn every_config_key_of_the_example_is_in_the_readme() {
         );
     }
 }
+
+/// The Grafana dashboard keeps its promises: a fixed uid for provisioning, a `datasource`
+/// variable that every panel and query uses, and queries that name only metrics the exporter
+/// really exports.
+#[test]
+fn the_dashboard_queries_only_real_metrics_through_its_datasource_variable() {
+    let text = include_str!("../../deploy/grafana/dashboard.json");
+    let dashboard: serde_json::Value = serde_json::from_str(text).expect("dashboard is JSON");
+    assert_eq!(dashboard["uid"], "ssm-association-exporter");
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables");
+    assert!(
+        variables.iter().any(|v| v["name"] == "datasource"
+            && v["type"] == "datasource"
+            && v["query"] == "prometheus"),
+        "{variables:?}"
+    );
+    let mut exported: Vec<String> = SNAPSHOT_FAMILIES.iter().map(|n| (*n).to_owned()).collect();
+    exported.extend(
+        Telemetry::new()
+            .gather()
+            .iter()
+            .map(|f| f.name().to_owned()),
+    );
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut queries = 0;
+    let mut named = std::collections::BTreeSet::new();
+    for panel in panels {
+        assert_eq!(
+            panel["datasource"]["uid"], "${datasource}",
+            "panel {}",
+            panel["title"]
+        );
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            assert_eq!(
+                target["datasource"]["uid"], "${datasource}",
+                "panel {}",
+                panel["title"]
+            );
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            queries += 1;
+            let mut rest = expr;
+            while let Some(at) = rest.find("ssm_association_") {
+                let name: String = rest[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                assert!(
+                    exported.contains(&name),
+                    "panel {} queries {name}, which is not exported",
+                    panel["title"]
+                );
+                named.insert(name.clone());
+                rest = &rest[at + name.len()..];
+            }
+        }
+    }
+    assert!(queries >= 15, "{queries} queries");
+    for needed in [
+        "ssm_association_execution_targets",
+        "ssm_association_execution_failed_target",
+        "ssm_association_execution_status",
+        "ssm_association_exporter_api_requests_total",
+        "ssm_association_exporter_last_cycle_duration_seconds",
+    ] {
+        assert!(named.contains(needed), "no panel shows {needed}");
+    }
+}

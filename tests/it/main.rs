@@ -6,6 +6,7 @@ mod docs;
 mod exporter;
 mod faults;
 mod harness;
+mod prometheus;
 mod promtool;
 mod serving;
 mod sim;

@@ -1,0 +1,198 @@
+//! The proof against a real Prometheus server (Debian's `prometheus` package; `.ci/run`
+//! installs it): it scrapes the exporter, which polls the simulator where targets failed, loads
+//! the shipped alert rules, and must show the right values and fire the failed-targets alert.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use ssm_association_exporter::sim::{Sim, SimTarget};
+
+use crate::harness::{Rig, exchange};
+
+const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
+const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
+/// How long Prometheus gets to scrape and evaluate; it does so every second here.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+struct Prometheus {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Prometheus scraping `target`; `None` when it is not installed outside CI.
+fn start_prometheus(dir: &Path, target: std::net::SocketAddr) -> Option<Prometheus> {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yaml");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: ssm-association-exporter\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("write prometheus.yml");
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        probe.local_addr().expect("address")
+    };
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(child) => Some(Prometheus { child, addr }),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "prometheus not runnable ({e}); install Debian's prometheus package, as .ci/run does"
+            );
+            None
+        }
+        Err(e) => panic!("prometheus is required in CI: {e}"),
+    }
+}
+
+fn encode(query: &str) -> String {
+    query
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Asks Prometheus until `check` accepts its answer to `path`; panics with the last answer
+/// after [`PATIENCE`]. Prometheus scrapes and evaluates on its own clock, so asking again is
+/// the only way to learn that it has.
+async fn until(prometheus: &Prometheus, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        // Until Prometheus listens, connecting fails: that is one more reason to ask again.
+        let answer = match tokio::net::TcpStream::connect(prometheus.addr).await {
+            Ok(stream) => exchange(stream, "GET", path, &[], "").await.ok(),
+            Err(_) => None,
+        };
+        let body: Value = answer
+            .as_ref()
+            .filter(|r| r.status == 200)
+            .and_then(|r| serde_json::from_str(&r.body).ok())
+            .unwrap_or(Value::Null);
+        if check(&body) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{path} never passed; last answer: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn scalar(body: &Value) -> Option<f64> {
+    body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_alert() {
+    let sim = Sim::new(91);
+    sim.insert_association(A, Some("patch-linux"), "AWS-RunPatchBaseline");
+    sim.insert_execution(
+        A,
+        E1,
+        1_700_000_000.0,
+        vec![
+            SimTarget::instance("i-0aaaaaaaaaaaaaaa1", "Failed"),
+            SimTarget::instance("i-0aaaaaaaaaaaaaaa2", "TimedOut").detailed("ExecutionTimedOut"),
+            SimTarget::instance("i-0aaaaaaaaaaaaaaa3", "Success"),
+        ],
+    );
+    let rig = Rig::start(sim, "failed_targets:\n  enabled: true\n").await;
+    let dir = std::env::temp_dir().join(format!("sae-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let Some(prometheus) = start_prometheus(&dir, rig.exporter.local_addr()) else {
+        rig.stop().await;
+        return;
+    };
+
+    let query = |q: &str| format!("/api/v1/query?query={}", encode(q));
+    let failed = until(
+        &prometheus,
+        &query(&format!("sum(ssm_association_execution_targets{{association_id=\"{A}\",status=~\"Failed|TimedOut\"}})")),
+        |b| scalar(b).is_some(),
+    )
+    .await;
+    assert_eq!(scalar(&failed), Some(2.0));
+    let named = until(
+        &prometheus,
+        &query("count(ssm_association_execution_failed_target)"),
+        |b| scalar(b).is_some(),
+    )
+    .await;
+    assert_eq!(scalar(&named), Some(2.0));
+    let up = until(
+        &prometheus,
+        &query("up{job=\"ssm-association-exporter\"}"),
+        |b| scalar(b).is_some(),
+    )
+    .await;
+    assert_eq!(scalar(&up), Some(1.0));
+
+    let alerts = until(&prometheus, "/api/v1/alerts", |b| {
+        b["data"]["alerts"].as_array().is_some_and(|alerts| {
+            alerts.iter().any(|a| {
+                a["labels"]["alertname"] == "SSMAssociationTargetsFailed" && a["state"] == "firing"
+            })
+        })
+    })
+    .await;
+    let alert = alerts["data"]["alerts"]
+        .as_array()
+        .and_then(|all| {
+            all.iter()
+                .find(|a| a["labels"]["alertname"] == "SSMAssociationTargetsFailed")
+        })
+        .expect("the alert");
+    assert_eq!(alert["labels"]["association_id"], A);
+    assert_eq!(alert["labels"]["association_name"], "patch-linux");
+    assert_eq!(alert["labels"]["execution_id"], E1);
+    assert_eq!(
+        alert["value"].as_str().and_then(|v| v.parse::<f64>().ok()),
+        Some(2.0)
+    );
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains("patch-linux") && s.contains("2 targets failed")),
+        "{alert}"
+    );
+    // Only that alert fires: the exporter is up, fresh and unthrottled.
+    let firing: Vec<&str> = alerts["data"]["alerts"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter(|a| a["state"] == "firing")
+                .filter_map(|a| a["labels"]["alertname"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(firing, ["SSMAssociationTargetsFailed"]);
+
+    drop(prometheus);
+    rig.stop().await;
+}
