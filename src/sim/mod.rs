@@ -518,7 +518,8 @@ impl State {
     /// A fresh UUID-shaped ID, distinct from every other this simulator made.
     fn new_id(&mut self) -> String {
         self.serial += 1;
-        let random = (self.random() * (1u64 << 53) as f64) as u64;
+        // 53 random bits, moved up to fill the high word that `uuid` formats from the top.
+        let random = ((self.random() * (1u64 << 53) as f64) as u64) << 11;
         uuid(random, self.serial)
     }
 }
