@@ -112,13 +112,18 @@ impl Exporter {
     /// [`ExporterError::Stopped`] if the scheduler is gone.
     pub async fn reload(&self, config: Option<Config>) -> Result<(), ExporterError> {
         let (done, applied) = oneshot::channel();
-        self.controls
-            .send(Control::Reload(config.map(Box::new), done))
-            .await
-            .map_err(|_| ExporterError::Stopped)?;
-        // Mid-cycle the scheduler takes it when the cycle ends; the caller need not wait.
-        match tokio::time::timeout(RELOAD_WAIT, applied).await {
-            Ok(Err(_)) => Err(ExporterError::Stopped),
+        // Mid-cycle the scheduler takes it when the cycle ends; the caller need not wait, nor
+        // block on a queue that a long cycle has filled.
+        let delivered = tokio::time::timeout(RELOAD_WAIT, async {
+            self.controls
+                .send(Control::Reload(config.map(Box::new), done))
+                .await
+                .map_err(|_| ExporterError::Stopped)?;
+            applied.await.map_err(|_| ExporterError::Stopped)
+        })
+        .await;
+        match delivered {
+            Ok(Err(e)) => Err(e),
             _ => Ok(()),
         }
     }

@@ -19,12 +19,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// The filter for a level: ours at `level`, the SDK's and HTTP stack's at most at warn.
+/// The filter for a level: our own events at `level`, every dependency's at warn at most
+/// (an allow-list: a dependency added later cannot start logging requests).
 pub fn filter(level: Level) -> EnvFilter {
     let level = level.as_str().to_ascii_lowercase();
-    EnvFilter::new(format!(
-        "{level},aws_config=warn,aws_sdk_ssm=warn,aws_smithy_runtime=warn,aws_smithy_runtime_api=warn,aws_smithy_http_client=warn,aws_runtime=warn,hyper=warn,hyper_util=warn,rustls=warn"
-    ))
+    let deps = if matches!(level.as_str(), "error") {
+        "error"
+    } else {
+        "warn"
+    };
+    EnvFilter::new(format!("{deps},ssm_association_exporter={level}"))
 }
 
 /// Installs the global subscriber, once, in `main`.

@@ -298,7 +298,18 @@ impl<S: Ssm> Poller<'_, S> {
                         region_associations: None,
                     });
                 }
-                let all = self.list(&Discovery::default()).await?;
+                let all = match self.list(&Discovery::default()).await {
+                    Ok(all) => all,
+                    Err(e) => {
+                        // Explicit mode does not need the listing (it may not even be
+                        // allowed): describe each association, and stop trying to list.
+                        warn!(error = %e, "listing associations failed; describing each watched association instead from now on");
+                        return Ok(Plan {
+                            jobs,
+                            region_associations: Some(usize::MAX),
+                        });
+                    }
+                };
                 let total = all.len();
                 let mut by_id: std::collections::HashMap<String, Association> = all
                     .into_iter()
@@ -408,6 +419,7 @@ impl<S: Ssm> Poller<'_, S> {
                 &execution,
                 filters,
                 self.failed_targets,
+                pinned.is_some(),
                 self.now,
                 self.full_refresh_interval,
             )
@@ -416,13 +428,15 @@ impl<S: Ssm> Poller<'_, S> {
                 targets: known.targets.clone(),
                 failed: known.failed.clone(),
             };
-            let kept = execution_state(execution, counted, filters, known.read_at);
+            let kept =
+                execution_state(execution, counted, filters, pinned.is_some(), known.read_at);
             return done(polled(association, Some(kept), self.now));
         }
 
         match self.count(id, &execution, filters).await {
             Ok(counted) => {
-                let counted = execution_state(execution, counted, filters, self.now);
+                let counted =
+                    execution_state(execution, counted, filters, pinned.is_some(), self.now);
                 done(polled(association, Some(counted), self.now))
             }
             Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
@@ -434,7 +448,8 @@ impl<S: Ssm> Poller<'_, S> {
                     Ok(Some(newer)) if newer.execution_id != execution.execution_id => {
                         match self.count(id, &newer, filters).await {
                             Ok(counted) => {
-                                let counted = execution_state(newer, counted, filters, self.now);
+                                let counted =
+                                    execution_state(newer, counted, filters, false, self.now);
                                 done(polled(association, Some(counted), self.now))
                             }
                             Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
@@ -623,8 +638,13 @@ fn settled(
         return false;
     }
     match &prior.execution {
-        // Never ran, and still has not: no pin to look for, nothing to count.
-        None => pinned.is_none() && association.last_execution_date.is_none(),
+        // Never ran, and still has not: no pin to look for, nothing to count. Without an
+        // overview, a first run could not be told apart.
+        None => {
+            pinned.is_none()
+                && association.last_execution_date.is_none()
+                && association.overview.is_some()
+        }
         Some(e) => {
             // Without either signal a new run could not be told apart.
             let signals =
@@ -633,7 +653,10 @@ fn settled(
                 && finished(e.status.as_deref())
                 && e.filters == filters
                 && e.failed.as_ref().map(|f| f.limit) == failed_targets
-                && pinned.is_none_or(|p| p.eq_ignore_ascii_case(&e.execution_id))
+                && match pinned {
+                    Some(p) => e.pinned && p.eq_ignore_ascii_case(&e.execution_id),
+                    None => !e.pinned,
+                }
                 && young(e.read_at, now, full_refresh_interval)
         }
     }
@@ -645,6 +668,7 @@ fn unchanged(
     execution: &Execution,
     filters: &[TargetFilter],
     failed_targets: Option<usize>,
+    pinned: bool,
     now: SystemTime,
     full_refresh_interval: Duration,
 ) -> bool {
@@ -655,6 +679,7 @@ fn unchanged(
         && finished(execution.status.as_deref())
         && known.filters == filters
         && known.failed.as_ref().map(|f| f.limit) == failed_targets
+        && known.pinned == pinned
         && young(known.read_at, now, full_refresh_interval)
 }
 
@@ -686,6 +711,7 @@ fn execution_state(
     execution: Execution,
     counted: Counted,
     filters: &[TargetFilter],
+    pinned: bool,
     read_at: SystemTime,
 ) -> ExecutionState {
     ExecutionState {
@@ -699,6 +725,7 @@ fn execution_state(
         filters: filters.to_vec(),
         read_at,
         failed: counted.failed,
+        pinned,
     }
 }
 
@@ -840,6 +867,7 @@ mod tests {
                 filters: Vec::new(),
                 read_at: at(read_at),
                 failed: None,
+                pinned: false,
             }),
             at(read_at),
         )
@@ -860,10 +888,35 @@ mod tests {
             now,
             hour
         ));
+        let pinned = |mut a: AssociationState| {
+            if let Some(e) = a.execution.as_mut() {
+                e.pinned = true;
+            }
+            a
+        };
         assert!(settled(
+            &pinned(state("Success", 500)),
+            &same,
+            Some("E1"),
+            &[],
+            None,
+            now,
+            hour
+        ));
+        // A pin that was added, or removed, by a reload: the execution must be read again.
+        assert!(!settled(
             &state("Success", 500),
             &same,
             Some("E1"),
+            &[],
+            None,
+            now,
+            hour
+        ));
+        assert!(!settled(
+            &pinned(state("Success", 500)),
+            &same,
+            None,
             &[],
             None,
             now,
@@ -948,9 +1001,20 @@ mod tests {
                 "{why}"
             );
         }
-        let never_ran = polled(association(None, None), None, at(500));
+        let never_ran = polled(association(None, Some("Pending")), None, at(500));
         assert!(settled(
             &never_ran,
+            &association(None, Some("Pending")),
+            None,
+            &[],
+            None,
+            now,
+            hour
+        ));
+        // Without an overview, a first run could not be told apart: ask every cycle.
+        let silent = polled(association(None, None), None, at(500));
+        assert!(!settled(
+            &silent,
             &association(None, None),
             None,
             &[],

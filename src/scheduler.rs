@@ -143,8 +143,17 @@ impl<S: Ssm> Scheduler<S> {
                 self.publish
                     .send_replace(Arc::new(Exposition::new(Bytes::from(body), cycles)));
             }
-            // Keep serving the previous exposition: stale numbers beat none.
-            Err(e) => error!(error = %e, "cannot render metrics; serving the previous ones"),
+            // Keep serving the previous bytes (stale numbers beat none), but count the cycle,
+            // so that whoever waits for it is not left waiting.
+            Err(e) => {
+                error!(error = %e, "cannot render metrics; serving the previous ones");
+                self.publish.send_modify(|current| {
+                    *current = Arc::new(Exposition {
+                        cycles,
+                        ..Exposition::clone(current)
+                    });
+                });
+            }
         }
     }
 }

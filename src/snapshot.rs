@@ -78,6 +78,9 @@ pub struct ExecutionState {
     pub read_at: SystemTime,
     /// The failed targets by name, when the configuration asks for them.
     pub failed: Option<FailedTargets>,
+    /// Read because the configuration pinned it, not because it was the latest: once the pin
+    /// is gone, it must not pass for the latest.
+    pub pinned: bool,
 }
 
 /// Failed and timed-out targets by resource ID, at most `limit` of them (the first by ID, so

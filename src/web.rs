@@ -127,12 +127,20 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
                     )
                 })?;
             }
-            let decoy = bcrypt::hash("decoy", bcrypt::DEFAULT_COST)
+            // The decoy costs what the users' hashes cost, so that timing tells nothing.
+            let cost = users
+                .values()
+                .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+                .map(|h| h.get_cost())
+                .max()
+                .unwrap_or(bcrypt::DEFAULT_COST);
+            let decoy = bcrypt::hash("decoy", cost)
                 .map_err(|e| format!("basic_auth_users: cannot prepare password checks: {e}"))?;
             Some(Arc::new(BasicAuth {
                 users,
                 verified: Mutex::new(HashSet::new()),
                 decoy,
+                checks: tokio::sync::Semaphore::new(MAX_CHECKS),
             }))
         }
     };
@@ -417,7 +425,12 @@ pub struct BasicAuth {
     /// A hash checked for unknown users, so that their answer takes as long as a wrong
     /// password's and does not tell which users exist.
     decoy: String,
+    /// bcrypt checks under way at once: wrong credentials must not be able to take every core.
+    checks: tokio::sync::Semaphore,
 }
+
+/// One bcrypt check per core of a small machine; more callers wait their turn.
+const MAX_CHECKS: usize = 2;
 
 /// Remembered successes at most, so that the cache cannot grow without bound.
 const MAX_VERIFIED: usize = 1024;
@@ -437,6 +450,9 @@ impl BasicAuth {
         {
             return true;
         }
+        let Ok(_turn) = self.checks.acquire().await else {
+            return false;
+        };
         let this = Arc::clone(self);
         let checked = tokio::task::spawn_blocking(move || {
             let ok = match this.users.get(&key.0) {

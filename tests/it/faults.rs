@@ -230,7 +230,7 @@ async fn a_call_that_times_out_keeps_the_last_values() {
     }
     let yaml = format!("associations:\n  - association_id: {A}\n  - association_id: {B}\n");
     let rig = Rig::launch_with(sim, &yaml, |options| ClientOptions {
-        operation_timeout: Duration::from_millis(300),
+        operation_timeout: Duration::from_secs(1),
         ..options
     })
     .await;
@@ -270,7 +270,7 @@ async fn the_cycle_timeout_cuts_off_what_is_not_done() {
         );
     }
     let yaml = format!(
-        "cycle_timeout: 1s\nassociations:\n  - association_id: {A}\n  - association_id: {B}\n"
+        "cycle_timeout: 3s\nassociations:\n  - association_id: {A}\n  - association_id: {B}\n"
     );
     let rig = Rig::launch_with(sim, &yaml, |options| ClientOptions {
         operation_timeout: Duration::from_secs(7200),
