@@ -212,38 +212,29 @@ fn tls(raw: RawTls, dir: &Path) -> Result<ServerConfig, (&'static str, String)> 
             "is not supported by this exporter".to_owned(),
         ));
     }
-    let certs = match (&raw.cert, &raw.cert_file) {
-        (Some(_), Some(_)) => {
-            return Err(("cert", "give either cert or cert_file, not both".to_owned()));
-        }
-        (Some(pem), None) => certificates(pem.as_bytes()).map_err(|e| ("cert", e))?,
-        (None, Some(file)) => certificates(&read(dir, file).map_err(|e| ("cert_file", e))?)
-            .map_err(|e| ("cert_file", e))?,
-        (None, None) => return Err(("cert_file", "is required".to_owned())),
-    };
-    let key = match (&raw.key, &raw.key_file) {
-        (Some(_), Some(_)) => {
-            return Err(("key", "give either key or key_file, not both".to_owned()));
-        }
-        (Some(pem), None) => private_key(pem.as_bytes()).map_err(|e| ("key", e))?,
-        (None, Some(file)) => private_key(&read(dir, file).map_err(|e| ("key_file", e))?)
-            .map_err(|e| ("key_file", e))?,
-        (None, None) => return Err(("key_file", "is required".to_owned())),
-    };
-    let client_ca = match (&raw.client_ca, &raw.client_ca_file) {
-        (Some(_), Some(_)) => {
-            return Err((
-                "client_ca",
-                "give either client_ca or client_ca_file, not both".to_owned(),
-            ));
-        }
-        (Some(pem), None) => Some(certificates(pem.as_bytes()).map_err(|e| ("client_ca", e))?),
-        (None, Some(file)) => Some(
-            certificates(&read(dir, file).map_err(|e| ("client_ca_file", e))?)
-                .map_err(|e| ("client_ca_file", e))?,
-        ),
-        (None, None) => None,
-    };
+    let certs = pem(
+        &raw.cert,
+        &raw.cert_file,
+        ("cert", "cert_file"),
+        dir,
+        certificates,
+    )?
+    .ok_or(("cert_file", "is required".to_owned()))?;
+    let key = pem(
+        &raw.key,
+        &raw.key_file,
+        ("key", "key_file"),
+        dir,
+        private_key,
+    )?
+    .ok_or(("key_file", "is required".to_owned()))?;
+    let client_ca = pem(
+        &raw.client_ca,
+        &raw.client_ca_file,
+        ("client_ca", "client_ca_file"),
+        dir,
+        certificates,
+    )?;
 
     let provider = Arc::new(provider(&raw)?);
     let versions = versions(raw.min_version.as_deref(), raw.max_version.as_deref())?;
@@ -313,6 +304,31 @@ fn tls(raw: RawTls, dir: &Path) -> Result<ServerConfig, (&'static str, String)> 
     config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// A PEM value given inline or as a file (never both), parsed; `None` if neither is given.
+/// An error names the key it is about.
+fn pem<T>(
+    inline: &Option<String>,
+    file: &Option<String>,
+    (inline_key, file_key): (&'static str, &'static str),
+    dir: &Path,
+    parse: fn(&[u8]) -> Result<T, String>,
+) -> Result<Option<T>, (&'static str, String)> {
+    match (inline, file) {
+        (Some(_), Some(_)) => Err((
+            inline_key,
+            format!("give either {inline_key} or {file_key}, not both"),
+        )),
+        (Some(text), None) => parse(text.as_bytes())
+            .map(Some)
+            .map_err(|e| (inline_key, e)),
+        (None, Some(file)) => read(dir, file)
+            .and_then(|bytes| parse(&bytes))
+            .map(Some)
+            .map_err(|e| (file_key, e)),
+        (None, None) => Ok(None),
+    }
 }
 
 fn read(dir: &Path, file: &str) -> Result<Vec<u8>, String> {

@@ -49,6 +49,17 @@ fn logfmt(message: &str) -> String {
     message.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// Exit code 0 and exactly this standard output.
+fn succeeds_with(out: &Output, stdout: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
+}
+
 fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("binary runs")
 }
@@ -197,15 +208,9 @@ fn bad_flags_exit_2() {
 fn config_check_prints_a_summary_and_exits_0() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml");
     let out = run(&mut exporter(&["--config.file", example, "--config.check"]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "configuration OK: 3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default, at most 5 calls/s\n"
+    succeeds_with(
+        &out,
+        "configuration OK: 3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default, at most 5 calls/s\n",
     );
 }
 
@@ -445,15 +450,9 @@ fn a_bad_web_config_exits_2_and_a_good_one_is_summarised() {
         good.to_str().expect("utf-8"),
         "--config.check",
     ]));
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "configuration OK: discovery of every association, poll interval 1m, region from the environment, endpoint default, at most 5 calls/s\nweb configuration OK: plain HTTP, 1 basic-auth users, 0 extra headers\n"
+    succeeds_with(
+        &out,
+        "configuration OK: discovery of every association, poll interval 1m, region from the environment, endpoint default, at most 5 calls/s\nweb configuration OK: plain HTTP, 1 basic-auth users, 0 extra headers\n",
     );
 }
 
