@@ -25,6 +25,51 @@ pub struct Config {
     /// Name failed and timed-out targets, at most this many per association; `None` (the
     /// default) only counts them.
     pub failed_targets: Option<usize>,
+    /// The share of the associations this replica polls: from flags, not from the file.
+    pub shard: Shard,
+}
+
+/// One of `total` replicas that split the associations between them by a stable hash of the
+/// association ID, without talking to each other (as kube-state-metrics shards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub total: u32,
+}
+
+impl Shard {
+    /// Every association: no sharding.
+    pub const ALL: Shard = Shard { index: 0, total: 1 };
+
+    /// # Errors
+    ///
+    /// A message when `index` is not below `total`, or `total` is 0.
+    pub fn new(index: u32, total: u32) -> Result<Shard, String> {
+        if total == 0 {
+            return Err("--total-shards must be at least 1".to_owned());
+        }
+        if index >= total {
+            return Err(format!(
+                "--shard {index} is not below --total-shards {total}: shards count from 0"
+            ));
+        }
+        Ok(Shard { index, total })
+    }
+
+    /// Whether this replica polls the association. The hash (FNV-1a of the lower-case ID) is
+    /// fixed: every replica, of every version, agrees on who polls what.
+    pub fn owns(&self, association_id: &str) -> bool {
+        if self.total <= 1 {
+            return true;
+        }
+        let hash = association_id
+            .bytes()
+            .map(|b| b.to_ascii_lowercase())
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        hash % u64::from(self.total) == u64::from(self.index)
+    }
 }
 
 /// How the exporter treats the SSM API of one account and region.
@@ -555,6 +600,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
         cycle_timeout,
         api,
         failed_targets,
+        shard: Shard::ALL,
     })
 }
 
@@ -701,8 +747,13 @@ impl Config {
                 s
             }
         };
+        let shard = if self.shard.total > 1 {
+            format!(", shard {} of {}", self.shard.index, self.shard.total)
+        } else {
+            String::new()
+        };
         format!(
-            "{watch}, poll interval {}, region {}, endpoint {}, at most {} calls/s",
+            "{watch}, poll interval {}, region {}, endpoint {}, at most {} calls/s{shard}",
             format_duration(self.poll_interval),
             self.region.as_deref().unwrap_or("from the environment"),
             self.endpoint_url.as_deref().unwrap_or("default"),
@@ -874,6 +925,39 @@ mod tests {
                 timeout: Duration::from_secs(10),
             }
         );
+    }
+
+    #[test]
+    fn shards_split_every_id_exactly_once() {
+        assert_eq!(
+            Shard::new(0, 0),
+            Err("--total-shards must be at least 1".to_owned())
+        );
+        assert_eq!(
+            Shard::new(3, 3),
+            Err("--shard 3 is not below --total-shards 3: shards count from 0".to_owned())
+        );
+        let shards: Vec<Shard> = (0..4).map(|i| Shard::new(i, 4).expect("valid")).collect();
+        let mut per_shard = [0usize; 4];
+        for n in 0..1000u32 {
+            let id = format!("{n:08x}-85c6-4d40-926b-7c791a0b1c2d");
+            let owners: Vec<usize> = (0..4).filter(|&i| shards[i].owns(&id)).collect();
+            assert_eq!(owners.len(), 1, "{id}");
+            assert!(
+                shards[owners[0]].owns(&id.to_ascii_uppercase()),
+                "case does not matter"
+            );
+            per_shard[owners[0]] += 1;
+        }
+        // FNV spreads UUIDs evenly enough: each shard gets a fair part.
+        assert!(
+            per_shard.iter().all(|&n| (200..=300).contains(&n)),
+            "{per_shard:?}"
+        );
+        // The hash is fixed: this ID belongs to shard 0 of 4 in every build.
+        let owner = (0..4).find(|&i| shards[i].owns("fa94c678-85c6-4d40-926b-7c791a0b1c2d"));
+        assert_eq!(owner, Some(0));
+        assert!(Shard::ALL.owns("anything"));
     }
 
     #[test]

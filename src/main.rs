@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ssm_association_exporter::app::Exporter;
-use ssm_association_exporter::config::{self, Config};
+use ssm_association_exporter::config::{self, Config, Shard};
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
 use ssm_association_exporter::sim::{self, Sim, SimServer};
@@ -61,6 +61,25 @@ struct Flags {
     /// Connections served at once; more wait in the listen backlog.
     #[arg(long = "web.max-connections", value_name = "N", default_value_t = 256)]
     max_connections: usize,
+
+    /// This replica's shard, from 0: it polls only the associations whose ID hashes to it.
+    /// In a StatefulSet, take it from the pod's apps.kubernetes.io/pod-index label.
+    #[arg(
+        long = "shard",
+        value_name = "N",
+        env = "SSM_EXPORTER_SHARD",
+        default_value_t = 0
+    )]
+    shard: u32,
+
+    /// How many replicas share the associations.
+    #[arg(
+        long = "total-shards",
+        value_name = "M",
+        env = "SSM_EXPORTER_TOTAL_SHARDS",
+        default_value_t = 1
+    )]
+    total_shards: u32,
 
     /// Log level: error, warn, info, debug or trace.
     #[arg(long = "log.level", value_name = "LEVEL", default_value = "info")]
@@ -120,6 +139,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         None if flags.demo => demo_config()?,
         None => config::parse("").map_err(Usage)?,
     };
+    let shard = Shard::new(flags.shard, flags.total_shards).map_err(Usage)?;
+    config.shard = shard;
     let web = match &flags.web_config_file {
         Some(path) => web::load(path).map_err(|e| Usage(e.to_string()))?,
         None => WebConfig::default(),
@@ -201,10 +222,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = hangup.recv() => {
-                let _ = reload(flags.config_file.as_deref(), &mut config, &exporter).await;
+                let _ = reload(flags.config_file.as_deref(), shard, &mut config, &exporter).await;
             }
             Some(reply) = reloads.recv() => {
-                let outcome = reload(flags.config_file.as_deref(), &mut config, &exporter).await;
+                let outcome = reload(flags.config_file.as_deref(), shard, &mut config, &exporter).await;
                 let _ = reply.send(outcome);
             }
         }
@@ -222,6 +243,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
 /// an invalid one is refused, and the running one stays.
 async fn reload(
     path: Option<&Path>,
+    shard: Shard,
     running: &mut Config,
     exporter: &Exporter,
 ) -> Result<(), String> {
@@ -230,7 +252,8 @@ async fn reload(
         return Err("the exporter runs without --config.file".to_owned());
     };
     match config::load(path) {
-        Ok(new) => {
+        Ok(mut new) => {
+            new.shard = shard;
             let restart = running.needs_restart(&new);
             if !restart.is_empty() {
                 warn!(keys = ?restart, "these settings take effect only after a restart");

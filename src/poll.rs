@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::config::{Config, Discovery, TargetFilter, Watch};
+use crate::config::{Config, Discovery, Shard, TargetFilter, Watch};
 use crate::limit::Limiter;
 use crate::snapshot::{AssociationState, ExecutionState, FailedTargets, Snapshot, TargetCounts};
 use crate::ssm::{
@@ -29,6 +29,8 @@ pub struct PollSettings {
     pub concurrency: usize,
     /// Name failed targets, at most this many per association; `None`: only count them.
     pub failed_targets: Option<usize>,
+    /// Only the associations this replica owns are polled.
+    pub shard: Shard,
 }
 
 impl From<&Config> for PollSettings {
@@ -39,6 +41,7 @@ impl From<&Config> for PollSettings {
             cycle_timeout: config.cycle_timeout,
             concurrency: config.api.max_in_flight,
             failed_targets: config.failed_targets,
+            shard: config.shard,
         }
     }
 }
@@ -110,7 +113,12 @@ pub async fn poll_once<S: Ssm>(
         full_refresh_interval: settings.full_refresh_interval,
         failed_targets: settings.failed_targets,
     };
-    let plan = match within(deadline, poller.plan(&settings.watch, previous)).await {
+    let plan = match within(
+        deadline,
+        poller.plan(&settings.watch, settings.shard, previous),
+    )
+    .await
+    {
         Ok(plan) => plan,
         Err(e) => {
             warn!(error = %e, "listing associations failed; keeping every association's last values");
@@ -263,13 +271,20 @@ impl<S: Ssm> Poller<'_, S> {
         })
     }
 
-    async fn plan(&self, watch: &Watch, previous: &Snapshot) -> Result<Plan, CallError> {
+    /// The associations to poll: listed or described, only those `shard` owns.
+    async fn plan(
+        &self,
+        watch: &Watch,
+        shard: Shard,
+        previous: &Snapshot,
+    ) -> Result<Plan, CallError> {
         match watch {
             Watch::Discover(discovery) => {
                 let jobs = self
                     .list(discovery)
                     .await?
                     .into_iter()
+                    .filter(|a| shard.owns(&a.association_id))
                     .map(|a| Job {
                         association_id: a.association_id.clone(),
                         listed: Some(a),
@@ -285,6 +300,7 @@ impl<S: Ssm> Poller<'_, S> {
             Watch::Explicit(list) => {
                 let mut jobs: Vec<Job> = list
                     .iter()
+                    .filter(|w| shard.owns(w.association_id.as_str()))
                     .map(|w| Job {
                         association_id: w.association_id.as_str().to_owned(),
                         listed: None,

@@ -257,6 +257,7 @@ mod tests {
                 cycle_timeout: Duration::from_secs(600),
                 concurrency: 4,
                 failed_targets: None,
+                shard: crate::config::Shard::ALL,
             },
             interval,
             telemetry: Telemetry::new(),

@@ -202,6 +202,26 @@ fn bad_flags_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     let out = run(&mut exporter(&["--log.level", "loud"]));
     assert_eq!(out.status.code(), Some(2));
+    let out = run(&mut exporter(&[
+        "--shard",
+        "3",
+        "--total-shards",
+        "3",
+        "--config.check",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--shard 3 is not below --total-shards 3")
+    );
+    let out = run(exporter(&["--config.check"])
+        .env("SSM_EXPORTER_SHARD", "1")
+        .env("SSM_EXPORTER_TOTAL_SHARDS", "4"));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with(", shard 1 of 4\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

@@ -74,6 +74,16 @@ impl Rig {
         };
         let config = config::parse(&format!("poll_interval: 1h\n{api}{yaml}"))
             .expect("test config is valid");
+        Rig::launch_config(sim, config, adjust, serving).await
+    }
+
+    /// Starts an exporter with a prepared configuration (a shard, say), waiting for nothing.
+    pub async fn launch_config(
+        sim: Sim,
+        config: config::Config,
+        adjust: impl FnOnce(ClientOptions) -> ClientOptions,
+        serving: ServerOptions,
+    ) -> Rig {
         let server = sim.start().await.expect("simulator starts");
         let ssm = AwsSsm::connect(&adjust(client_options(server.endpoint_url())))
             .await

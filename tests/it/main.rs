@@ -9,5 +9,6 @@ mod harness;
 mod prometheus;
 mod promtool;
 mod serving;
+mod shards;
 mod sim;
 mod ssm_client;
