@@ -1,6 +1,7 @@
 //! The proof against a real Prometheus server (Debian's `prometheus` package; `.ci/run`
-//! installs it): it scrapes the exporter, which polls the simulator where targets failed, loads
-//! the shipped alert rules, and must show the right values and fire the failed-targets alert.
+//! installs it): it scrapes the exporter over TLS with basic auth, the exporter polls the
+//! simulator where targets failed, Prometheus loads the shipped alert rules, and must show the
+//! right values and fire the failed-targets alert.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -9,7 +10,12 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use ssm_association_exporter::sim::{Sim, SimTarget};
 
+use ssm_association_exporter::server::ServerOptions;
+
 use crate::harness::{Rig, exchange};
+use crate::serving::{make_pki, web_config};
+
+const PASSWORD: &str = "scrape-s3cret";
 
 const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
 const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
@@ -28,14 +34,16 @@ impl Drop for Prometheus {
     }
 }
 
-/// Starts Prometheus scraping `target`; `None` when it is not installed outside CI.
+/// Starts Prometheus scraping `target` over HTTPS with basic auth, trusting the CA in `dir`;
+/// `None` when it is not installed outside CI.
 fn start_prometheus(dir: &Path, target: std::net::SocketAddr) -> Option<Prometheus> {
     let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prometheus/alerts.yaml");
     let config = dir.join("prometheus.yml");
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: ssm-association-exporter\n    static_configs:\n      - targets: ['{target}']\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {rules}\nscrape_configs:\n  - job_name: ssm-association-exporter\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n      server_name: localhost\n    basic_auth:\n      username: prometheus\n      password: {PASSWORD}\n    static_configs:\n      - targets: ['{target}']\n",
+            ca = dir.join("ca.crt").display(),
         ),
     )
     .expect("write prometheus.yml");
@@ -122,9 +130,27 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
             SimTarget::instance("i-0aaaaaaaaaaaaaaa3", "Success"),
         ],
     );
-    let rig = Rig::start(sim, "failed_targets:\n  enabled: true\n").await;
-    let dir = std::env::temp_dir().join(format!("sae-prometheus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Served as an operator would: TLS and basic auth from an exporter-toolkit web config.
+    let pki = make_pki("prometheus");
+    let hash = bcrypt::hash(PASSWORD, 4).expect("hash");
+    let web = web_config(
+        &pki.dir,
+        &format!(
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {hash}\n"
+        ),
+    );
+    let rig = Rig::launch_serving(
+        sim,
+        "failed_targets:\n  enabled: true\n",
+        |o| o,
+        ServerOptions {
+            web,
+            ..ServerOptions::default()
+        },
+    )
+    .await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    let dir = pki.dir.clone();
     let Some(prometheus) = start_prometheus(&dir, rig.exporter.local_addr()) else {
         rig.stop().await;
         return;

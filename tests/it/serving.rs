@@ -21,14 +21,14 @@ const B: &str = "0b7e1a52-3c0d-4c1e-9f43-5a1d2c3b4e5f";
 const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
 
 /// A CA, a server certificate for localhost signed by it, and a client certificate.
-struct Pki {
-    dir: PathBuf,
+pub(crate) struct Pki {
+    pub(crate) dir: PathBuf,
     ca: CertificateDer<'static>,
     client_cert: CertificateDer<'static>,
     client_key: PrivateKeyDer<'static>,
 }
 
-fn make_pki(name: &str) -> Pki {
+pub(crate) fn make_pki(name: &str) -> Pki {
     let dir = std::env::temp_dir().join(format!("sae-pki-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let ca_key = KeyPair::generate().expect("key");
@@ -62,7 +62,7 @@ fn make_pki(name: &str) -> Pki {
     }
 }
 
-fn web_config(dir: &Path, yaml: &str) -> web::WebConfig {
+pub(crate) fn web_config(dir: &Path, yaml: &str) -> web::WebConfig {
     let path = dir.join("web.yml");
     std::fs::write(&path, yaml).expect("write web config");
     web::load(&path).expect("valid web config")
