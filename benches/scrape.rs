@@ -2,7 +2,8 @@
 //! same bytes from a file as the practical ceiling, at about 10,000 and 100,000 series, with
 //! and without gzip; and the exporter's p99 while poll cycles run back to back.
 //!
-//!     cargo bench --bench scrape        # needs wrk and nginx (Debian's wrk and nginx-light)
+//!     cargo bench --bench scrape          # needs wrk and nginx (Debian's wrk and nginx-light)
+//!     cargo bench --bench scrape -- 10000 # only about 10,000 series
 //!
 //! Everything runs on loopback; wrk, nginx and the exporter share the machine's cores.
 
@@ -16,7 +17,7 @@ use common::{scrape, spawn_exporter, stop, wait_for};
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
 
 /// wrk's run per measurement.
-const DURATION: &str = "10s";
+const DURATION: &str = "20s";
 /// A handful of scrapers, as a Prometheus HA pair with a few ad-hoc clients would be; more
 /// connections on two cores measure queueing, not the server.
 const CONNECTIONS: &str = "4";
@@ -32,8 +33,16 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let dir = std::env::temp_dir().join(format!("sae-scrape-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    // `cargo bench --bench scrape -- 10000` runs only the 10,000-series part.
+    let only: Option<usize> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .and_then(|a| a.parse().ok());
     let mut rows = Vec::new();
     for associations in [1_000, 10_000] {
+        if only.is_some_and(|series| series != associations * 10) {
+            continue;
+        }
         eprintln!("setting up {associations} associations ...");
         let (sim, server) = runtime.block_on(fleet(associations));
         let quiet = config(&dir, "quiet", &server, "poll_interval: 1h\n");

@@ -27,14 +27,14 @@ pub struct Exporter {
     exposition: watch::Receiver<Arc<Exposition>>,
     shutdown: watch::Sender<bool>,
     scheduler: JoinHandle<()>,
-    server: JoinHandle<()>,
+    server: std::thread::JoinHandle<()>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExporterError {
     #[error("the exporter has stopped")]
     Stopped,
-    #[error("cannot read the listener's address: {0}")]
+    #[error("cannot serve on the listener: {0}")]
     Listener(#[source] std::io::Error),
 }
 
@@ -64,16 +64,7 @@ impl Exporter {
             publish,
         };
         let scheduler = tokio::spawn(scheduler.run(control_rx, stop.clone()));
-        let mut server_stop = stop;
-        let server = tokio::spawn(server::serve(
-            listener,
-            exposition.clone(),
-            options,
-            async move {
-                // An error means the sender is gone, which is a stop too.
-                let _ = server_stop.wait_for(|stop| *stop).await;
-            },
-        ));
+        let server = serve_apart(listener, exposition.clone(), options, stop)?;
         Ok(Exporter {
             local_addr,
             controls,
@@ -147,6 +138,48 @@ impl Exporter {
         self.shutdown.send_replace(true);
         // A task that panicked has nothing left to clean up.
         let _ = self.scheduler.await;
-        let _ = self.server.await;
+        let server = self.server;
+        let _ = tokio::task::spawn_blocking(move || server.join()).await;
     }
 }
+
+/// Scrapers are served by threads of their own: a poll cycle's work (the SDK's signing and
+/// parsing, rendering) then never sits between a scrape and the worker that would answer it,
+/// and the operating system shares the cores between the two.
+fn serve_apart(
+    listener: TcpListener,
+    exposition: watch::Receiver<Arc<Exposition>>,
+    options: ServerOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<std::thread::JoinHandle<()>, ExporterError> {
+    // A tokio listener belongs to the runtime that made it; hand it over as a std one.
+    let listener = listener.into_std().map_err(ExporterError::Listener)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(SERVER_THREADS)
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .map_err(ExporterError::Listener)?;
+    std::thread::Builder::new()
+        .name("http-server".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot serve on the listener");
+                        return;
+                    }
+                };
+                server::serve(listener, exposition, options, async move {
+                    // An error means the sender is gone, which is a stop too.
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .await;
+            });
+        })
+        .map_err(ExporterError::Listener)
+}
+
+/// Worker threads of the server's runtime: as many as a small machine has cores.
+const SERVER_THREADS: usize = 2;
