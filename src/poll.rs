@@ -122,14 +122,7 @@ pub async fn poll_once<S: Ssm>(
         Ok(plan) => plan,
         Err(e) => {
             warn!(error = %e, "listing associations failed; keeping every association's last values");
-            let associations = previous
-                .associations
-                .iter()
-                .map(|a| AssociationState {
-                    poll_ok: false,
-                    ..a.clone()
-                })
-                .collect();
+            let associations = previous.associations.iter().map(kept).collect();
             return Cycle {
                 snapshot: Snapshot {
                     associations,
@@ -200,13 +193,17 @@ async fn within<T>(
 
 /// The previous state of an association, marked as not freshly polled.
 fn stale(previous: &Snapshot, association_id: &str) -> AssociationState {
-    previous.get(association_id).map_or_else(
-        || AssociationState::unknown(association_id),
-        |a| AssociationState {
-            poll_ok: false,
-            ..a.clone()
-        },
-    )
+    previous
+        .get(association_id)
+        .map_or_else(|| AssociationState::unknown(association_id), kept)
+}
+
+/// A state kept from an earlier cycle: its values stand, its poll this cycle failed.
+fn kept(state: &AssociationState) -> AssociationState {
+    AssociationState {
+        poll_ok: false,
+        ..state.clone()
+    }
 }
 
 /// The associations to poll this cycle.

@@ -224,18 +224,4 @@ impl SsmError {
             SsmError::Setup(_) => "setup_error",
         }
     }
-
-    /// Every value [`SsmError::kind`] can return, and `success`: the outcome label set.
-    pub const OUTCOMES: [&'static str; 10] = [
-        "success",
-        "not_found",
-        "invalid_token",
-        "throttled",
-        "client_error",
-        "server_error",
-        "timeout",
-        "network_error",
-        "invalid_response",
-        "setup_error",
-    ];
 }

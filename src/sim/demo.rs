@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Sim, SimTarget, State};
+use super::{Association, Sim, SimTarget, State};
 
 /// The sample of the DescribeAssociationExecutionTargets reference page, with its IDs made
 /// valid (the page's `…EXAMPLE` IDs do not match the API's pattern).
@@ -88,8 +88,9 @@ pub fn step(sim: &Sim) {
         .cloned()
         .collect();
     for id in ids {
-        let running = state.associations[&id]
-            .latest()
+        let running = state
+            .association(&id)
+            .and_then(Association::latest)
             .filter(|e| e.status().0 == "InProgress")
             .map(|e| e.id.clone());
         match running {
@@ -101,7 +102,10 @@ pub fn step(sim: &Sim) {
 }
 
 fn start_run(state: &mut State, association_id: &str) {
-    let Some(previous) = state.associations[association_id].latest() else {
+    let Some(previous) = state
+        .association(association_id)
+        .and_then(Association::latest)
+    else {
         return;
     };
     let targets: Vec<SimTarget> = previous
@@ -127,44 +131,31 @@ fn start_run(state: &mut State, association_id: &str) {
 const HISTORY: usize = 20;
 
 fn advance(state: &mut State, association_id: &str, execution_id: &str) {
-    let Some(unfinished) = state.associations[association_id]
-        .executions
-        .iter()
-        .find(|e| e.id == execution_id)
-        .map(|e| {
-            e.targets
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| t.status == "Pending" || t.status == "InProgress")
-                .map(|(i, _)| i)
-                .collect::<Vec<_>>()
-        })
+    // The targets leave the state while `finish` draws from the state's random numbers.
+    let Some(mut targets) = state
+        .association_mut(association_id)
+        .and_then(|a| a.execution_mut(execution_id))
+        .map(|e| std::mem::take(&mut e.targets))
     else {
         return;
     };
+    let unfinished: Vec<usize> = (0..targets.len())
+        .filter(|&i| targets[i].status == "Pending" || targets[i].status == "InProgress")
+        .collect();
     let batch = unfinished.len().div_ceil(3);
-    for (n, index) in unfinished.into_iter().enumerate() {
-        let mut target = {
-            let Some(e) = state
-                .association_mut(association_id)
-                .and_then(|a| a.execution_mut(execution_id))
-            else {
-                return;
-            };
-            e.targets[index].clone()
-        };
+    for (n, i) in unfinished.into_iter().enumerate() {
         if n < batch {
-            finish(state, &mut target);
+            finish(state, &mut targets[i]);
         } else {
-            target.status = "InProgress".to_owned();
-            target.detailed_status = "InProgress".to_owned();
+            targets[i].status = "InProgress".to_owned();
+            targets[i].detailed_status = "InProgress".to_owned();
         }
-        if let Some(e) = state
-            .association_mut(association_id)
-            .and_then(|a| a.execution_mut(execution_id))
-        {
-            e.targets[index] = target;
-        }
+    }
+    if let Some(e) = state
+        .association_mut(association_id)
+        .and_then(|a| a.execution_mut(execution_id))
+    {
+        e.targets = targets;
     }
 }
 

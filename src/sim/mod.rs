@@ -104,7 +104,6 @@ pub struct Recorded {
     /// From the SDK's `amz-sdk-request: attempt=N; max=M` header.
     pub attempt: Option<u32>,
     pub max_results: Option<i64>,
-    pub has_next_token: bool,
     /// The HTTP status answered; 0 for a connection closed without an answer.
     pub status: u16,
 }
@@ -374,13 +373,6 @@ impl Sim {
             association_id.to_ascii_lowercase(),
             execution_id.to_ascii_lowercase(),
         ));
-    }
-
-    /// Removes every execution of an association but the newest `keep`, as retention would.
-    pub fn prune_executions(&self, association_id: &str, keep: usize) {
-        if let Some(a) = self.lock().association_mut(association_id) {
-            a.prune(keep);
-        }
     }
 
     /// Makes every call that names `association_id` fail with `fault`, or heals it with `None`.

@@ -182,7 +182,6 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
         association_id: association_id.clone(),
         attempt,
         max_results: member("MaxResults").and_then(Value::as_i64),
-        has_next_token: member("NextToken").is_some(),
         status: 0,
     });
 

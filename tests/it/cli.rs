@@ -36,6 +36,18 @@ fn exporter(args: &[&str]) -> Command {
     command
 }
 
+/// The exporter with `config`, on an ephemeral loopback port, and `extra` flags.
+fn on_loopback(config: &std::path::Path, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "--config.file",
+        config.to_str().expect("utf-8 path"),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    exporter(&args)
+}
+
 fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sae-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -298,12 +310,7 @@ fn the_aws_environment_is_honoured() {
 
     for variable in ["AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"] {
         sim.clear_requests();
-        let mut command = exporter(&[
-            "--config.file",
-            config.to_str().expect("utf-8 path"),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ]);
+        let mut command = on_loopback(&config, &[]);
         command
             .env(variable, server.endpoint_url())
             .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
@@ -381,12 +388,7 @@ fn reload_by_signal_and_by_http_takes_good_files_and_refuses_bad_ones() {
             server.endpoint_url()
         ),
     );
-    let mut command = exporter(&[
-        "--config.file",
-        config.to_str().expect("utf-8 path"),
-        "--web.listen-address",
-        "127.0.0.1:0",
-    ]);
+    let mut command = on_loopback(&config, &[]);
     command
         .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
         .env("AWS_SECRET_ACCESS_KEY", "env-secret");
@@ -502,18 +504,17 @@ fn no_secret_in_any_log_line_even_at_trace() {
             server.endpoint_url()
         ),
     );
-    let mut command = exporter(&[
-        "--config.file",
-        config.to_str().expect("utf-8"),
-        "--web.config.file",
-        web.to_str().expect("utf-8"),
-        "--web.listen-address",
-        "127.0.0.1:0",
-        "--log.level",
-        "trace",
-        "--log.format",
-        "json",
-    ]);
+    let mut command = on_loopback(
+        &config,
+        &[
+            "--web.config.file",
+            web.to_str().expect("utf-8"),
+            "--log.level",
+            "trace",
+            "--log.format",
+            "json",
+        ],
+    );
     command
         .env("AWS_ACCESS_KEY_ID", "AKIDNOTSECRET")
         .env("AWS_SECRET_ACCESS_KEY", "aws-secret-key-value")

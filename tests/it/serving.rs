@@ -120,6 +120,15 @@ fn one_association() -> Sim {
     sim
 }
 
+/// One association, served with a web configuration.
+async fn serving_web(web: web::WebConfig) -> Rig {
+    let options = ServerOptions {
+        web,
+        ..ServerOptions::default()
+    };
+    serving(one_association(), "", options).await
+}
+
 async fn serving(sim: Sim, yaml: &str, options: ServerOptions) -> Rig {
     let rig = Rig::launch_serving(sim, yaml, |o| o, options).await;
     rig.exporter.wait_for_cycle(1).await.expect("first cycle");
@@ -136,15 +145,7 @@ async fn tls_and_basic_auth_accept_and_refuse() {
             "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\nbasic_auth_users:\n  prometheus: {hash}\nhttp_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n"
         ),
     );
-    let rig = serving(
-        one_association(),
-        "",
-        ServerOptions {
-            web,
-            ..ServerOptions::default()
-        },
-    )
-    .await;
+    let rig = serving_web(web).await;
     let addr = rig.exporter.local_addr();
 
     let good = basic("prometheus", "s3cret");
@@ -219,15 +220,7 @@ async fn client_certificates_are_required_and_verified() {
         &pki.dir,
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n  min_version: TLS13\n",
     );
-    let rig = serving(
-        one_association(),
-        "",
-        ServerOptions {
-            web,
-            ..ServerOptions::default()
-        },
-    )
-    .await;
+    let rig = serving_web(web).await;
     let addr = rig.exporter.local_addr();
     let client = Some((&pki.client_cert, &pki.client_key));
     let ok = https(addr, &pki.ca, client, ALL, "/metrics", &[])
