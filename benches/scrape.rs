@@ -1,9 +1,11 @@
 //! Scrape benchmark: requests/s and latency of `/metrics` under wrk, next to nginx serving the
 //! same bytes from a file as the practical ceiling, at about 10,000 and 100,000 series, with
-//! and without gzip; and the exporter's p99 while poll cycles run back to back.
+//! and without gzip; and the exporter's latency while poll cycles run back to back, both under
+//! wrk's saturating load and at a fixed request rate, as scrapers really send them.
 //!
 //!     cargo bench --bench scrape          # needs wrk and nginx (Debian's wrk and nginx-light)
 //!     cargo bench --bench scrape -- 10000 # only about 10,000 series
+//!     cargo bench --bench scrape -- 10000 paced # only the fixed-rate rows
 //!
 //! Everything runs on loopback; wrk, nginx and the exporter share the machine's cores.
 
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{scrape, spawn_exporter, stop, wait_for};
+use common::{cpu_seconds, scrape, spawn_exporter, stop, wait_for};
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
 
 /// wrk's run per measurement.
@@ -38,7 +40,9 @@ fn main() {
         .skip(1)
         .find(|a| !a.starts_with("--"))
         .and_then(|a| a.parse().ok());
+    let paced_only = std::env::args().any(|a| a == "paced");
     let mut rows = Vec::new();
+    let mut paced_rows = Vec::new();
     for associations in [1_000, 10_000] {
         if only.is_some_and(|series| series != associations * 10) {
             continue;
@@ -61,9 +65,17 @@ fn main() {
         let url = format!("http://{addr}/metrics");
         let nginx = Nginx::start(&dir, body.as_bytes());
         for gzip in [false, true] {
+            if paced_only {
+                break;
+            }
             let exporter = wrk(&url, gzip);
             let ceiling = wrk(&nginx.url(), gzip);
             rows.push((series, gzip, "idle", exporter, Some(ceiling)));
+        }
+        if associations == 1_000 {
+            for gzip in [false, true] {
+                paced_rows.push((series, gzip, "idle", paced(&addr, gzip)));
+            }
         }
         stop(child);
         nginx.stop();
@@ -79,9 +91,19 @@ fn main() {
             );
             let (child, lines, addr) = spawn_exporter(&busy);
             wait_for(&lines, "poll cycle finished");
+            let pid = child.id();
             for gzip in [false, true] {
-                let during = wrk(&format!("http://{addr}/metrics"), gzip);
-                rows.push((series, gzip, "polling", during, None));
+                if !paced_only {
+                    let during = wrk(&format!("http://{addr}/metrics"), gzip);
+                    rows.push((series, gzip, "polling", during, None));
+                }
+                let cpu = cpu_seconds(pid);
+                paced_rows.push((series, gzip, "polling", paced(&addr, gzip)));
+                eprintln!(
+                    "exporter CPU while polling and serving {} at a fixed rate: {:.0}% of a core",
+                    if gzip { "gzip" } else { "plain" },
+                    (cpu_seconds(pid) - cpu) / PACED_SECONDS as f64 * 100.0
+                );
             }
             stop(child);
         }
@@ -89,6 +111,8 @@ fn main() {
         drop(sim);
     }
     print_table(&rows);
+    println!();
+    print_paced(&paced_rows);
 }
 
 /// `associations` associations whose latest run has targets in 4 (status, detailed status)
@@ -232,6 +256,106 @@ fn wrk(url: &str, gzip: bool) -> Measure {
         requests_per_second,
         p50_ms: number("50%"),
         p99_ms: number("99%"),
+    }
+}
+
+/// Scrapers at a fixed rate: each of `PACED_SCRAPERS` keep-alive connections sends a request
+/// every `1 / PACED_RATE` seconds, for `PACED_SECONDS`. Latency counts from when a request was
+/// due, so a request held up by a slow one before it is charged for the wait (no coordinated
+/// omission). This is the load Prometheus puts on an exporter, unlike wrk's back-to-back
+/// requests, under which any other work on two cores shows in the tail by construction.
+fn paced(addr: &str, gzip: bool) -> Measure {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::time::Instant;
+    let period = Duration::from_secs_f64(1.0 / PACED_RATE);
+    let start = Instant::now() + Duration::from_millis(100);
+    let scrapers: Vec<_> = (0..PACED_SCRAPERS)
+        .map(|i| {
+            let addr = addr.to_owned();
+            std::thread::spawn(move || {
+                let stream = std::net::TcpStream::connect(&addr).expect("connect to exporter");
+                stream.set_nodelay(true).expect("nodelay");
+                let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+                let mut writer = stream;
+                let request = format!(
+                    "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{}\r\n",
+                    if gzip {
+                        "Accept-Encoding: gzip\r\n"
+                    } else {
+                        ""
+                    }
+                );
+                let offset = period.mul_f64(i as f64 / PACED_SCRAPERS as f64);
+                let mut latencies = Vec::new();
+                let mut body = Vec::new();
+                for n in 0.. {
+                    let due = start + offset + period * n;
+                    if due > start + Duration::from_secs(PACED_SECONDS) {
+                        break;
+                    }
+                    std::thread::sleep(due.saturating_duration_since(Instant::now()));
+                    writer.write_all(request.as_bytes()).expect("send");
+                    let mut length = 0;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line).expect("read header");
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some((name, value)) = line.split_once(':')
+                            && name.eq_ignore_ascii_case("content-length")
+                        {
+                            length = value.trim().parse().expect("content length");
+                        }
+                    }
+                    body.resize(length, 0);
+                    reader.read_exact(&mut body).expect("read body");
+                    latencies.push(due.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = scrapers
+        .into_iter()
+        .flat_map(|s| s.join().expect("scraper thread"))
+        .collect();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Measure {
+        requests_per_second: all.len() as f64 / PACED_SECONDS as f64,
+        p50_ms: at(0.50).as_secs_f64() * 1000.0,
+        p99_ms: at(0.99).as_secs_f64() * 1000.0,
+    }
+}
+
+/// 4 scrapers at 50 requests/s each: 4,000 requests per row, enough for a p99.
+const PACED_SCRAPERS: u32 = 4;
+const PACED_RATE: f64 = 50.0;
+const PACED_SECONDS: u64 = 20;
+
+fn print_paced(rows: &[(usize, bool, &str, Measure)]) {
+    println!(
+        "| series | gzip | exporter | fixed rate req/s | p50 ms | p99 ms | p99 change while polling |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (series, gzip, state, m) in rows {
+        let idle = rows
+            .iter()
+            .find(|(s, g, st, _)| s == series && g == gzip && *st == "idle")
+            .map(|(_, _, _, m)| m.p99_ms);
+        let change = match (state, idle) {
+            (&"polling", Some(idle)) => format!("{:+.0}%", (m.p99_ms / idle - 1.0) * 100.0),
+            _ => "—".to_owned(),
+        };
+        println!(
+            "| {series} | {} | {state} | {:.0} | {:.2} | {:.2} | {change} |",
+            if *gzip { "yes" } else { "no" },
+            m.requests_per_second,
+            m.p50_ms,
+            m.p99_ms,
+        );
     }
 }
 
