@@ -8,25 +8,37 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, Place};
 use crate::limit::Limiter;
 use crate::poll::PollSettings;
-use crate::scheduler::{Control, Scheduler};
+use crate::scheduler::{Board, Control, Renderer, Scheduler};
 use crate::server::{self, Exposition, ServerOptions};
 use crate::ssm::Ssm;
 use crate::telemetry::Telemetry;
 
-/// How long a reload waits for the scheduler before returning with the reload queued.
+/// How long a reload waits for the schedulers before returning with the reload queued.
 const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One (account, region) pair to poll: its client and, when `accounts` are configured, its
+/// place, which its series carry as labels.
+#[derive(Debug)]
+pub struct Source<S> {
+    pub place: Option<Place>,
+    pub ssm: S,
+}
 
 /// A running exporter: polling in the background, serving on its listener.
 #[derive(Debug)]
 pub struct Exporter {
     local_addr: SocketAddr,
-    controls: mpsc::Sender<Control>,
+    /// One per pair, in the order of the sources.
+    controls: Vec<mpsc::Sender<Control>>,
+    places: Vec<Option<Place>>,
+    board: Arc<watch::Sender<Board>>,
+    telemetry: Telemetry,
     exposition: watch::Receiver<Arc<Exposition>>,
     shutdown: watch::Sender<bool>,
-    scheduler: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
     server: std::thread::JoinHandle<()>,
 }
 
@@ -36,11 +48,13 @@ pub enum ExporterError {
     Stopped,
     #[error("cannot serve on the listener: {0}")]
     Listener(#[source] std::io::Error),
+    #[error("no account and region to poll")]
+    NoSources,
 }
 
 impl Exporter {
-    /// Starts polling with `ssm` per `config` and serving on `listener`. The first cycle starts
-    /// at once; until it finishes, `/metrics` serves only the exporter's own series.
+    /// Starts polling with `ssm` per `config` and serving on `listener`: one pair, the
+    /// default credentials', with no account or region labels.
     ///
     /// # Errors
     ///
@@ -51,26 +65,67 @@ impl Exporter {
         listener: TcpListener,
         options: ServerOptions,
     ) -> Result<Exporter, ExporterError> {
+        Exporter::start_sources(vec![Source { place: None, ssm }], config, listener, options)
+    }
+
+    /// Starts one scheduler per source, each with its own limit, and serving on `listener`.
+    /// Each pair's first cycle starts at once; until every pair has finished one, `/metrics`
+    /// serves what is known so far and `/-/ready` says not ready.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::Listener`] if the listener has no local address,
+    /// [`ExporterError::NoSources`] for an empty list.
+    pub fn start_sources<S: Ssm + 'static>(
+        sources: Vec<Source<S>>,
+        config: &Config,
+        listener: TcpListener,
+        options: ServerOptions,
+    ) -> Result<Exporter, ExporterError> {
+        if sources.is_empty() {
+            return Err(ExporterError::NoSources);
+        }
         let local_addr = listener.local_addr().map_err(ExporterError::Listener)?;
+        let places: Vec<Option<Place>> = sources.iter().map(|s| s.place.clone()).collect();
+        let telemetry = Telemetry::new(places.iter().any(Option::is_some));
+        let (board, board_rx) = watch::channel(Board::new(places.clone()));
+        let board = Arc::new(board);
         let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
         let (shutdown, stop) = watch::channel(false);
-        let (controls, control_rx) = mpsc::channel(16);
-        let scheduler = Scheduler {
-            ssm,
-            limiter: Limiter::for_api(&config.api),
-            settings: PollSettings::from(config),
-            interval: config.poll_interval,
-            telemetry: Telemetry::new(),
+        let mut controls = Vec::new();
+        let mut tasks = Vec::new();
+        for (slot, source) in sources.into_iter().enumerate() {
+            let (control, control_rx) = mpsc::channel(16);
+            let scheduler = Scheduler {
+                ssm: source.ssm,
+                slot,
+                limiter: Limiter::for_api(&config.api),
+                settings: PollSettings::for_place(config, source.place.as_ref()),
+                interval: config.poll_interval,
+                telemetry: telemetry.source(source.place.as_ref()),
+                place: source.place,
+                board: board.clone(),
+                served: exposition.clone(),
+            };
+            tasks.push(tokio::spawn(scheduler.run(control_rx, stop.clone())));
+            controls.push(control);
+        }
+        let renderer = Renderer {
+            board: board_rx,
+            telemetry: telemetry.clone(),
             publish,
         };
-        let scheduler = tokio::spawn(scheduler.run(control_rx, stop.clone()));
+        tasks.push(tokio::spawn(renderer.run(stop.clone())));
         let server = serve_apart(listener, exposition.clone(), options, stop)?;
         Ok(Exporter {
             local_addr,
             controls,
+            places,
+            board,
+            telemetry,
             exposition,
             shutdown,
-            scheduler,
+            tasks,
             server,
         })
     }
@@ -79,51 +134,101 @@ impl Exporter {
         self.local_addr
     }
 
-    /// Runs a cycle that starts after this call and waits until its result is served.
+    /// The pairs polled, in order; `None` for the default credentials without labels.
+    pub fn places(&self) -> &[Option<Place>] {
+        &self.places
+    }
+
+    /// Runs a cycle of every pair that starts after this call and waits until their results
+    /// are served; returns the number of cycles every pair has finished.
     ///
     /// # Errors
     ///
-    /// [`ExporterError::Stopped`] if the scheduler is gone.
+    /// [`ExporterError::Stopped`] if a scheduler is gone.
     pub async fn poll_now(&self) -> Result<u64, ExporterError> {
-        let (reply, answer) = oneshot::channel();
-        self.controls
-            .send(Control::Poll(reply))
-            .await
-            .map_err(|_| ExporterError::Stopped)?;
-        answer.await.map_err(|_| ExporterError::Stopped)
+        let mut answers = Vec::new();
+        for control in &self.controls {
+            let (reply, answer) = oneshot::channel();
+            control
+                .send(Control::Poll(reply))
+                .await
+                .map_err(|_| ExporterError::Stopped)?;
+            answers.push(answer);
+        }
+        for answer in answers {
+            answer.await.map_err(|_| ExporterError::Stopped)?;
+        }
+        // Each answer came once its pair's result was served.
+        Ok(self.exposition.borrow().cycles)
     }
 
     /// Hands a reloaded configuration to the cycles that start after this call, or with
     /// `None` records that a reload was refused; returns once the outcome is served, or after
-    /// a moment if a cycle is under way. Region, endpoint and the SDK's retry and timeout
-    /// settings belong to the client, built at start: they need a restart.
+    /// a moment if a cycle is under way. Accounts, regions, endpoints and the SDK's retry and
+    /// timeout settings belong to the clients, built at start: they need a restart.
     ///
     /// # Errors
     ///
-    /// [`ExporterError::Stopped`] if the scheduler is gone.
+    /// [`ExporterError::Stopped`] if a scheduler is gone.
     pub async fn reload(&self, config: Option<Config>) -> Result<(), ExporterError> {
-        let (done, applied) = oneshot::channel();
-        // Mid-cycle the scheduler takes it when the cycle ends; the caller need not wait, nor
+        let Some(config) = config else {
+            self.telemetry.record_reload(false);
+            let generation = self.bump();
+            return self.served(generation).await.map(drop);
+        };
+        // Mid-cycle a scheduler takes it when the cycle ends; the caller need not wait, nor
         // block on a queue that a long cycle has filled.
         let delivered = tokio::time::timeout(RELOAD_WAIT, async {
-            self.controls
-                .send(Control::Reload(config.map(Box::new), done))
-                .await
-                .map_err(|_| ExporterError::Stopped)?;
-            applied.await.map_err(|_| ExporterError::Stopped)
+            let mut taken = Vec::new();
+            for control in &self.controls {
+                let (done, applied) = oneshot::channel();
+                control
+                    .send(Control::Reload(Box::new(config.clone()), done))
+                    .await
+                    .map_err(|_| ExporterError::Stopped)?;
+                taken.push(applied);
+            }
+            for applied in taken {
+                applied.await.map_err(|_| ExporterError::Stopped)?;
+            }
+            Ok(())
         })
         .await;
+        self.telemetry.record_reload(true);
+        tracing::info!(config = %config.summary(), "configuration reloaded");
+        let generation = self.bump();
         match delivered {
             Ok(Err(e)) => Err(e),
-            _ => Ok(()),
+            Ok(Ok(())) => self.served(generation).await.map(drop),
+            Err(_) => Ok(()),
         }
     }
 
-    /// Waits until `n` cycles have finished and their result is served.
+    /// Asks for a rendering of the board as it is, for a change outside the snapshots.
+    fn bump(&self) -> u64 {
+        let mut generation = 0;
+        self.board.send_modify(|board| {
+            board.generation += 1;
+            generation = board.generation;
+        });
+        generation
+    }
+
+    /// Waits until the board's `generation` is served; returns the cycles every pair finished.
+    async fn served(&self, generation: u64) -> Result<u64, ExporterError> {
+        let mut exposition = self.exposition.clone();
+        exposition
+            .wait_for(|e| e.generation >= generation)
+            .await
+            .map(|e| e.cycles)
+            .map_err(|_| ExporterError::Stopped)
+    }
+
+    /// Waits until every pair has finished `n` cycles and their result is served.
     ///
     /// # Errors
     ///
-    /// [`ExporterError::Stopped`] if the scheduler is gone first.
+    /// [`ExporterError::Stopped`] if the schedulers are gone first.
     pub async fn wait_for_cycle(&self, n: u64) -> Result<(), ExporterError> {
         let mut exposition = self.exposition.clone();
         exposition
@@ -133,11 +238,33 @@ impl Exporter {
             .map_err(|_| ExporterError::Stopped)
     }
 
+    /// Waits until the pair at `place` has finished `n` cycles and their result is served,
+    /// whatever the other pairs are doing.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::Stopped`] if the schedulers are gone first.
+    pub async fn wait_for_place(&self, place: &Place, n: u64) -> Result<(), ExporterError> {
+        let mut board = self.board.subscribe();
+        let generation = board
+            .wait_for(|b| {
+                b.sources
+                    .iter()
+                    .any(|s| s.place.as_ref() == Some(place) && s.cycles >= n)
+            })
+            .await
+            .map(|b| b.generation)
+            .map_err(|_| ExporterError::Stopped)?;
+        self.served(generation).await.map(drop)
+    }
+
     /// Stops polling and serving; returns once in-flight requests are answered.
     pub async fn shutdown(self) {
         self.shutdown.send_replace(true);
         // A task that panicked has nothing left to clean up.
-        let _ = self.scheduler.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
         let server = self.server;
         let _ = tokio::task::spawn_blocking(move || server.join()).await;
     }

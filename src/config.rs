@@ -27,6 +27,59 @@ pub struct Config {
     pub failed_targets: Option<usize>,
     /// The share of the associations this replica polls: from flags, not from the file.
     pub shard: Shard,
+    /// Accounts and regions to poll, each pair on its own client; empty: one pair, the
+    /// default credentials in `region`.
+    pub accounts: Vec<Account>,
+    /// Overrides the STS endpoint that roles are assumed through (`AWS_ENDPOINT_URL_STS` does
+    /// the same from the environment).
+    pub sts_endpoint_url: Option<String>,
+}
+
+/// One account and the regions polled in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Twelve digits: from the role ARN, or given for the default credentials.
+    pub account_id: String,
+    /// The role to assume; `None` polls with the default credentials.
+    pub role: Option<Role>,
+    pub regions: Vec<String>,
+    /// SSM endpoints by region, for VPC endpoints and simulators; the rest use the default.
+    pub endpoint_urls: std::collections::BTreeMap<String, String>,
+}
+
+/// A role assumed through STS, as `AssumeRole` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+}
+
+/// The session name when the configuration gives none: CloudTrail shows it.
+pub const DEFAULT_SESSION_NAME: &str = "ssm-association-exporter";
+
+/// Where associations come from, as labels: an account and a region. Series carry it only
+/// when the configuration lists `accounts`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    pub account_id: String,
+    pub region: String,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.account_id, self.region)
+    }
+}
+
+/// One (account, region) pair to poll, with what its client needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// `None` without `accounts`: the series then carry no account or region labels.
+    pub place: Option<Place>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub role: Option<Role>,
 }
 
 /// One of `total` replicas that split the associations between them by a stable hash of the
@@ -129,6 +182,8 @@ pub struct WatchedAssociation {
     pub execution_id: Option<AwsId>,
     /// Sent as the API's `Filters`: only matching targets are counted.
     pub filters: Vec<TargetFilter>,
+    /// Which account and region hold it; set exactly when the configuration lists `accounts`.
+    pub place: Option<Place>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -289,6 +344,21 @@ struct RawConfig {
     cycle_timeout: Option<String>,
     api: Option<RawApi>,
     failed_targets: Option<RawFailedTargets>,
+    accounts: Option<Vec<RawAccount>>,
+    sts_endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    role_arn: Option<String>,
+    account_id: Option<String>,
+    external_id: Option<String>,
+    session_name: Option<String>,
+    #[serde(default)]
+    regions: Vec<String>,
+    #[serde(default)]
+    endpoint_urls: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +386,8 @@ struct RawAssociation {
     execution_id: Option<String>,
     #[serde(default)]
     filters: Vec<RawFilter>,
+    account_id: Option<String>,
+    region: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -447,14 +519,35 @@ pub fn parse(text: &str) -> Result<Config, String> {
     let region = text_field("region", raw.region)?;
     let endpoint_url = text_field("endpoint_url", raw.endpoint_url)?;
     if let Some(url) = &endpoint_url {
-        field("endpoint_url", url, |url| {
-            if url.starts_with("http://") || url.starts_with("https://") {
-                Ok(())
-            } else {
-                Err(format!("{url:?} is not an http:// or https:// URL"))
-            }
-        })?;
+        field("endpoint_url", url, http_url)?;
     }
+    let sts_endpoint_url = text_field("sts_endpoint_url", raw.sts_endpoint_url)?;
+    if let Some(url) = &sts_endpoint_url {
+        field("sts_endpoint_url", url, http_url)?;
+    }
+    let accounts = accounts(text, raw.accounts.unwrap_or_default())?;
+    if !accounts.is_empty() {
+        for (key, given) in [
+            ("region", region.is_some()),
+            ("endpoint_url", endpoint_url.is_some()),
+        ] {
+            if given {
+                return Err(format!(
+                    "{key}: give regions and endpoint_urls under accounts when accounts are listed{}",
+                    line_suffix(locate(text, key))
+                ));
+            }
+        }
+    }
+    let places: Vec<Place> = accounts
+        .iter()
+        .flat_map(|a| {
+            a.regions.iter().map(|r| Place {
+                account_id: a.account_id.clone(),
+                region: r.clone(),
+            })
+        })
+        .collect();
 
     let associations = raw.associations.unwrap_or_default();
     let watch = if associations.is_empty() {
@@ -501,10 +594,38 @@ pub fn parse(text: &str) -> Result<Config, String> {
                     value: NonEmpty(f.value),
                 });
             }
+            let place = match (a.account_id, a.region) {
+                (None, None) if places.is_empty() => None,
+                (Some(account_id), Some(region)) if !places.is_empty() => {
+                    let place = Place { account_id, region };
+                    if !places.contains(&place) {
+                        return Err(format!(
+                            "{path}: account {} and region {} are not a pair listed under accounts{}",
+                            place.account_id,
+                            place.region,
+                            line_suffix(locate(text, &format!("{path}.association_id"))),
+                        ));
+                    }
+                    Some(place)
+                }
+                _ if places.is_empty() => {
+                    return Err(format!(
+                        "{path}: account_id and region apply only when accounts are listed{}",
+                        line_suffix(locate(text, &format!("{path}.association_id"))),
+                    ));
+                }
+                _ => {
+                    return Err(format!(
+                        "{path}: needs account_id and region, to say which listed account and region hold it{}",
+                        line_suffix(locate(text, &format!("{path}.association_id"))),
+                    ));
+                }
+            };
             watched.push(WatchedAssociation {
                 association_id,
                 execution_id,
                 filters,
+                place,
             });
         }
         Watch::Explicit(watched)
@@ -601,7 +722,188 @@ pub fn parse(text: &str) -> Result<Config, String> {
         api,
         failed_targets,
         shard: Shard::ALL,
+        accounts,
+        sts_endpoint_url,
     })
+}
+
+/// Validates the `accounts` list: each pair of account and region once, every key checked.
+fn accounts(text: &str, raw: Vec<RawAccount>) -> Result<Vec<Account>, String> {
+    let at = |path: &str| line_suffix(locate(text, path));
+    let mut accounts: Vec<Account> = Vec::new();
+    for (i, a) in raw.into_iter().enumerate() {
+        let path = format!("accounts[{i}]");
+        let from_arn = match &a.role_arn {
+            Some(arn) => Some(role_account(arn).ok_or_else(|| {
+                format!(
+                    "{path}.role_arn: {arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/name{}",
+                    at(&format!("{path}.role_arn"))
+                )
+            })?),
+            None => None,
+        };
+        let account_id = match (from_arn, a.account_id) {
+            (Some(from_arn), Some(given)) if from_arn != given => {
+                return Err(format!(
+                    "{path}.account_id: {given} is not the account of the role ARN, {from_arn}{}",
+                    at(&format!("{path}.account_id"))
+                ));
+            }
+            (Some(id), _) => id,
+            (None, Some(given)) => {
+                if given.len() != 12 || !given.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!(
+                        "{path}.account_id: {given:?} is not a 12-digit account ID{}",
+                        at(&format!("{path}.account_id"))
+                    ));
+                }
+                given
+            }
+            (None, None) => {
+                return Err(format!(
+                    "{path}: needs role_arn, or account_id to poll with the default credentials{}",
+                    at(&path)
+                ));
+            }
+        };
+        let role = match a.role_arn {
+            Some(arn) => Some(Role {
+                arn,
+                external_id: match a.external_id {
+                    Some(id) if !(2..=1224).contains(&id.len()) => {
+                        return Err(format!(
+                            "{path}.external_id: must be 2 to 1224 characters{}",
+                            at(&format!("{path}.external_id"))
+                        ));
+                    }
+                    id => id,
+                },
+                session_name: match a.session_name {
+                    Some(name) if !valid_session_name(&name) => {
+                        return Err(format!(
+                            "{path}.session_name: {name:?} must be 2 to 64 letters, digits or +=,.@_-{}",
+                            at(&format!("{path}.session_name"))
+                        ));
+                    }
+                    Some(name) => name,
+                    None => DEFAULT_SESSION_NAME.to_owned(),
+                },
+            }),
+            None => {
+                for (key, given) in [
+                    ("external_id", a.external_id.is_some()),
+                    ("session_name", a.session_name.is_some()),
+                ] {
+                    if given {
+                        return Err(format!(
+                            "{path}.{key}: applies only with role_arn{}",
+                            at(&format!("{path}.{key}"))
+                        ));
+                    }
+                }
+                None
+            }
+        };
+        if a.regions.is_empty() {
+            return Err(format!(
+                "{path}.regions: list at least one region{}",
+                at(&path)
+            ));
+        }
+        for (j, region) in a.regions.iter().enumerate() {
+            let key = format!("{path}.regions[{j}]");
+            if !valid_region(region) {
+                return Err(format!(
+                    "{key}: {region:?} is not a region name like us-east-1{}",
+                    at(&format!("{path}.regions"))
+                ));
+            }
+            if a.regions[..j].contains(region) {
+                return Err(format!(
+                    "{key}: {region} is listed twice{}",
+                    at(&format!("{path}.regions"))
+                ));
+            }
+            if let Some(k) = accounts
+                .iter()
+                .position(|o| o.account_id == account_id && o.regions.contains(region))
+            {
+                return Err(format!(
+                    "{key}: account {account_id} in {region} is listed already under accounts[{k}]{}",
+                    at(&format!("{path}.regions"))
+                ));
+            }
+        }
+        for (region, url) in &a.endpoint_urls {
+            let key = format!("{path}.endpoint_urls.{region}");
+            if !a.regions.contains(region) {
+                return Err(format!(
+                    "{key}: {region} is not one of the account's regions{}",
+                    at(&format!("{path}.endpoint_urls"))
+                ));
+            }
+            http_url(url)
+                .map_err(|m| format!("{key}: {m}{}", at(&format!("{path}.endpoint_urls"))))?;
+        }
+        accounts.push(Account {
+            account_id,
+            role,
+            regions: a.regions,
+            endpoint_urls: a.endpoint_urls,
+        });
+    }
+    Ok(accounts)
+}
+
+/// The account of an IAM role ARN, `arn:<partition>:iam::<12 digits>:role/<path and name>`.
+fn role_account(arn: &str) -> Option<String> {
+    let mut parts = arn.splitn(6, ':');
+    let (arn_, partition, service, region, account, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    let ok = arn_ == "arn"
+        && partition.starts_with("aws")
+        && service == "iam"
+        && region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && resource
+            .strip_prefix("role/")
+            .is_some_and(|r| !r.is_empty());
+    ok.then(|| account.to_owned())
+}
+
+/// STS's `RoleSessionName` pattern: `[\w+=,.@-]{2,64}`.
+fn valid_session_name(name: &str) -> bool {
+    (2..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
+}
+
+/// A region name as AWS spells them: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`.
+fn valid_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
+        && !parts[parts.len() - 1].is_empty()
+}
+
+fn http_url(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("{url:?} is not an http:// or https:// URL"))
+    }
 }
 
 fn uuid(value: &str) -> Result<(), String> {
@@ -726,7 +1028,40 @@ impl Config {
         if self.api.timeout != new.api.timeout {
             keys.push("api.timeout");
         }
+        if self.accounts != new.accounts {
+            keys.push("accounts");
+        }
+        if self.sts_endpoint_url != new.sts_endpoint_url {
+            keys.push("sts_endpoint_url");
+        }
         keys
+    }
+
+    /// Every (account, region) pair to poll, in the order of the file; without `accounts`,
+    /// the one pair of the default credentials.
+    pub fn sources(&self) -> Vec<SourceSpec> {
+        if self.accounts.is_empty() {
+            return vec![SourceSpec {
+                place: None,
+                region: self.region.clone(),
+                endpoint_url: self.endpoint_url.clone(),
+                role: None,
+            }];
+        }
+        self.accounts
+            .iter()
+            .flat_map(|a| {
+                a.regions.iter().map(|region| SourceSpec {
+                    place: Some(Place {
+                        account_id: a.account_id.clone(),
+                        region: region.clone(),
+                    }),
+                    region: Some(region.clone()),
+                    endpoint_url: a.endpoint_urls.get(region).cloned(),
+                    role: a.role.clone(),
+                })
+            })
+            .collect()
     }
 
     /// A one-line description, for `--config.check` and the start-up log.
@@ -752,11 +1087,23 @@ impl Config {
         } else {
             String::new()
         };
+        let pairs = self.sources().len();
+        let place = if self.accounts.is_empty() {
+            format!(
+                "region {}, endpoint {}",
+                self.region.as_deref().unwrap_or("from the environment"),
+                self.endpoint_url.as_deref().unwrap_or("default"),
+            )
+        } else {
+            format!(
+                "{} accounts in {pairs} account-region pairs",
+                self.accounts.len()
+            )
+        };
+        let per = if pairs > 1 { " per pair" } else { "" };
         format!(
-            "{watch}, poll interval {}, region {}, endpoint {}, at most {} calls/s{shard}",
+            "{watch}, poll interval {}, {place}, at most {} calls/s{per}{shard}",
             format_duration(self.poll_interval),
-            self.region.as_deref().unwrap_or("from the environment"),
-            self.endpoint_url.as_deref().unwrap_or("default"),
             self.api.requests_per_second,
         )
     }
@@ -885,12 +1232,18 @@ mod tests {
         let end = text
             .find("# Narrowing for discovery")
             .expect("discovery comment");
-        let discovery: String = text[end..]
-            .lines()
-            .skip(1)
-            .map(|l| l.strip_prefix("# ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let accounts_at = text.find("# Several accounts").expect("accounts comment");
+        let accounts_key = text.find("# accounts:").expect("accounts key");
+        let sts_key = text.find("# sts_endpoint_url:").expect("sts key");
+        let uncomment = |block: &str| -> String {
+            block
+                .lines()
+                .skip(1)
+                .map(|l| l.strip_prefix("# ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let discovery = uncomment(&text[end..accounts_at]);
         let swapped = format!("{}{discovery}\n", &text[..start]);
         let config = parse(&swapped).expect("the example's discovery block is valid");
         assert_eq!(
@@ -899,6 +1252,23 @@ mod tests {
                 name_prefix: Some("patch-".into()),
                 document_name: Some("AWS-RunPatchBaseline".into()),
             })
+        );
+        // And so is the accounts block, in place of the region.
+        // The keys without the prose between them: the line before each is skipped.
+        let accounts = format!(
+            "{}\n{}",
+            uncomment(&text[accounts_key - 1..text.find("#\n# STS").expect("STS comment")]),
+            uncomment(&text[sts_key - 1..])
+        );
+        let with_accounts = format!(
+            "{}{accounts}\n",
+            text[..start].replace("\nregion: us-east-2\n", "\n")
+        );
+        let config = parse(&with_accounts).expect("the example's accounts block is valid");
+        assert_eq!(config.sources().len(), 3);
+        assert_eq!(
+            config.sts_endpoint_url.as_deref(),
+            Some("https://sts.us-east-1.amazonaws.com")
         );
     }
 
@@ -989,7 +1359,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "region: us-east-2\npoll_interval: 60s\nscrape_timeout: 5s\n",
-                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery`, `full_refresh_interval`, `cycle_timeout`, `api`, `failed_targets` at line 3 column 1",
+                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery`, `full_refresh_interval`, `cycle_timeout`, `api`, `failed_targets`, `accounts`, `sts_endpoint_url` at line 3 column 1",
             ),
             (
                 "poll_interval: 60\n",
@@ -1035,7 +1405,7 @@ mod tests {
             ),
             (
                 &format!("associations:\n  - association_id: {A1}\n    pinned: true\n"),
-                "associations[0]: unknown field `pinned`, expected one of `association_id`, `execution_id`, `filters` at line 3 column 5",
+                "associations[0]: unknown field `pinned`, expected one of `association_id`, `execution_id`, `filters`, `account_id`, `region` at line 3 column 5",
             ),
             (
                 &format!(
@@ -1112,6 +1482,66 @@ mod tests {
                 "- region\n",
                 "invalid type: sequence, expected a mapping of configuration keys",
             ),
+            (
+                "accounts:\n  - role_arn: arn:aws:iam::12345:role/x\n    regions: [us-east-1]\n",
+                "accounts[0].role_arn: \"arn:aws:iam::12345:role/x\" is not an IAM role ARN like arn:aws:iam::123456789012:role/name at line 2",
+            ),
+            (
+                "accounts:\n  - regions: [us-east-1]\n",
+                "accounts[0]: needs role_arn, or account_id to poll with the default credentials at line 2",
+            ),
+            (
+                "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    account_id: \"222222222222\"\n    regions: [us-east-1]\n",
+                "accounts[0].account_id: 222222222222 is not the account of the role ARN, 111111111111 at line 3",
+            ),
+            (
+                "accounts:\n  - account_id: \"1111\"\n    regions: [us-east-1]\n",
+                "accounts[0].account_id: \"1111\" is not a 12-digit account ID at line 2",
+            ),
+            (
+                "accounts:\n  - account_id: \"111111111111\"\n    external_id: abc\n    regions: [us-east-1]\n",
+                "accounts[0].external_id: applies only with role_arn at line 3",
+            ),
+            (
+                "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n",
+                "accounts[0].regions: list at least one region at line 2",
+            ),
+            (
+                "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [us-east-1, US-West-2]\n",
+                "accounts[0].regions[1]: \"US-West-2\" is not a region name like us-east-1 at line 3",
+            ),
+            (
+                "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    session_name: \"a b\"\n    regions: [us-east-1]\n",
+                "accounts[0].session_name: \"a b\" must be 2 to 64 letters, digits or +=,.@_- at line 3",
+            ),
+            (
+                "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [us-east-1]\n  - account_id: \"111111111111\"\n    regions: [eu-west-1, us-east-1]\n",
+                "accounts[1].regions[1]: account 111111111111 in us-east-1 is listed already under accounts[0] at line 5",
+            ),
+            (
+                "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [us-east-1]\n    endpoint_urls:\n      eu-west-1: http://127.0.0.1:1\n",
+                "accounts[0].endpoint_urls.eu-west-1: eu-west-1 is not one of the account's regions at line 4",
+            ),
+            (
+                "region: us-east-1\naccounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [us-east-1]\n",
+                "region: give regions and endpoint_urls under accounts when accounts are listed at line 1",
+            ),
+            (
+                &format!(
+                    "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [us-east-1]\nassociations:\n  - association_id: {A1}\n"
+                ),
+                "associations[0]: needs account_id and region, to say which listed account and region hold it at line 5",
+            ),
+            (
+                &format!(
+                    "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [us-east-1]\nassociations:\n  - association_id: {A1}\n    account_id: \"111111111111\"\n    region: eu-west-1\n"
+                ),
+                "associations[0]: account 111111111111 and region eu-west-1 are not a pair listed under accounts at line 5",
+            ),
+            (
+                &format!("associations:\n  - association_id: {A1}\n    region: eu-west-1\n"),
+                "associations[0]: account_id and region apply only when accounts are listed at line 2",
+            ),
         ];
         let mismatches: Vec<String> = cases
             .iter()
@@ -1122,6 +1552,72 @@ mod tests {
             })
             .collect();
         assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
+    }
+
+    #[test]
+    fn accounts_become_one_source_per_pair() {
+        let config = parse(&format!(
+            "sts_endpoint_url: http://127.0.0.1:9\naccounts:\n  - role_arn: arn:aws:iam::111111111111:role/reader\n    external_id: ext-1\n    regions: [us-east-1, eu-west-1]\n    endpoint_urls:\n      eu-west-1: http://127.0.0.1:8\n  - account_id: \"222222222222\"\n    regions: [ap-southeast-2]\nassociations:\n  - association_id: {A1}\n    account_id: \"111111111111\"\n    region: eu-west-1\n"
+        ))
+        .expect("valid");
+        let role = Role {
+            arn: "arn:aws:iam::111111111111:role/reader".into(),
+            external_id: Some("ext-1".into()),
+            session_name: DEFAULT_SESSION_NAME.into(),
+        };
+        let place = |a: &str, r: &str| Place {
+            account_id: a.into(),
+            region: r.into(),
+        };
+        assert_eq!(
+            config.sources(),
+            vec![
+                SourceSpec {
+                    place: Some(place("111111111111", "us-east-1")),
+                    region: Some("us-east-1".into()),
+                    endpoint_url: None,
+                    role: Some(role.clone()),
+                },
+                SourceSpec {
+                    place: Some(place("111111111111", "eu-west-1")),
+                    region: Some("eu-west-1".into()),
+                    endpoint_url: Some("http://127.0.0.1:8".into()),
+                    role: Some(role),
+                },
+                SourceSpec {
+                    place: Some(place("222222222222", "ap-southeast-2")),
+                    region: Some("ap-southeast-2".into()),
+                    endpoint_url: None,
+                    role: None,
+                },
+            ]
+        );
+        assert_eq!(
+            config.sts_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        let Watch::Explicit(list) = &config.watch else {
+            panic!("explicit: {:?}", config.watch);
+        };
+        assert_eq!(list[0].place, Some(place("111111111111", "eu-west-1")));
+        assert_eq!(
+            config.summary(),
+            "1 explicit associations (0 pinned), poll interval 1m, 2 accounts in 3 account-region pairs, at most 5 calls/s per pair"
+        );
+        let mut other = config.clone();
+        other.accounts.pop();
+        assert_eq!(config.needs_restart(&other), vec!["accounts"]);
+        // Without accounts: one pair, no place.
+        let single = parse("region: us-east-1\n").expect("valid");
+        assert_eq!(
+            single.sources(),
+            vec![SourceSpec {
+                place: None,
+                region: Some("us-east-1".into()),
+                endpoint_url: None,
+                role: None,
+            }]
+        );
     }
 
     #[test]

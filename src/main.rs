@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ssm_association_exporter::app::Exporter;
+use ssm_association_exporter::app::{Exporter, Source};
 use ssm_association_exporter::config::{self, Config, Shard};
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
@@ -164,23 +164,33 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut options = ClientOptions::for_config(&config);
-    let demo = if flags.demo {
-        let (sim, server, demo_options) = start_demo(options).await?;
-        options = demo_options;
-        Some((sim, server))
-    } else {
-        None
-    };
-    let ssm = AwsSsm::connect(&options)
-        .await
-        .map_err(|e| Usage(e.to_string()))?;
+    let mut sources = Vec::new();
+    let mut demo = None;
+    for spec in config.sources() {
+        let mut options = ClientOptions::for_source(&config, &spec);
+        if flags.demo {
+            let (sim, server, demo_options) = start_demo(options).await?;
+            options = demo_options;
+            demo = Some((sim, server));
+        }
+        let ssm = AwsSsm::connect(&options)
+            .await
+            .map_err(|e| Usage(e.to_string()))?;
+        sources.push(Source {
+            place: spec.place,
+            ssm,
+        });
+        if flags.demo {
+            // The demo has one simulated endpoint: one pair.
+            break;
+        }
+    }
     let listener = TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
     let (reload_requests, mut reloads) = mpsc::channel(4);
-    let exporter = Exporter::start(
-        ssm,
+    let exporter = Exporter::start_sources(
+        sources,
         &config,
         listener,
         ServerOptions {

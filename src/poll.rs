@@ -10,14 +10,14 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::config::{Config, Discovery, Shard, TargetFilter, Watch};
+use crate::config::{Config, Discovery, Place, Shard, TargetFilter, Watch};
 use crate::limit::Limiter;
 use crate::snapshot::{AssociationState, ExecutionState, FailedTargets, Snapshot, TargetCounts};
 use crate::ssm::{
     Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Operation, Page, Ssm,
     SsmError,
 };
-use crate::telemetry::Telemetry;
+use crate::telemetry::SourceTelemetry;
 
 /// What a cycle needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,10 +33,21 @@ pub struct PollSettings {
     pub shard: Shard,
 }
 
-impl From<&Config> for PollSettings {
-    fn from(config: &Config) -> Self {
+impl PollSettings {
+    /// The settings of one (account, region) pair: explicit associations are those placed in
+    /// it; everything else is the same for every pair.
+    pub fn for_place(config: &Config, place: Option<&Place>) -> Self {
+        let watch = match &config.watch {
+            Watch::Explicit(list) => Watch::Explicit(
+                list.iter()
+                    .filter(|a| a.place.as_ref() == place)
+                    .cloned()
+                    .collect(),
+            ),
+            Watch::Discover(d) => Watch::Discover(d.clone()),
+        };
         PollSettings {
-            watch: config.watch.clone(),
+            watch,
             full_refresh_interval: config.full_refresh_interval,
             cycle_timeout: config.cycle_timeout,
             concurrency: config.api.max_in_flight,
@@ -101,7 +112,7 @@ pub async fn poll_once<S: Ssm>(
     limiter: &Limiter,
     settings: &PollSettings,
     previous: &Snapshot,
-    telemetry: &Telemetry,
+    telemetry: &SourceTelemetry,
 ) -> Cycle {
     let deadline = Instant::now() + settings.cycle_timeout;
     let poller = Poller {
@@ -244,7 +255,7 @@ enum Step<T> {
 struct Poller<'a, S> {
     ssm: &'a S,
     limiter: &'a Limiter,
-    telemetry: &'a Telemetry,
+    telemetry: &'a SourceTelemetry,
     calls: AtomicUsize,
     /// The cycle's start, for the age of counts.
     now: SystemTime,

@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, GaugeVec, Opts, Registry, TextEncoder};
 
+use crate::config::Place;
 use crate::snapshot::Snapshot;
+use crate::telemetry::PLACE_LABELS;
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -125,16 +127,35 @@ pub enum RenderError {
 ///
 /// [`RenderError`] if the prometheus crate refuses a family; with our static names it does not.
 pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, RenderError> {
+    render_places(&[(None, snapshot)], extra)
+}
+
+/// Encodes the snapshots of several (account, region) pairs as one exposition. When any pair
+/// has a place, every series carries `account_id` and `region` after its own labels.
+///
+/// # Errors
+///
+/// [`RenderError`] if the prometheus crate refuses a family; with our static names it does not.
+pub fn render_places(
+    sources: &[(Option<&Place>, &Snapshot)],
+    extra: Vec<MetricFamily>,
+) -> Result<Vec<u8>, RenderError> {
+    let placed = sources.iter().any(|(place, _)| place.is_some());
     let registry = Registry::new();
-    let gauge = |family: &Family| -> Result<GaugeVec, RenderError> {
+    let gauge = |family: &Family| -> Result<Gauges, RenderError> {
         let metric = |source| RenderError::Metric {
             name: family.name,
             source,
         };
-        let vec =
-            GaugeVec::new(Opts::new(family.name, family.help), family.labels).map_err(metric)?;
+        let labels: Vec<&str> = family
+            .labels
+            .iter()
+            .chain(if placed { &PLACE_LABELS[..] } else { &[] })
+            .copied()
+            .collect();
+        let vec = GaugeVec::new(Opts::new(family.name, family.help), &labels).map_err(metric)?;
         registry.register(Box::new(vec.clone())).map_err(metric)?;
-        Ok(vec)
+        Ok(Gauges(vec))
     };
     let targets = gauge(&TARGETS)?;
     let info = gauge(&INFO)?;
@@ -147,72 +168,81 @@ pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, 
     let failed_target = gauge(&FAILED_TARGET)?;
     let failed_omitted = gauge(&FAILED_OMITTED)?;
 
-    for a in &snapshot.associations {
-        let id = a.association_id.as_str();
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        poll_success
-            .with_label_values(&[id])
-            .set(if a.poll_ok { 1.0 } else { 0.0 });
-        if let Some(t) = a.last_success {
-            poll_last_success.with_label_values(&[id]).set(seconds(t));
-        }
-        if a.last_success.is_none() {
-            // Never read: there is nothing true to say about it beyond the failure.
-            continue;
-        }
-        info.with_label_values(&[
-            id.to_owned(),
-            text(&a.name),
-            text(&a.document_name),
-            text(&a.document_version),
-            text(&a.association_version),
-        ])
-        .set(1.0);
-        if let Some(t) = a.last_execution_date {
-            last_execution.with_label_values(&[id]).set(seconds(t));
-        }
-        let Some(e) = &a.execution else { continue };
-        let exec = e.execution_id.as_str();
-        execution_status
-            .with_label_values(&[id, exec, &text(&e.status), &text(&e.detailed_status)])
-            .set(1.0);
-        if let Some(t) = e.created_time {
-            execution_created
-                .with_label_values(&[id, exec])
-                .set(seconds(t));
-        }
-        if let Some(t) = e.last_execution_date {
-            execution_last
-                .with_label_values(&[id, exec])
-                .set(seconds(t));
-        }
-        for (key, count) in e.targets.iter() {
-            targets
-                .with_label_values(&[
+    for (place, snapshot) in sources {
+        let place: Vec<&str> = match (placed, place) {
+            (false, _) => Vec::new(),
+            (true, Some(p)) => vec![p.account_id.as_str(), p.region.as_str()],
+            (true, None) => vec!["", ""],
+        };
+        let place = place.as_slice();
+        for a in &snapshot.associations {
+            let id = a.association_id.as_str();
+            let text = |v: &Option<String>| v.clone().unwrap_or_default();
+            poll_success.set(&[id], place, if a.poll_ok { 1.0 } else { 0.0 });
+            if let Some(t) = a.last_success {
+                poll_last_success.set(&[id], place, seconds(t));
+            }
+            if a.last_success.is_none() {
+                // Never read: there is nothing true to say about it beyond the failure.
+                continue;
+            }
+            info.set(
+                &[
                     id,
-                    exec,
-                    &key.status,
-                    &key.detailed_status,
-                    &key.resource_type,
-                ])
-                // Counts are far below 2^53: exact as f64.
-                .set(count as f64);
-        }
-        if let Some(failed) = &e.failed {
-            for (resource_id, target) in failed.iter() {
-                failed_target
-                    .with_label_values(&[
+                    &text(&a.name),
+                    &text(&a.document_name),
+                    &text(&a.document_version),
+                    &text(&a.association_version),
+                ],
+                place,
+                1.0,
+            );
+            if let Some(t) = a.last_execution_date {
+                last_execution.set(&[id], place, seconds(t));
+            }
+            let Some(e) = &a.execution else { continue };
+            let exec = e.execution_id.as_str();
+            execution_status.set(
+                &[id, exec, &text(&e.status), &text(&e.detailed_status)],
+                place,
+                1.0,
+            );
+            if let Some(t) = e.created_time {
+                execution_created.set(&[id, exec], place, seconds(t));
+            }
+            if let Some(t) = e.last_execution_date {
+                execution_last.set(&[id, exec], place, seconds(t));
+            }
+            for (key, count) in e.targets.iter() {
+                targets.set(
+                    &[
                         id,
                         exec,
-                        resource_id,
-                        &target.resource_type,
-                        &target.detailed_status,
-                    ])
-                    .set(1.0);
+                        &key.status,
+                        &key.detailed_status,
+                        &key.resource_type,
+                    ],
+                    place,
+                    // Counts are far below 2^53: exact as f64.
+                    count as f64,
+                );
             }
-            failed_omitted
-                .with_label_values(&[id, exec])
-                .set(failed.omitted as f64);
+            if let Some(failed) = &e.failed {
+                for (resource_id, target) in failed.iter() {
+                    failed_target.set(
+                        &[
+                            id,
+                            exec,
+                            resource_id,
+                            &target.resource_type,
+                            &target.detailed_status,
+                        ],
+                        place,
+                        1.0,
+                    );
+                }
+                failed_omitted.set(&[id, exec], place, failed.omitted as f64);
+            }
         }
     }
 
@@ -224,6 +254,16 @@ pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, 
         .encode(&families, &mut out)
         .map_err(RenderError::Encode)?;
     Ok(out)
+}
+
+/// A family of the snapshot, set with its own label values followed by the pair's.
+struct Gauges(GaugeVec);
+
+impl Gauges {
+    fn set(&self, own: &[&str], place: &[&str], value: f64) {
+        let labels: Vec<&str> = own.iter().chain(place).copied().collect();
+        self.0.with_label_values(&labels).set(value);
+    }
 }
 
 /// Seconds since the epoch, to the millisecond the API reports; times before 1970 are 0.

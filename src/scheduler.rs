@@ -1,6 +1,8 @@
-//! When cycles run: at start, then every poll interval, and whenever one is asked for. It is the
-//! only writer of the published exposition, and since it runs cycles one after another in a
-//! single task, two cycles never overlap.
+//! When cycles run: at start, then every poll interval, and whenever one is asked for. There is
+//! one scheduler per (account, region) pair, so that a slow or failing pair never holds up the
+//! others; each runs its cycles one after another in a single task, so two cycles of a pair
+//! never overlap. Each posts its snapshots on the shared [`Board`], and the [`Renderer`]
+//! renders the board whole: the only writer of the published exposition.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -10,16 +12,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{error, info};
 
-use crate::config::{Config, MIN_POLL_INTERVAL};
+use crate::config::{Config, MIN_POLL_INTERVAL, Place};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once};
-use crate::render::render;
+use crate::render::render_places;
 use crate::server::Exposition;
 use crate::snapshot::Snapshot;
 use crate::ssm::Ssm;
-use crate::telemetry::{CycleRecord, Telemetry};
+use crate::telemetry::{CycleRecord, SourceTelemetry, Telemetry};
 
-/// A request for a cycle; answered with that cycle's number once it is published.
+/// A request for a cycle; answered with that cycle's number once its result is served.
 pub type Trigger = oneshot::Sender<u64>;
 
 /// What the rest of the exporter can ask of a running scheduler.
@@ -27,22 +29,68 @@ pub type Trigger = oneshot::Sender<u64>;
 pub enum Control {
     /// Run a cycle that starts after this request.
     Poll(Trigger),
-    /// A new configuration, for the cycles that start after it; `None` when a reload was
-    /// refused, which the reload metrics report. Answered once the outcome is served.
-    Reload(Option<Box<Config>>, oneshot::Sender<()>),
+    /// A new configuration, for the cycles that start after it; answered once taken.
+    Reload(Box<Config>, oneshot::Sender<()>),
 }
 
-/// Everything a scheduler needs; it owns the source, the limit and the exporter's metrics.
+/// The latest snapshot of every pair, in the order of the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Board {
+    pub sources: Vec<Posted>,
+    /// Counts every change, so that a waiter can tell when the exposition has caught up.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub place: Option<Place>,
+    pub snapshot: Arc<Snapshot>,
+    /// Cycles of this pair finished so far.
+    pub cycles: u64,
+}
+
+impl Board {
+    /// An empty snapshot for each pair, before any cycle.
+    pub fn new(places: impl IntoIterator<Item = Option<Place>>) -> Board {
+        Board {
+            sources: places
+                .into_iter()
+                .map(|place| Posted {
+                    place,
+                    snapshot: Arc::new(Snapshot::default()),
+                    cycles: 0,
+                })
+                .collect(),
+            generation: 0,
+        }
+    }
+
+    /// Cycles that every pair has finished.
+    pub fn cycles(&self) -> u64 {
+        self.sources.iter().map(|s| s.cycles).min().unwrap_or(0)
+    }
+
+    /// Whether some pair has finished a cycle: then there is something true to serve.
+    pub fn ready(&self) -> bool {
+        self.sources.iter().any(|s| s.cycles > 0)
+    }
+}
+
+/// Everything one pair's scheduler needs; it owns the pair's client and limit.
 #[derive(Debug)]
 pub struct Scheduler<S> {
     pub ssm: S,
+    /// Its slot on the board.
+    pub slot: usize,
+    pub place: Option<Place>,
     /// Every call of every cycle passes through it, so the limit holds across cycles.
     pub limiter: Limiter,
     pub settings: PollSettings,
     pub interval: Duration,
-    pub telemetry: Telemetry,
-    /// Where each cycle's rendering goes; the server reads the other end.
-    pub publish: watch::Sender<Arc<Exposition>>,
+    pub telemetry: SourceTelemetry,
+    pub board: Arc<watch::Sender<Board>>,
+    /// What the renderer published: a cycle is reported once its result is served.
+    pub served: watch::Receiver<Arc<Exposition>>,
 }
 
 impl<S: Ssm> Scheduler<S> {
@@ -54,9 +102,8 @@ impl<S: Ssm> Scheduler<S> {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut ticks = ticks(self.interval);
-        let mut snapshot = Snapshot::default();
+        let mut snapshot = Arc::new(Snapshot::default());
         let mut cycles: u64 = 0;
-        self.publish_rendered(&snapshot, cycles);
         loop {
             let mut waiting: Vec<Trigger> = Vec::new();
             if cycles > 0 {
@@ -65,8 +112,7 @@ impl<S: Ssm> Scheduler<S> {
                     Some(control) = controls.recv() => match control {
                         Control::Poll(trigger) => waiting.push(trigger),
                         Control::Reload(config, done) => {
-                            self.reload(config, &mut ticks);
-                            self.publish_rendered(&snapshot, cycles);
+                            self.reload(&config, &mut ticks);
                             let _ = done.send(());
                             continue;
                         }
@@ -80,8 +126,7 @@ impl<S: Ssm> Scheduler<S> {
                 match control {
                     Control::Poll(trigger) => waiting.push(trigger),
                     Control::Reload(config, done) => {
-                        self.reload(config, &mut ticks);
-                        self.publish_rendered(&snapshot, cycles);
+                        self.reload(&config, &mut ticks);
                         let _ = done.send(());
                     }
                 }
@@ -103,16 +148,41 @@ impl<S: Ssm> Scheduler<S> {
                 watched: cycle.snapshot.associations.len(),
                 calls: cycle.calls,
             });
-            snapshot = cycle.snapshot;
-            self.publish_rendered(&snapshot, cycles);
-            info!(
-                cycle = cycles,
-                associations = snapshot.associations.len(),
-                failures = cycle.failures,
-                api_requests = cycle.calls,
-                duration_ms = elapsed.as_millis() as u64,
-                "poll cycle finished"
-            );
+            snapshot = Arc::new(cycle.snapshot);
+            let slot = self.slot;
+            let mut generation = 0;
+            self.board.send_modify(|board| {
+                if let Some(posted) = board.sources.get_mut(slot) {
+                    posted.snapshot = snapshot.clone();
+                    posted.cycles = cycles;
+                }
+                board.generation += 1;
+                generation = board.generation;
+            });
+            tokio::select! {
+                served = self.served.wait_for(|e| e.generation >= generation) => if served.is_err() { return },
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            match &self.place {
+                Some(place) => info!(
+                    account_id = %place.account_id,
+                    region = %place.region,
+                    cycle = cycles,
+                    associations = snapshot.associations.len(),
+                    failures = cycle.failures,
+                    api_requests = cycle.calls,
+                    duration_ms = elapsed.as_millis() as u64,
+                    "poll cycle finished"
+                ),
+                None => info!(
+                    cycle = cycles,
+                    associations = snapshot.associations.len(),
+                    failures = cycle.failures,
+                    api_requests = cycle.calls,
+                    duration_ms = elapsed.as_millis() as u64,
+                    "poll cycle finished"
+                ),
+            }
             for trigger in waiting {
                 // The asker may have given up waiting; nothing to do then.
                 let _ = trigger.send(cycles);
@@ -120,36 +190,65 @@ impl<S: Ssm> Scheduler<S> {
         }
     }
 
-    /// Takes a reloaded configuration for the next cycles, or records a refused reload.
-    fn reload(&mut self, config: Option<Box<Config>>, ticks: &mut Interval) {
-        let Some(config) = config else {
-            self.telemetry.record_reload(false);
-            return;
-        };
-        self.settings = PollSettings::from(config.as_ref());
+    /// Takes a reloaded configuration for the next cycles.
+    fn reload(&mut self, config: &Config, ticks: &mut Interval) {
+        self.settings = PollSettings::for_place(config, self.place.as_ref());
         self.limiter = Limiter::for_api(&config.api);
         if config.poll_interval != self.interval {
             self.interval = config.poll_interval;
             *ticks = self::ticks(self.interval);
         }
-        self.telemetry.record_reload(true);
-        info!(config = %config.summary(), "configuration reloaded");
+    }
+}
+
+/// Renders the board, and its gzip form, once for every scrape until the next change.
+#[derive(Debug)]
+pub struct Renderer {
+    pub board: watch::Receiver<Board>,
+    pub telemetry: Telemetry,
+    /// Where each rendering goes; the server reads the other end.
+    pub publish: watch::Sender<Arc<Exposition>>,
+}
+
+impl Renderer {
+    /// Renders at start and after every change of the board, until `shutdown`. Changes that
+    /// arrive during a rendering are rendered together, once.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let board = self.board.borrow_and_update().clone();
+            self.publish_rendered(&board);
+            tokio::select! {
+                changed = self.board.changed() => if changed.is_err() { return },
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+        }
     }
 
-    /// Renders the snapshot, and its gzip form, once for every scrape until the next.
-    fn publish_rendered(&self, snapshot: &Snapshot, cycles: u64) {
-        match render(snapshot, self.telemetry.gather()) {
+    fn publish_rendered(&self, board: &Board) {
+        let sources: Vec<(Option<&Place>, &Snapshot)> = board
+            .sources
+            .iter()
+            .map(|s| (s.place.as_ref(), s.snapshot.as_ref()))
+            .collect();
+        let (cycles, ready, generation) = (board.cycles(), board.ready(), board.generation);
+        match render_places(&sources, self.telemetry.gather()) {
             Ok(body) => {
-                self.publish
-                    .send_replace(Arc::new(Exposition::new(Bytes::from(body), cycles)));
+                self.publish.send_replace(Arc::new(Exposition::new(
+                    Bytes::from(body),
+                    cycles,
+                    ready,
+                    generation,
+                )));
             }
-            // Keep serving the previous bytes (stale numbers beat none), but count the cycle,
+            // Keep serving the previous bytes (stale numbers beat none), but count the change,
             // so that whoever waits for it is not left waiting.
             Err(e) => {
                 error!(error = %e, "cannot render metrics; serving the previous ones");
                 self.publish.send_modify(|current| {
                     *current = Arc::new(Exposition {
                         cycles,
+                        ready,
+                        generation,
                         ..Exposition::clone(current)
                     });
                 });
@@ -240,16 +339,23 @@ mod tests {
         ssm: Arc<Empty>,
         interval: Duration,
     ) -> (
-        watch::Receiver<Arc<Exposition>>,
+        watch::Receiver<Board>,
         mpsc::Sender<Control>,
         watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ) {
-        let (publish, published) = watch::channel(Arc::new(Exposition::default()));
+        let (board, published) = watch::channel(Board::new([None]));
+        // No renderer here: serve every generation at once.
+        let (_, served) = watch::channel(Arc::new(Exposition {
+            generation: u64::MAX,
+            ..Exposition::default()
+        }));
         let (triggers, trigger_rx) = mpsc::channel(4);
         let (stop, stopped) = watch::channel(false);
         let scheduler = Scheduler {
             ssm,
+            slot: 0,
+            place: None,
             limiter: Limiter::new(1000.0, 1000, 4),
             settings: PollSettings {
                 watch: Watch::Discover(Discovery::default()),
@@ -260,16 +366,17 @@ mod tests {
                 shard: crate::config::Shard::ALL,
             },
             interval,
-            telemetry: Telemetry::new(),
-            publish,
+            telemetry: Telemetry::new(false).source(None),
+            board: Arc::new(board),
+            served,
         };
         let task = tokio::spawn(scheduler.run(trigger_rx, stopped));
         (published, triggers, stop, task)
     }
 
-    async fn cycles_after(published: &mut watch::Receiver<Arc<Exposition>>, n: u64) {
+    async fn cycles_after(published: &mut watch::Receiver<Board>, n: u64) {
         published
-            .wait_for(|e| e.cycles >= n)
+            .wait_for(|b| b.cycles() >= n)
             .await
             .expect("scheduler runs");
     }

@@ -24,13 +24,18 @@ pub struct Exposition {
     pub body: Bytes,
     /// The same bytes gzip-compressed, for the scrapers that accept it (Prometheus does).
     pub gzip: Bytes,
-    /// Cycles finished so far; 0 until the first, which is when the exporter is not ready.
+    /// Cycles every (account, region) pair has finished.
     pub cycles: u64,
+    /// Some pair has finished a cycle. A pair that hangs or fails must not hold the others'
+    /// series back from Prometheus, so readiness does not wait for every pair.
+    pub ready: bool,
+    /// The generation of the board it was rendered from.
+    pub generation: u64,
 }
 
 impl Exposition {
     /// Compresses `body` once, for every scrape until the next cycle.
-    pub fn new(body: Bytes, cycles: u64) -> Exposition {
+    pub fn new(body: Bytes, cycles: u64, ready: bool, generation: u64) -> Exposition {
         let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
         // Writing to a Vec cannot fail; should it, the plain body is served instead.
         let gzip = encoder
@@ -38,7 +43,13 @@ impl Exposition {
             .and_then(|()| encoder.finish())
             .map(Bytes::from)
             .unwrap_or_default();
-        Exposition { body, gzip, cycles }
+        Exposition {
+            body,
+            gzip,
+            cycles,
+            ready,
+            generation,
+        }
     }
 }
 
@@ -132,7 +143,7 @@ async fn handle(
             landing_page(&options.telemetry_path),
         ),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
-        "/-/ready" if current.cycles > 0 => text(StatusCode::OK, "Ready.\n"),
+        "/-/ready" if current.ready => text(StatusCode::OK, "Ready.\n"),
         "/-/ready" => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "Not ready: the first poll cycle has not finished.\n",
@@ -253,7 +264,7 @@ mod tests {
     fn the_gzip_form_holds_the_same_bytes() {
         use std::io::Read;
         let body = Bytes::from("metric 1\n".repeat(1000));
-        let exposition = Exposition::new(body.clone(), 3);
+        let exposition = Exposition::new(body.clone(), 3, true, 0);
         assert!(exposition.gzip.len() < body.len() / 10);
         let mut plain = Vec::new();
         flate2::read::GzDecoder::new(&exposition.gzip[..])

@@ -204,7 +204,10 @@ pub enum SsmError {
     /// An answer came back that could not be read.
     #[error("unreadable response: {0}")]
     Response(String),
-    /// Credentials, region or other client setup that keeps any call from being sent.
+    /// No credentials to sign with: a role that cannot be assumed, an empty chain.
+    #[error("no credentials: {0}")]
+    Credentials(String),
+    /// Region or other client setup that keeps any call from being sent.
     #[error("cannot send request: {0}")]
     Setup(String),
 }
@@ -221,6 +224,7 @@ impl SsmError {
             SsmError::Timeout(_) => "timeout",
             SsmError::Network(_) => "network_error",
             SsmError::Response(_) => "invalid_response",
+            SsmError::Credentials(_) => "credentials_error",
             SsmError::Setup(_) => "setup_error",
         }
     }

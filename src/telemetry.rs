@@ -3,8 +3,9 @@
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
+use crate::config::Place;
 use crate::ssm::{Operation, SsmError};
 
 pub const NAMESPACE: &str = "ssm_association_exporter";
@@ -20,29 +21,50 @@ pub struct CycleRecord {
     pub calls: usize,
 }
 
+/// The labels that say which account and region a series is about, when `accounts` are
+/// configured.
+pub const PLACE_LABELS: [&str; 2] = ["account_id", "region"];
+
+/// One exporter's metrics. The per-pair ones carry [`PLACE_LABELS`] when the exporter was
+/// made `placed`, and none otherwise; [`Telemetry::source`] hands out a pair's share.
 #[derive(Debug, Clone)]
 pub struct Telemetry {
     registry: Registry,
+    placed: bool,
     api_requests: IntCounterVec,
     cycles: IntCounterVec,
-    cycle_duration: Gauge,
-    last_success: Gauge,
-    watched: IntGauge,
-    cycle_calls: IntGauge,
+    cycle_duration: GaugeVec,
+    last_success: GaugeVec,
+    cycle_ok: IntGaugeVec,
+    watched: IntGaugeVec,
+    cycle_calls: IntGaugeVec,
     reload_ok: IntGauge,
     reload_time: Gauge,
 }
 
+/// The metrics of one (account, region) pair: what its scheduler and poller record.
+#[derive(Debug, Clone)]
+pub struct SourceTelemetry {
+    telemetry: Telemetry,
+    /// The values of [`PLACE_LABELS`], or nothing when the exporter is not placed.
+    place: Vec<String>,
+}
+
 impl Telemetry {
-    pub fn new() -> Self {
+    /// `placed`: the per-pair metrics carry `account_id` and `region`.
+    pub fn new(placed: bool) -> Self {
         let registry = Registry::new();
+        let place: &[&str] = if placed { &PLACE_LABELS } else { &[] };
+        let with_place = |labels: &[&'static str]| -> Vec<&'static str> {
+            labels.iter().chain(place).copied().collect()
+        };
         let api_requests = IntCounterVec::new(
             Opts::new(
                 "api_requests_total",
                 "SSM API calls made, by operation and outcome; a call that the SDK retried counts once, with its final outcome.",
             )
             .namespace(NAMESPACE),
-            &["operation", "outcome"],
+            &with_place(&["operation", "outcome"]),
         )
         .expect("static metric options are valid");
         let cycles = IntCounterVec::new(
@@ -51,39 +73,52 @@ impl Telemetry {
                 "Poll cycles run, by outcome: success when every SSM call of the cycle succeeded.",
             )
             .namespace(NAMESPACE),
-            &["outcome"],
+            &with_place(&["outcome"]),
         )
         .expect("static metric options are valid");
-        let cycle_duration = Gauge::with_opts(
+        let cycle_duration = GaugeVec::new(
             Opts::new(
                 "last_cycle_duration_seconds",
                 "How long the last poll cycle took.",
             )
             .namespace(NAMESPACE),
+            &with_place(&[]),
         )
         .expect("static metric options are valid");
-        let last_success = Gauge::with_opts(
+        let last_success = GaugeVec::new(
             Opts::new(
                 "last_successful_cycle_timestamp_seconds",
                 "When the last poll cycle in which every SSM call succeeded finished, in seconds since the epoch; 0 before the first.",
             )
             .namespace(NAMESPACE),
+            &with_place(&[]),
         )
         .expect("static metric options are valid");
-        let watched = IntGauge::with_opts(
+        let cycle_ok = IntGaugeVec::new(
+            Opts::new(
+                "last_cycle_success",
+                "1 if every SSM call of the last poll cycle succeeded, 0 if one failed (a denied role, an unreachable region, an error); absent before the first cycle ends.",
+            )
+            .namespace(NAMESPACE),
+            &with_place(&[]),
+        )
+        .expect("static metric options are valid");
+        let watched = IntGaugeVec::new(
             Opts::new(
                 "watched_associations",
                 "Associations the last poll cycle watched.",
             )
             .namespace(NAMESPACE),
+            &with_place(&[]),
         )
         .expect("static metric options are valid");
-        let cycle_calls = IntGauge::with_opts(
+        let cycle_calls = IntGaugeVec::new(
             Opts::new(
                 "last_cycle_api_requests",
                 "SSM API calls the last poll cycle made: what change detection left to read.",
             )
             .namespace(NAMESPACE),
+            &with_place(&[]),
         )
         .expect("static metric options are valid");
         let reload_ok = IntGauge::with_opts(
@@ -116,19 +151,13 @@ impl Telemetry {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SAE_RUSTC_VERSION")])
             .set(1);
-        // Zero series for the outcomes every dashboard plots, so rate() has a start.
-        for op in Operation::ALL {
-            api_requests.with_label_values(&[op.as_str(), "success"]);
-        }
-        for outcome in ["success", "failure"] {
-            cycles.with_label_values(&[outcome]);
-        }
 
-        let collectors: [Box<dyn Collector>; 9] = [
+        let collectors: [Box<dyn Collector>; 10] = [
             Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(cycle_duration.clone()),
             Box::new(last_success.clone()),
+            Box::new(cycle_ok.clone()),
             Box::new(watched.clone()),
             Box::new(cycle_calls.clone()),
             Box::new(reload_ok.clone()),
@@ -142,10 +171,12 @@ impl Telemetry {
         }
         Telemetry {
             registry,
+            placed,
             api_requests,
             cycles,
             cycle_duration,
             last_success,
+            cycle_ok,
             watched,
             cycle_calls,
             reload_ok,
@@ -153,28 +184,33 @@ impl Telemetry {
         }
     }
 
-    pub fn record_call<T>(&self, operation: Operation, result: &Result<T, SsmError>) {
-        let outcome = match result {
-            Ok(_) => "success",
-            Err(e) => e.kind(),
+    /// The share of one pair. Its counters start at zero for the outcomes every dashboard
+    /// plots, so that rate() has a start.
+    pub fn source(&self, place: Option<&Place>) -> SourceTelemetry {
+        let place = match (self.placed, place) {
+            (false, _) => Vec::new(),
+            (true, Some(p)) => vec![p.account_id.clone(), p.region.clone()],
+            (true, None) => vec![String::new(), String::new()],
         };
-        self.api_requests
-            .with_label_values(&[operation.as_str(), outcome])
-            .inc();
-    }
-
-    pub fn record_cycle(&self, cycle: &CycleRecord) {
-        self.cycles
-            .with_label_values(&[if cycle.ok { "success" } else { "failure" }])
-            .inc();
-        self.cycle_duration.set(cycle.seconds);
-        if cycle.ok {
-            self.last_success.set(cycle.finished_unix);
+        let source = SourceTelemetry {
+            telemetry: self.clone(),
+            place,
+        };
+        for op in Operation::ALL {
+            self.api_requests
+                .with_label_values(&source.labels(&[op.as_str(), "success"]));
         }
-        self.watched
-            .set(i64::try_from(cycle.watched).unwrap_or(i64::MAX));
-        self.cycle_calls
-            .set(i64::try_from(cycle.calls).unwrap_or(i64::MAX));
+        for outcome in ["success", "failure"] {
+            self.cycles.with_label_values(&source.labels(&[outcome]));
+        }
+        // Gauges that read 0 until the first cycle says otherwise, as they always have.
+        let place = source.labels(&[]);
+        self.cycle_duration.with_label_values(&place);
+        self.last_success.with_label_values(&place);
+        self.watched.with_label_values(&place);
+        self.cycle_calls.with_label_values(&place);
+        drop(place);
+        source
     }
 
     pub fn record_reload(&self, ok: bool) {
@@ -191,7 +227,54 @@ impl Telemetry {
 
 impl Default for Telemetry {
     fn default() -> Self {
-        Self::new()
+        Self::new(false)
+    }
+}
+
+impl SourceTelemetry {
+    /// `first`, then the pair's place labels, if any.
+    fn labels<'a>(&'a self, first: &[&'a str]) -> Vec<&'a str> {
+        first
+            .iter()
+            .copied()
+            .chain(self.place.iter().map(String::as_str))
+            .collect()
+    }
+
+    pub fn record_call<T>(&self, operation: Operation, result: &Result<T, SsmError>) {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(e) => e.kind(),
+        };
+        self.telemetry
+            .api_requests
+            .with_label_values(&self.labels(&[operation.as_str(), outcome]))
+            .inc();
+    }
+
+    pub fn record_cycle(&self, cycle: &CycleRecord) {
+        let t = &self.telemetry;
+        let place = self.labels(&[]);
+        t.cycles
+            .with_label_values(&self.labels(&[if cycle.ok { "success" } else { "failure" }]))
+            .inc();
+        t.cycle_duration
+            .with_label_values(&place)
+            .set(cycle.seconds);
+        if cycle.ok {
+            t.last_success
+                .with_label_values(&place)
+                .set(cycle.finished_unix);
+        }
+        t.cycle_ok
+            .with_label_values(&place)
+            .set(i64::from(cycle.ok));
+        t.watched
+            .with_label_values(&place)
+            .set(i64::try_from(cycle.watched).unwrap_or(i64::MAX));
+        t.cycle_calls
+            .with_label_values(&place)
+            .set(i64::try_from(cycle.calls).unwrap_or(i64::MAX));
     }
 }
 

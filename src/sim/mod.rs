@@ -4,6 +4,7 @@
 
 pub mod demo;
 mod protocol;
+mod sts;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -121,6 +122,10 @@ struct State {
     bucket: (f64, std::time::Instant),
     /// Executions (association, execution) that expire the moment their targets are asked for.
     expire_on_read: Vec<(String, String)>,
+    /// Roles that STS `AssumeRole` grants, by ARN.
+    roles: BTreeMap<String, sts::RoleRule>,
+    /// The account and region SSM requests must be signed for, when set.
+    caller: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +222,8 @@ impl Sim {
                 serial: 0,
                 bucket: (0.0, std::time::Instant::now()),
                 expire_on_read: Vec::new(),
+                roles: BTreeMap::new(),
+                caller: None,
             })),
         }
     }
@@ -227,6 +234,29 @@ impl Sim {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Lets STS `AssumeRole` grant `role_arn` (`arn:aws:iam::<account>:role/<name>`), to a
+    /// caller that sends `external_id` if one is given. Roles not added are denied.
+    pub fn add_role(&self, role_arn: &str, external_id: Option<&str>) {
+        self.lock().roles.insert(
+            role_arn.to_owned(),
+            sts::RoleRule {
+                external_id: external_id.map(str::to_owned),
+            },
+        );
+    }
+
+    /// Answers SSM requests only when signed with credentials that STS issued for a role of
+    /// `account_id`, scoped to `region`; others get `UnrecognizedClientException` or
+    /// `InvalidSignatureException`, as AWS answers a key of another account or region.
+    pub fn expect_caller(&self, account_id: &str, region: &str) {
+        self.lock().caller = Some((account_id.to_owned(), region.to_owned()));
+    }
+
+    /// The key ID STS issues for a role of `account_id`, without its serial suffix.
+    pub fn access_key_prefix(account_id: &str) -> String {
+        format!("ASIA{account_id}")
     }
 
     /// Adds an association with a generated ID and returns the ID.

@@ -1,6 +1,8 @@
 //! The awsJson1.1 side of the simulator: routing on `X-Amz-Target`, request validation, the
 //! four operations, pagination tokens and the error envelopes, as ssm-api.md §1, §3, §4 and §9
-//! describe them. Signatures are not checked.
+//! describe them; a request without `X-Amz-Target` goes to the STS stub. Signatures are not
+//! checked, but the key ID and region of the credential scope are, when the simulator expects
+//! a caller.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -86,6 +88,12 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, 
         .get("amz-sdk-request")
         .and_then(|v| v.to_str().ok())
         .and_then(parse_attempt);
+    let scope = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(credential_scope)
+        .map(|(key, region)| (key.to_owned(), region.to_owned()));
     let body = match Limited::new(request.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await
@@ -101,11 +109,27 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, 
             ));
         }
     };
+    if operation.is_empty() {
+        let (status, xml) = super::sts::answer(&mut sim.lock(), &body);
+        return Ok(http::response(status, "text/xml", xml));
+    }
     let (answer, latency, request_id) = {
         let mut state = sim.lock();
         state.serial += 1;
         let request_id = format!("00000000-0000-4000-8000-{:012x}", state.serial);
-        let answer = answer(&mut state, &operation, &body, attempt);
+        let answer = match caller_refused(&state, scope.as_ref()) {
+            Some(refused) => {
+                state.requests.push(Recorded {
+                    operation: operation.clone(),
+                    association_id: None,
+                    attempt,
+                    max_results: None,
+                    status: 0,
+                });
+                Answer::Err(refused)
+            }
+            None => answer(&mut state, &operation, &body, attempt),
+        };
         let status = match &answer {
             Answer::Ok(_) | Answer::Garbage => 200,
             Answer::Err(e) => e.status.as_u16(),
@@ -141,6 +165,36 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, 
         }
     };
     Ok(response)
+}
+
+/// The key ID and region of a SigV4 `Authorization` header's credential scope:
+/// `AWS4-HMAC-SHA256 Credential=<key>/<date>/<region>/<service>/aws4_request, ...`.
+fn credential_scope(header: &str) -> Option<(&str, &str)> {
+    let credential = header.split_once("Credential=")?.1;
+    let credential = credential.split([',', ' ']).next()?;
+    let mut parts = credential.split('/');
+    let key = parts.next()?;
+    let region = parts.nth(1)?;
+    Some((key, region))
+}
+
+/// Why a request is refused for its credentials, if the simulator expects a caller.
+fn caller_refused(state: &State, scope: Option<&(String, String)>) -> Option<ApiError> {
+    let (account, region) = state.caller.as_ref()?;
+    let (key, signed_region) = scope.map_or(("", ""), |(k, r)| (k.as_str(), r.as_str()));
+    if !key.starts_with(&Sim::access_key_prefix(account)) {
+        return Some(ApiError::client(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ));
+    }
+    if signed_region != region {
+        return Some(ApiError::client(
+            "InvalidSignatureException",
+            format!("Credential should be scoped to a valid region, not '{signed_region}'."),
+        ));
+    }
+    None
 }
 
 fn parse_attempt(header: &str) -> Option<u32> {

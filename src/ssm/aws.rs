@@ -5,7 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
+use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ssm::config::http::HttpResponse;
 use aws_sdk_ssm::config::retry::RetryPartition;
 use aws_sdk_ssm::config::{Credentials, Region};
@@ -16,7 +18,7 @@ use super::{
     Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Overview, Page, Ssm,
     SsmError, Target,
 };
-use crate::config::{Config, RetryMode, TargetFilter};
+use crate::config::{Config, RetryMode, Role, SourceSpec, TargetFilter};
 
 /// How to build the client. Everything left `None` comes from the standard aws-config chain.
 #[derive(Debug, Clone)]
@@ -38,17 +40,39 @@ pub struct ClientOptions {
     /// The SDK keeps its retry quota and adaptive rate per partition, process-wide; clients
     /// of different accounts, or of tests, must not drain each other's.
     pub retry_partition: String,
+    /// A role to assume through STS, with the chain's (or the static) credentials; the SSM
+    /// client then signs with the role's.
+    pub role: Option<Role>,
+    /// Overrides the STS endpoint roles are assumed through.
+    pub sts_endpoint_url: Option<String>,
 }
 
 impl ClientOptions {
-    /// The options a configuration asks for; credentials come from the chain.
+    /// The options a configuration asks for, for its single pair or the first of its pairs;
+    /// credentials come from the chain.
     pub fn for_config(config: &Config) -> Self {
+        match config.sources().first() {
+            Some(source) => ClientOptions::for_source(config, source),
+            None => ClientOptions::default(),
+        }
+    }
+
+    /// The options of one (account, region) pair: its region, endpoint and role, and a retry
+    /// partition of its own, so that throttling in one pair never spends another's retries.
+    pub fn for_source(config: &Config, source: &SourceSpec) -> Self {
+        let retry_partition = match &source.place {
+            Some(place) => format!("ssm-{}-{}", place.account_id, place.region),
+            None => ClientOptions::default().retry_partition,
+        };
         ClientOptions {
-            region: config.region.clone(),
-            endpoint_url: config.endpoint_url.clone(),
+            region: source.region.clone(),
+            endpoint_url: source.endpoint_url.clone(),
             max_attempts: config.api.max_attempts,
             operation_timeout: config.api.timeout,
             adaptive: config.api.retry_mode == RetryMode::Adaptive,
+            retry_partition,
+            role: source.role.clone(),
+            sts_endpoint_url: config.sts_endpoint_url.clone(),
             ..ClientOptions::default()
         }
     }
@@ -65,6 +89,8 @@ impl Default for ClientOptions {
             operation_timeout: Duration::from_secs(30),
             adaptive: false,
             retry_partition: "ssm-association-exporter".to_owned(),
+            role: None,
+            sts_endpoint_url: None,
         }
     }
 }
@@ -126,6 +152,24 @@ impl AwsSsm {
             .retry_partition(RetryPartition::new(options.retry_partition.clone()));
         if let Some(url) = &options.endpoint_url {
             builder = builder.endpoint_url(url.clone());
+        }
+        if let Some(role) = &options.role {
+            // STS in the pair's own region; the base credentials are the chain's. The SSM
+            // client caches what the role yields and asks again before it expires.
+            let mut sts = shared.clone();
+            if let Some(url) = &options.sts_endpoint_url {
+                sts = sts.into_builder().endpoint_url(url.clone()).build();
+            }
+            let mut provider = AssumeRoleProvider::builder(role.arn.clone())
+                .session_name(role.session_name.clone())
+                .configure(&sts);
+            if let Some(region) = shared.region() {
+                provider = provider.region(region.clone());
+            }
+            if let Some(id) = &role.external_id {
+                provider = provider.external_id(id.clone());
+            }
+            builder = builder.credentials_provider(provider.build().await);
         }
         Ok(AwsSsm {
             client: aws_sdk_ssm::Client::from_conf(builder.build()),
@@ -315,11 +359,27 @@ const THROTTLING_CODES: &[&str] = &[
     "EC2ThrottledException",
 ];
 
+/// Whether the call failed because no credentials could be had: a role that cannot be
+/// assumed, an empty chain. The SDK reports it as a dispatch failure, like a network error.
+fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<CredentialsError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 fn classify<E>(err: SdkError<E, HttpResponse>) -> SsmError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let context = || DisplayErrorContext(&err).to_string();
+    if from_credentials(&err) {
+        return SsmError::Credentials(context());
+    }
     match &err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default().to_owned();

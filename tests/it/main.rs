@@ -1,5 +1,6 @@
 //! Integration tests: one binary, so the SDK is linked once.
 
+mod accounts;
 mod calls;
 mod cli;
 mod docs;

@@ -1,0 +1,184 @@
+//! The STS side of the simulator: `AssumeRole` over the awsQuery protocol (a form-encoded POST
+//! answered in XML), enough for the SDK's `AssumeRoleProvider`. The credentials it hands out
+//! name the role's account in their key ID, so that a simulated SSM endpoint set to expect an
+//! account can tell whether a request was signed with that account's role.
+
+use std::collections::BTreeMap;
+
+use hyper::StatusCode;
+
+use super::{Recorded, State};
+
+const NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
+
+/// What a role asks of whoever assumes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RoleRule {
+    pub external_id: Option<String>,
+}
+
+/// The key ID of credentials issued for `account_id`: `ASIA`, the account, 4 hex digits.
+pub(super) fn access_key_id(account_id: &str, serial: u64) -> String {
+    format!("ASIA{account_id}{:04X}", serial & 0xffff)
+}
+
+/// Answers one awsQuery request: status and XML body.
+pub(super) fn answer(state: &mut State, body: &[u8]) -> (StatusCode, String) {
+    let form = parse_form(body);
+    state.requests.push(Recorded {
+        operation: form.get("Action").cloned().unwrap_or_default(),
+        association_id: None,
+        attempt: None,
+        max_results: None,
+        status: 0,
+    });
+    let (status, xml) = assume_role(state, &form);
+    if let Some(last) = state.requests.last_mut() {
+        last.status = status.as_u16();
+    }
+    (status, xml)
+}
+
+fn assume_role(state: &mut State, form: &BTreeMap<String, String>) -> (StatusCode, String) {
+    let request_id = format!("00000000-0000-4000-9000-{:012x}", state.serial);
+    let error = |status: StatusCode, code: &str, message: &str| {
+        let xml = format!(
+            "<ErrorResponse xmlns=\"{NAMESPACE}\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+            escape(message)
+        );
+        (status, xml)
+    };
+    if form.get("Action").map(String::as_str) != Some("AssumeRole") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            "Could not find operation for this simulator",
+        );
+    }
+    let (Some(arn), Some(session)) = (form.get("RoleArn"), form.get("RoleSessionName")) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "MissingParameter",
+            "RoleArn and RoleSessionName are required",
+        );
+    };
+    let Some(rule) = state.roles.get(arn).cloned() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!("User is not authorized to perform: sts:AssumeRole on resource: {arn}"),
+        );
+    };
+    if rule.external_id.is_some() && rule.external_id.as_ref() != form.get("ExternalId") {
+        return error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!("User is not authorized to perform: sts:AssumeRole on resource: {arn}"),
+        );
+    }
+    // Checked when the role was added.
+    let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
+    let role_name = arn.rsplit('/').next().unwrap_or_default();
+    state.serial += 1;
+    let key = access_key_id(&account, state.serial);
+    let expiration = iso8601(super::now() as u64 + 3600);
+    let xml = format!(
+        "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult>\
+<AssumedRoleUser><AssumedRoleId>AROA{account}:{session}</AssumedRoleId>\
+<Arn>arn:aws:sts::{account}:assumed-role/{role_name}/{session}</Arn></AssumedRoleUser>\
+<Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>sim-secret-{serial}</SecretAccessKey>\
+<SessionToken>sim-session-{serial}</SessionToken><Expiration>{expiration}</Expiration></Credentials>\
+</AssumeRoleResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></AssumeRoleResponse>",
+        session = escape(session),
+        role_name = escape(role_name),
+        serial = state.serial,
+    );
+    (StatusCode::OK, xml)
+}
+
+/// `application/x-www-form-urlencoded` → pairs; `+` is a space, `%XX` a byte.
+fn parse_form(body: &[u8]) -> BTreeMap<String, String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', high, low]) => hex(*high).zip(hex(*low)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(b), _) => {
+                out.push(b);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, b) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Seconds since the epoch as `2026-11-25T01:02:03Z`.
+fn iso8601(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(1_709_208_000), "2024-02-29T12:00:00Z");
+    }
+
+    #[test]
+    fn forms() {
+        let form =
+            parse_form(b"Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa+b&X=%zz");
+        assert_eq!(form["Action"], "AssumeRole");
+        assert_eq!(form["RoleArn"], "arn:aws:iam::1:role/a b");
+        assert_eq!(form["X"], "%zz");
+    }
+}
