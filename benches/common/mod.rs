@@ -15,6 +15,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ssm-association-exporter");
 /// The exporter with `config`, on an ephemeral loopback port, with fixed credentials and no
 /// access to the host's AWS settings; returns it with its log lines and its address.
 pub fn spawn_exporter(config: &Path) -> (Child, mpsc::Receiver<String>, String) {
+    spawn_exporter_with(config, &[])
+}
+
+/// [`spawn_exporter`] with more flags (`--shard`, say).
+pub fn spawn_exporter_with(
+    config: &Path,
+    flags: &[&str],
+) -> (Child, mpsc::Receiver<String>, String) {
     let mut child = Command::new(BIN)
         .args([
             "--config.file",
@@ -22,6 +30,7 @@ pub fn spawn_exporter(config: &Path) -> (Child, mpsc::Receiver<String>, String) 
             "--web.listen-address",
             "127.0.0.1:0",
         ])
+        .args(flags)
         .env("AWS_ACCESS_KEY_ID", "AKIDBENCH")
         .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("AWS_EC2_METADATA_DISABLED", "true")
