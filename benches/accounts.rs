@@ -4,7 +4,8 @@
 //! Prints, per shard, the calls of the first and of the steady cycles, the first cycle's time
 //! and the peak resident set; and whether across the shards every target was counted once.
 //!
-//!     cargo bench --bench accounts
+//!     cargo bench --bench accounts        # M = 1, then M = 4
+//!     cargo bench --bench accounts -- 4   # M = 4 only
 //!
 //! The simulators run in this process, each exporter in its own.
 
@@ -12,7 +13,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{field, peak_rss_kib, scrape, spawn_exporter_with, stop};
+use common::{field, peak_rss_kib, rss_kib, scrape, spawn_exporter_with, stop};
 use ssm_association_exporter::sim::{Faults, Sim, SimServer, SimTarget};
 
 const ACCOUNT: &str = "123456789012";
@@ -31,6 +32,8 @@ struct Row {
     first_seconds: f64,
     steady_calls: Vec<usize>,
     peak_rss_mib: f64,
+    /// After the steady cycles: what stays.
+    rss_mib: f64,
     counted: f64,
 }
 
@@ -39,8 +42,12 @@ fn main() {
     let (sts, sts_server, regions) = runtime.block_on(world());
     let dir = std::env::temp_dir().join(format!("sae-accounts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    let only: Option<u32> = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .and_then(|a| a.parse().ok());
     let mut rows = Vec::new();
-    for shards in [1, 4] {
+    for shards in [1, 4].into_iter().filter(|m| only.is_none_or(|o| o == *m)) {
         eprintln!("polling with {shards} shard(s) ...");
         let config = dir.join(format!("m{shards}.yaml"));
         let endpoints: String = regions
@@ -75,6 +82,7 @@ fn main() {
             row.shards = shards;
             row.shard = shard as u32;
             row.peak_rss_mib = peak_rss_kib(child.id()) / 1024.0;
+            row.rss_mib = rss_kib(child.id()) / 1024.0;
             let metrics = runtime.block_on(scrape(&addr));
             row.counted = metrics
                 .lines()
@@ -167,18 +175,19 @@ fn measure(lines: &std::sync::mpsc::Receiver<String>) -> Row {
         first_seconds,
         steady_calls,
         peak_rss_mib: 0.0,
+        rss_mib: 0.0,
         counted: 0.0,
     }
 }
 
 fn print_table(rows: &[Row], assumed: usize) {
     println!(
-        "| M | shard | first-cycle calls | slowest region's first cycle s | steady-cycle calls | peak RSS MiB | targets counted |"
+        "| M | shard | first-cycle calls | slowest region's first cycle s | steady-cycle calls | peak RSS MiB | RSS after MiB | targets counted |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {:.1} | {} | {:.1} | {} |",
+            "| {} | {} | {} | {:.1} | {} | {:.1} | {:.1} | {} |",
             r.shards,
             r.shard,
             r.first_calls,
@@ -189,10 +198,14 @@ fn print_table(rows: &[Row], assumed: usize) {
                 .collect::<Vec<_>>()
                 .join(", "),
             r.peak_rss_mib,
+            r.rss_mib,
             r.counted,
         );
     }
     for shards in [1, 4] {
+        if !rows.iter().any(|r| r.shards == shards) {
+            continue;
+        }
         let total: f64 = rows
             .iter()
             .filter(|r| r.shards == shards)

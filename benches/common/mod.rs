@@ -36,6 +36,8 @@ pub fn spawn_exporter_with(
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        // As the container image sets it (deploy/docker/Dockerfile says why).
+        .env("MALLOC_MMAP_THRESHOLD_", "131072")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -114,10 +116,19 @@ fn clock_ticks_per_second() -> f64 {
 
 /// The peak resident set (VmHWM) of a process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> f64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// The resident set (VmRSS) of a process now, in KiB.
+pub fn rss_kib(pid: u32) -> f64 {
+    status_kib(pid, "VmRSS:")
+}
+
+fn status_kib(pid: u32, key: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0.0)
 }
