@@ -72,13 +72,8 @@ fn main() {
             let ceiling = wrk(&nginx.url(), gzip);
             rows.push((series, gzip, "idle", exporter, Some(ceiling)));
         }
-        if associations == 1_000 {
-            for gzip in [false, true] {
-                paced_rows.push((series, gzip, "idle", paced(&addr, gzip)));
-            }
-        }
-        stop(child);
         nginx.stop();
+        let quiet = (child, addr);
 
         if associations == 1_000 {
             // Every target re-read every cycle, at 20 times the default call rate: a cycle runs
@@ -93,20 +88,33 @@ fn main() {
             wait_for(&lines, "poll cycle finished");
             let pid = child.id();
             for gzip in [false, true] {
-                if !paced_only {
-                    let during = wrk(&format!("http://{addr}/metrics"), gzip);
-                    rows.push((series, gzip, "polling", during, None));
+                if paced_only {
+                    break;
                 }
-                let cpu = cpu_seconds(pid);
-                paced_rows.push((series, gzip, "polling", paced(&addr, gzip)));
-                eprintln!(
-                    "exporter CPU while polling and serving {} at a fixed rate: {:.0}% of a core",
-                    if gzip { "gzip" } else { "plain" },
-                    (cpu_seconds(pid) - cpu) / PACED_SECONDS as f64 * 100.0
-                );
+                let during = wrk(&format!("http://{addr}/metrics"), gzip);
+                rows.push((series, gzip, "polling", during, None));
             }
+            // Fixed-rate rounds, the quiet exporter and the polling one in turn, so that drift
+            // in the machine's speed falls on both alike. The polling one is stopped
+            // (SIGSTOP) while the quiet one is measured: its cycles would load the same cores.
+            let mut cpu = 0.0;
+            for _ in 0..PACED_ROUNDS {
+                for gzip in [false, true] {
+                    signal(pid, "STOP");
+                    paced_rows.push((series, gzip, "idle", paced(&quiet.1, gzip)));
+                    signal(pid, "CONT");
+                    let before = cpu_seconds(pid);
+                    paced_rows.push((series, gzip, "polling", paced(&addr, gzip)));
+                    cpu += cpu_seconds(pid) - before;
+                }
+            }
+            eprintln!(
+                "exporter CPU while polling and serving at a fixed rate: {:.0}% of a core",
+                cpu / (2 * PACED_ROUNDS) as f64 / PACED_SECONDS as f64 * 100.0
+            );
             stop(child);
         }
+        stop(quiet.0);
         runtime.block_on(server.stop());
         drop(sim);
     }
@@ -330,31 +338,64 @@ fn paced(addr: &str, gzip: bool) -> Measure {
     }
 }
 
-/// 4 scrapers at 50 requests/s each: 4,000 requests per row, enough for a p99.
+/// 4 scrapers at 50 requests/s each: 2,000 requests per round, 5 rounds per row.
 const PACED_SCRAPERS: u32 = 4;
 const PACED_RATE: f64 = 50.0;
-const PACED_SECONDS: u64 = 20;
+const PACED_SECONDS: u64 = 10;
+const PACED_ROUNDS: usize = 5;
 
+/// `kill -SIG pid`.
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status();
+}
+
+/// One row per (series, gzip, state): the median of the rounds' p50 and p99, and every
+/// round's p99.
 fn print_paced(rows: &[(usize, bool, &str, Measure)]) {
     println!(
-        "| series | gzip | exporter | fixed rate req/s | p50 ms | p99 ms | p99 change while polling |"
+        "| series | gzip | exporter | fixed rate req/s | median p50 ms | median p99 ms | p99 of each round ms | median p99 change while polling |"
     );
-    println!("|---|---|---|---|---|---|---|");
-    for (series, gzip, state, m) in rows {
-        let idle = rows
-            .iter()
-            .find(|(s, g, st, _)| s == series && g == gzip && *st == "idle")
-            .map(|(_, _, _, m)| m.p99_ms);
-        let change = match (state, idle) {
-            (&"polling", Some(idle)) => format!("{:+.0}%", (m.p99_ms / idle - 1.0) * 100.0),
-            _ => "—".to_owned(),
+    println!("|---|---|---|---|---|---|---|---|");
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let mut keys: Vec<(usize, bool, &str)> =
+        rows.iter().map(|(s, g, st, _)| (*s, *g, *st)).collect();
+    keys.sort_by_key(|(s, g, st)| (*s, *g, *st != "idle"));
+    keys.dedup();
+    let of = |key: (usize, bool, &str)| -> Vec<&Measure> {
+        rows.iter()
+            .filter(|(s, g, st, _)| (*s, *g, *st) == key)
+            .map(|(_, _, _, m)| m)
+            .collect()
+    };
+    for (series, gzip, state) in keys {
+        let measures = of((series, gzip, state));
+        let p99 = median(measures.iter().map(|m| m.p99_ms).collect());
+        let idle = median(
+            of((series, gzip, "idle"))
+                .iter()
+                .map(|m| m.p99_ms)
+                .collect(),
+        );
+        let change = if state == "polling" {
+            format!("{:+.0}%", (p99 / idle - 1.0) * 100.0)
+        } else {
+            "—".to_owned()
         };
         println!(
-            "| {series} | {} | {state} | {:.0} | {:.2} | {:.2} | {change} |",
-            if *gzip { "yes" } else { "no" },
-            m.requests_per_second,
-            m.p50_ms,
-            m.p99_ms,
+            "| {series} | {} | {state} | {:.0} | {:.2} | {p99:.2} | {} | {change} |",
+            if gzip { "yes" } else { "no" },
+            median(measures.iter().map(|m| m.requests_per_second).collect()),
+            median(measures.iter().map(|m| m.p50_ms).collect()),
+            measures
+                .iter()
+                .map(|m| format!("{:.2}", m.p99_ms))
+                .collect::<Vec<_>>()
+                .join(", "),
         );
     }
 }

@@ -356,6 +356,90 @@ fn the_aws_environment_is_honoured() {
     runtime.block_on(server.stop());
 }
 
+/// The binary with `accounts`: both regions of one account on their own endpoints, the role
+/// assumed through the STS stub with the environment's base credentials; series carry the pair.
+#[test]
+fn the_binary_polls_each_account_and_region_through_its_role() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let role = "arn:aws:iam::333333333333:role/reader";
+    let sts = Sim::new(31);
+    sts.add_role(role, Some("ext"));
+    let sts_server = runtime.block_on(sts.start()).expect("STS stub");
+    let mut regions = Vec::new();
+    for (n, region) in ["us-east-1", "eu-west-1"].into_iter().enumerate() {
+        let sim = Sim::new(32 + n as u64);
+        sim.expect_caller("333333333333", region);
+        let id = sim.create_association(Some(region), "AWS-RunPatchBaseline");
+        sim.start_execution(&id, fleet(&format!("i-0{n}33333333a"), 4 + n, &["Success"]))
+            .expect("association exists");
+        let server = runtime.block_on(sim.start()).expect("simulator");
+        regions.push((region, id, sim, server));
+    }
+    let config = temp_file(
+        "accounts.yaml",
+        &format!(
+            "sts_endpoint_url: {}\naccounts:\n  - role_arn: {role}\n    external_id: ext\n    regions: [us-east-1, eu-west-1]\n    endpoint_urls:\n{}",
+            sts_server.endpoint_url(),
+            regions
+                .iter()
+                .map(|(r, _, _, server)| format!("      {r}: {}\n", server.endpoint_url()))
+                .collect::<String>()
+        ),
+    );
+    let mut command = on_loopback(&config, &[]);
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIDBASE")
+        .env("AWS_SECRET_ACCESS_KEY", "base-secret");
+    let process = Process::spawn(command);
+    let addr = process.address();
+    let mut finished: Vec<String> = (0..2)
+        .map(|_| {
+            let line = process.wait_for("poll cycle finished");
+            let region = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("region="))
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                line.contains("account_id=333333333333"),
+                "the log names the pair: {line}"
+            );
+            region
+        })
+        .collect();
+    finished.sort();
+    assert_eq!(finished, ["eu-west-1", "us-east-1"]);
+    let metrics = scrape(addr);
+    for (n, (region, id, sim, _)) in regions.iter().enumerate() {
+        let total: f64 = metrics
+            .family("ssm_association_execution_targets")
+            .iter()
+            .filter(|(l, _)| {
+                l["association_id"] == *id
+                    && l["account_id"] == "333333333333"
+                    && l["region"] == *region
+            })
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(total, (4 + n) as f64, "{region}");
+        assert!(sim.requests().iter().all(|r| r.status == 200), "{region}");
+    }
+    assert_eq!(
+        sts.requests()
+            .iter()
+            .filter(|r| r.operation == "AssumeRole" && r.status == 200)
+            .count(),
+        2
+    );
+    assert_eq!(process.terminate(), Some(0));
+    runtime.block_on(async {
+        for (_, _, _, server) in regions {
+            server.stop().await;
+        }
+        sts_server.stop().await;
+    });
+}
+
 /// Signals a running process.
 fn signal(process: &Process, name: &str) {
     let status = Command::new("kill")
