@@ -338,11 +338,11 @@ fn paced(addr: &str, gzip: bool) -> Measure {
     }
 }
 
-/// 4 scrapers at 50 requests/s each: 2,000 requests per round, 5 rounds per row.
+/// 4 scrapers at 50 requests/s each: 2,000 requests per round, 9 rounds per row.
 const PACED_SCRAPERS: u32 = 4;
 const PACED_RATE: f64 = 50.0;
 const PACED_SECONDS: u64 = 10;
-const PACED_ROUNDS: usize = 5;
+const PACED_ROUNDS: usize = 9;
 
 /// `kill -SIG pid`.
 fn signal(pid: u32, name: &str) {

@@ -209,7 +209,6 @@ impl Telemetry {
         self.last_success.with_label_values(&place);
         self.watched.with_label_values(&place);
         self.cycle_calls.with_label_values(&place);
-        drop(place);
         source
     }
 
