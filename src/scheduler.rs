@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Interval, MissedTickBehavior};
-use tracing::{error, info};
+use tracing::{Instrument, error, info};
 
 use crate::config::{Config, MIN_POLL_INTERVAL, Place};
 use crate::limit::Limiter;
@@ -103,6 +103,16 @@ impl<S: Ssm> Scheduler<S> {
     ) {
         let mut ticks = ticks(self.interval);
         let mut snapshot = Arc::new(Snapshot::default());
+        // Every log line of the pair's cycles names it. At error level, so that the span exists
+        // whatever the log level: a warning must still say which pair it is about.
+        let span = match &self.place {
+            Some(place) => tracing::error_span!(
+                "pair",
+                account_id = %place.account_id,
+                region = %place.region
+            ),
+            None => tracing::Span::none(),
+        };
         let mut cycles: u64 = 0;
         loop {
             let mut waiting: Vec<Trigger> = Vec::new();
@@ -133,7 +143,7 @@ impl<S: Ssm> Scheduler<S> {
             }
             let started = Instant::now();
             let cycle = tokio::select! {
-                cycle = poll_once(&self.ssm, &self.limiter, &self.settings, &snapshot, &self.telemetry) => cycle,
+                cycle = poll_once(&self.ssm, &self.limiter, &self.settings, &snapshot, &self.telemetry).instrument(span.clone()) => cycle,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             cycles += 1;
@@ -163,26 +173,16 @@ impl<S: Ssm> Scheduler<S> {
                 served = self.served.wait_for(|e| e.generation >= generation) => if served.is_err() { return },
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            match &self.place {
-                Some(place) => info!(
-                    account_id = %place.account_id,
-                    region = %place.region,
+            span.in_scope(|| {
+                info!(
                     cycle = cycles,
                     associations = snapshot.associations.len(),
                     failures = cycle.failures,
                     api_requests = cycle.calls,
                     duration_ms = elapsed.as_millis() as u64,
                     "poll cycle finished"
-                ),
-                None => info!(
-                    cycle = cycles,
-                    associations = snapshot.associations.len(),
-                    failures = cycle.failures,
-                    api_requests = cycle.calls,
-                    duration_ms = elapsed.as_millis() as u64,
-                    "poll cycle finished"
-                ),
-            }
+                );
+            });
             for trigger in waiting {
                 // The asker may have given up waiting; nothing to do then.
                 let _ = trigger.send(cycles);

@@ -358,6 +358,7 @@ fn the_aws_environment_is_honoured() {
 
 /// The binary with `accounts`: both regions of one account on their own endpoints, the role
 /// assumed through the STS stub with the environment's base credentials; series carry the pair.
+/// A second account's role is denied: its warning names its pair and the STS error.
 #[test]
 fn the_binary_polls_each_account_and_region_through_its_role() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -378,12 +379,13 @@ fn the_binary_polls_each_account_and_region_through_its_role() {
     let config = temp_file(
         "accounts.yaml",
         &format!(
-            "sts_endpoint_url: {}\naccounts:\n  - role_arn: {role}\n    external_id: ext\n    regions: [us-east-1, eu-west-1]\n    endpoint_urls:\n{}",
+            "sts_endpoint_url: {}\naccounts:\n  - role_arn: {role}\n    external_id: ext\n    regions: [us-east-1, eu-west-1]\n    endpoint_urls:\n{}  - role_arn: arn:aws:iam::444444444444:role/unknown\n    regions: [us-east-1]\n    endpoint_urls:\n      us-east-1: {}\n",
             sts_server.endpoint_url(),
             regions
                 .iter()
                 .map(|(r, _, _, server)| format!("      {r}: {}\n", server.endpoint_url()))
-                .collect::<String>()
+                .collect::<String>(),
+            regions[0].3.endpoint_url(),
         ),
     );
     let mut command = on_loopback(&config, &[]);
@@ -392,23 +394,45 @@ fn the_binary_polls_each_account_and_region_through_its_role() {
         .env("AWS_SECRET_ACCESS_KEY", "base-secret");
     let process = Process::spawn(command);
     let addr = process.address();
-    let mut finished: Vec<String> = (0..2)
+    let mut finished: Vec<String> = (0..3)
         .map(|_| {
             let line = process.wait_for("poll cycle finished");
-            let region = line
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("region="))
-                .unwrap_or_default()
-                .to_owned();
-            assert!(
-                line.contains("account_id=333333333333"),
-                "the log names the pair: {line}"
-            );
-            region
+            let field = |key: &str| {
+                line.split_whitespace()
+                    .find_map(|f| f.strip_prefix(key))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            format!("{}/{}", field("account_id="), field("region="))
         })
         .collect();
     finished.sort();
-    assert_eq!(finished, ["eu-west-1", "us-east-1"]);
+    assert_eq!(
+        finished,
+        [
+            "333333333333/eu-west-1",
+            "333333333333/us-east-1",
+            "444444444444/us-east-1"
+        ]
+    );
+    let denied: Vec<String> = process
+        .seen
+        .borrow()
+        .iter()
+        .filter(|l| {
+            l.contains("level=warn target=ssm_association_exporter")
+                && l.contains("account_id=444444444444")
+        })
+        .cloned()
+        .collect();
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert!(
+        denied[0].contains("region=us-east-1")
+            && denied[0].contains("listing associations failed")
+            && denied[0].contains("AccessDenied"),
+        "{}",
+        denied[0]
+    );
     let metrics = scrape(addr);
     for (n, (region, id, sim, _)) in regions.iter().enumerate() {
         let total: f64 = metrics
@@ -430,6 +454,13 @@ fn the_binary_polls_each_account_and_region_through_its_role() {
             .filter(|r| r.operation == "AssumeRole" && r.status == 200)
             .count(),
         2
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_exporter_last_cycle_success",
+            &[("account_id", "444444444444"), ("region", "us-east-1")]
+        ),
+        Some(0.0)
     );
     assert_eq!(process.terminate(), Some(0));
     runtime.block_on(async {
