@@ -16,9 +16,6 @@ use crate::server::{self, Exposition, ServerOptions};
 use crate::ssm::Ssm;
 use crate::telemetry::Telemetry;
 
-/// How long a reload waits for the schedulers before returning with the reload queued.
-const RELOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// One (account, region) pair to poll: its client and, when `accounts` are configured, its
 /// place, which its series carry as labels.
 #[derive(Debug)]
@@ -35,6 +32,7 @@ pub struct Exporter {
     controls: Vec<mpsc::Sender<Control>>,
     places: Vec<Option<Place>>,
     board: Arc<watch::Sender<Board>>,
+    configs: watch::Sender<Arc<Config>>,
     telemetry: Telemetry,
     exposition: watch::Receiver<Arc<Exposition>>,
     shutdown: watch::Sender<bool>,
@@ -50,6 +48,8 @@ pub enum ExporterError {
     Listener(#[source] std::io::Error),
     #[error("no account and region to poll")]
     NoSources,
+    #[error("no pair polls {0}")]
+    UnknownPlace(Place),
 }
 
 impl Exporter {
@@ -69,8 +69,8 @@ impl Exporter {
     }
 
     /// Starts one scheduler per source, each with its own limit, and serving on `listener`.
-    /// Each pair's first cycle starts at once; until every pair has finished one, `/metrics`
-    /// serves what is known so far and `/-/ready` says not ready.
+    /// Each pair's first cycle starts at once; `/metrics` serves what is known so far, and
+    /// `/-/ready` says ready once any pair has finished a cycle.
     ///
     /// # Errors
     ///
@@ -92,6 +92,7 @@ impl Exporter {
         let board = Arc::new(board);
         let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
         let (shutdown, stop) = watch::channel(false);
+        let (configs, configs_rx) = watch::channel(Arc::new(config.clone()));
         let mut controls = Vec::new();
         let mut tasks = Vec::new();
         for (slot, source) in sources.into_iter().enumerate() {
@@ -106,6 +107,7 @@ impl Exporter {
                 place: source.place,
                 board: board.clone(),
                 served: exposition.clone(),
+                configs: configs_rx.clone(),
             };
             tasks.push(tokio::spawn(scheduler.run(control_rx, stop.clone())));
             controls.push(control);
@@ -122,6 +124,7 @@ impl Exporter {
             controls,
             places,
             board,
+            configs,
             telemetry,
             exposition,
             shutdown,
@@ -162,46 +165,30 @@ impl Exporter {
         Ok(self.exposition.borrow().cycles)
     }
 
-    /// Hands a reloaded configuration to the cycles that start after this call, or with
-    /// `None` records that a reload was refused; returns once the outcome is served, or after
-    /// a moment if a cycle is under way. Accounts, regions, endpoints and the SDK's retry and
-    /// timeout settings belong to the clients, built at start: they need a restart.
+    /// Hands a reloaded configuration to the cycles that start after this call, every pair's
+    /// next one, or with `None` records that a reload was refused; returns once the outcome is
+    /// served. Accounts, regions, endpoints and the SDK's retry and timeout settings belong to
+    /// the clients, built at start: they need a restart.
     ///
     /// # Errors
     ///
-    /// [`ExporterError::Stopped`] if a scheduler is gone.
+    /// [`ExporterError::Stopped`] if the renderer is gone.
     pub async fn reload(&self, config: Option<Config>) -> Result<(), ExporterError> {
-        let Some(config) = config else {
-            self.telemetry.record_reload(false);
-            let generation = self.bump();
-            return self.served(generation).await.map(drop);
-        };
-        // Mid-cycle a scheduler takes it when the cycle ends; the caller need not wait, nor
-        // block on a queue that a long cycle has filled.
-        let delivered = tokio::time::timeout(RELOAD_WAIT, async {
-            let mut taken = Vec::new();
-            for control in &self.controls {
-                let (done, applied) = oneshot::channel();
-                control
-                    .send(Control::Reload(Box::new(config.clone()), done))
-                    .await
-                    .map_err(|_| ExporterError::Stopped)?;
-                taken.push(applied);
+        let summary = config.as_ref().map(Config::summary);
+        match config {
+            Some(config) => {
+                self.configs.send_replace(Arc::new(config));
+                self.telemetry.record_reload(true);
             }
-            for applied in taken {
-                applied.await.map_err(|_| ExporterError::Stopped)?;
-            }
-            Ok(())
-        })
-        .await;
-        self.telemetry.record_reload(true);
-        tracing::info!(config = %config.summary(), "configuration reloaded");
-        let generation = self.bump();
-        match delivered {
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(())) => self.served(generation).await.map(drop),
-            Err(_) => Ok(()),
+            None => self.telemetry.record_reload(false),
         }
+        let generation = self.bump();
+        self.served(generation).await?;
+        // Logged once the outcome is served: whoever reads the log can scrape it.
+        if let Some(summary) = summary {
+            tracing::info!(config = %summary, "configuration reloaded");
+        }
+        Ok(())
     }
 
     /// Asks for a rendering of the board as it is, for a change outside the snapshots.
@@ -243,8 +230,11 @@ impl Exporter {
     ///
     /// # Errors
     ///
-    /// [`ExporterError::Stopped`] if the schedulers are gone first.
+    /// [`ExporterError::UnknownPlace`] if no pair polls `place`.
     pub async fn wait_for_place(&self, place: &Place, n: u64) -> Result<(), ExporterError> {
+        if !self.places.iter().any(|p| p.as_ref() == Some(place)) {
+            return Err(ExporterError::UnknownPlace(place.clone()));
+        }
         let mut board = self.board.subscribe();
         let generation = board
             .wait_for(|b| {

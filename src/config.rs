@@ -931,12 +931,24 @@ pub(crate) fn locate(text: &str, path: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut range = 0..lines.len();
     let mut found = None;
-    for part in path.split('.') {
+    for (n, part) in path.split('.').enumerate() {
         let (key, index) = match part.split_once('[') {
             Some((key, rest)) => (key, Some(rest.trim_end_matches(']').parse::<usize>().ok()?)),
             None => (part, None),
         };
-        let (at, indent) = find_key(&lines, range.clone(), key)?;
+        // A path starts at a top-level key: `region` is not `associations[0].region`.
+        let (at, indent) = if n == 0 {
+            let mut start = range.start;
+            loop {
+                let (at, indent) = find_key(&lines, start..range.end, key)?;
+                if indent == 0 {
+                    break (at, indent);
+                }
+                start = at + 1;
+            }
+        } else {
+            find_key(&lines, range.clone(), key)?
+        };
         let end = (at + 1..range.end)
             .find(|&i| {
                 let (depth, content) = split_indent(lines[i]);
@@ -1537,6 +1549,12 @@ mod tests {
                     "accounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [us-east-1]\nassociations:\n  - association_id: {A1}\n    account_id: \"111111111111\"\n    region: eu-west-1\n"
                 ),
                 "associations[0]: account 111111111111 and region eu-west-1 are not a pair listed under accounts at line 5",
+            ),
+            (
+                &format!(
+                    "associations:\n  - association_id: {A1}\n    account_id: \"111111111111\"\n    region: eu-west-1\nregion: us-east-1\naccounts:\n  - role_arn: arn:aws:iam::111111111111:role/x\n    regions: [eu-west-1]\n"
+                ),
+                "region: give regions and endpoint_urls under accounts when accounts are listed at line 5",
             ),
             (
                 &format!("associations:\n  - association_id: {A1}\n    region: eu-west-1\n"),

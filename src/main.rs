@@ -264,6 +264,15 @@ async fn reload(
     match config::load(path) {
         Ok(mut new) => {
             new.shard = shard;
+            // The pairs are fixed at start, and the explicit associations name theirs: half a
+            // change of accounts would leave associations with no pair to poll them.
+            if new.accounts != running.accounts {
+                let message = "accounts changed: restart to apply them; the previous configuration keeps running";
+                // Logged once the refusal is served, for whoever reads the log and then scrapes.
+                let _ = exporter.reload(None).await;
+                error!(file = %path.display(), "configuration reload refused: {message}");
+                return Err(message.to_owned());
+            }
             let restart = running.needs_restart(&new);
             if !restart.is_empty() {
                 warn!(keys = ?restart, "these settings take effect only after a restart");
@@ -272,8 +281,8 @@ async fn reload(
             exporter.reload(Some(new)).await.map_err(|e| e.to_string())
         }
         Err(e) => {
-            error!(error = %e, "configuration reload refused; the previous configuration keeps running");
             let _ = exporter.reload(None).await;
+            error!(error = %e, "configuration reload refused; the previous configuration keeps running");
             Err(e.to_string())
         }
     }
@@ -292,6 +301,8 @@ async fn start_demo(options: ClientOptions) -> anyhow::Result<(Sim, SimServer, C
         region: options.region.or_else(|| Some("us-east-2".to_owned())),
         endpoint_url: Some(server.endpoint_url()),
         static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
+        // The simulator is the one account there is.
+        role: None,
         initial_backoff: Duration::from_millis(100),
         ..options
     };

@@ -1,5 +1,6 @@
-//! Snapshot → Prometheus text exposition (format 0.0.4), built once per cycle with the
-//! `prometheus` crate. Output is deterministic: families by name, series by labels.
+//! Snapshots → Prometheus text exposition (format 0.0.4), built once per change: the
+//! snapshot's series written directly, the exporter's own through the `prometheus` crate, all in
+//! that crate's format and order. Output is deterministic: families by name, series by labels.
 
 use std::time::SystemTime;
 

@@ -29,8 +29,6 @@ pub type Trigger = oneshot::Sender<u64>;
 pub enum Control {
     /// Run a cycle that starts after this request.
     Poll(Trigger),
-    /// A new configuration, for the cycles that start after it; answered once taken.
-    Reload(Box<Config>, oneshot::Sender<()>),
 }
 
 /// The latest snapshot of every pair, in the order of the configuration.
@@ -91,6 +89,9 @@ pub struct Scheduler<S> {
     pub board: Arc<watch::Sender<Board>>,
     /// What the renderer published: a cycle is reported once its result is served.
     pub served: watch::Receiver<Arc<Exposition>>,
+    /// The latest configuration: a reload reaches every pair at once and never waits for a
+    /// pair's queue, so no pair can be left on the old one.
+    pub configs: watch::Receiver<Arc<Config>>,
 }
 
 impl<S: Ssm> Scheduler<S> {
@@ -119,27 +120,23 @@ impl<S: Ssm> Scheduler<S> {
             if cycles > 0 {
                 tokio::select! {
                     _ = ticks.tick() => {}
-                    Some(control) = controls.recv() => match control {
-                        Control::Poll(trigger) => waiting.push(trigger),
-                        Control::Reload(config, done) => {
-                            self.reload(&config, &mut ticks);
-                            let _ = done.send(());
-                            continue;
-                        }
-                    },
+                    Some(Control::Poll(trigger)) = controls.recv() => waiting.push(trigger),
+                    Ok(()) = self.configs.changed() => {
+                        let config = self.configs.borrow_and_update().clone();
+                        self.reload(&config, &mut ticks);
+                        continue;
+                    }
                     _ = shutdown.wait_for(|stop| *stop) => return,
                 }
             }
-            // Requests that arrived meanwhile: polls are served by this cycle, reloads apply
-            // to it.
-            while let Ok(control) = controls.try_recv() {
-                match control {
-                    Control::Poll(trigger) => waiting.push(trigger),
-                    Control::Reload(config, done) => {
-                        self.reload(&config, &mut ticks);
-                        let _ = done.send(());
-                    }
-                }
+            // Requests that arrived meanwhile are served by this cycle, and a configuration
+            // that arrived meanwhile applies to it.
+            while let Ok(Control::Poll(trigger)) = controls.try_recv() {
+                waiting.push(trigger);
+            }
+            if self.configs.has_changed().unwrap_or(false) {
+                let config = self.configs.borrow_and_update().clone();
+                self.reload(&config, &mut ticks);
             }
             let started = Instant::now();
             let cycle = tokio::select! {
@@ -170,7 +167,10 @@ impl<S: Ssm> Scheduler<S> {
                 generation = board.generation;
             });
             tokio::select! {
-                served = self.served.wait_for(|e| e.generation >= generation) => if served.is_err() { return },
+                served = self.served.wait_for(|e| e.generation >= generation) => if served.is_err() {
+                    error!("the renderer has stopped; this pair stops polling");
+                    return;
+                },
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
             span.in_scope(|| {
@@ -369,6 +369,7 @@ mod tests {
             telemetry: Telemetry::new(false).source(None),
             board: Arc::new(board),
             served,
+            configs: watch::channel(Arc::new(crate::config::parse("").expect("valid"))).1,
         };
         let task = tokio::spawn(scheduler.run(trigger_rx, stopped));
         (published, triggers, stop, task)

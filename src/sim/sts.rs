@@ -76,7 +76,7 @@ fn assume_role(state: &mut State, form: &BTreeMap<String, String>) -> (StatusCod
             &format!("User is not authorized to perform: sts:AssumeRole on resource: {arn}"),
         );
     }
-    // Checked when the role was added.
+    // The fifth field of an ARN; a test that adds a malformed ARN gets keys of no account.
     let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
     let role_name = arn.rsplit('/').next().unwrap_or_default();
     state.serial += 1;

@@ -48,15 +48,6 @@ pub struct ClientOptions {
 }
 
 impl ClientOptions {
-    /// The options a configuration asks for, for its single pair or the first of its pairs;
-    /// credentials come from the chain.
-    pub fn for_config(config: &Config) -> Self {
-        match config.sources().first() {
-            Some(source) => ClientOptions::for_source(config, source),
-            None => ClientOptions::default(),
-        }
-    }
-
     /// The options of one (account, region) pair: its region, endpoint and role, and a retry
     /// partition of its own, so that throttling in one pair never spends another's retries.
     pub fn for_source(config: &Config, source: &SourceSpec) -> Self {
@@ -116,35 +107,7 @@ impl AwsSsm {
     ///
     /// [`ClientError::NoRegion`] when neither the options nor the chain name a region.
     pub async fn connect(options: &ClientOptions) -> Result<Self, ClientError> {
-        let retry = if options.adaptive {
-            RetryConfig::adaptive()
-        } else {
-            RetryConfig::standard()
-        };
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .retry_config(
-                retry
-                    .with_max_attempts(options.max_attempts)
-                    .with_initial_backoff(options.initial_backoff),
-            )
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(options.operation_timeout)
-                    .build(),
-            );
-        if let Some(region) = &options.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some((key, secret)) = &options.static_credentials {
-            loader = loader.credentials_provider(Credentials::new(
-                key.clone(),
-                secret.clone(),
-                None,
-                None,
-                "ssm-association-exporter-static",
-            ));
-        }
-        let shared = loader.load().await;
+        let shared = loader(options).load().await;
         if shared.region().is_none() {
             return Err(ClientError::NoRegion);
         }
@@ -154,12 +117,12 @@ impl AwsSsm {
             builder = builder.endpoint_url(url.clone());
         }
         if let Some(role) = &options.role {
-            // STS in the pair's own region; the base credentials are the chain's. The SSM
-            // client caches what the role yields and asks again before it expires.
-            let mut sts = shared.clone();
-            if let Some(url) = &options.sts_endpoint_url {
-                sts = sts.into_builder().endpoint_url(url.clone()).build();
-            }
+            // STS in the pair's own region; the base credentials are the chain's. An endpoint
+            // given to the loader beats the environment's, as `endpoint_url` does for SSM.
+            let sts = match &options.sts_endpoint_url {
+                Some(url) => loader(options).endpoint_url(url.clone()).load().await,
+                None => shared.clone(),
+            };
             let mut provider = AssumeRoleProvider::builder(role.arn.clone())
                 .session_name(role.session_name.clone())
                 .configure(&sts);
@@ -169,12 +132,46 @@ impl AwsSsm {
             if let Some(id) = &role.external_id {
                 provider = provider.external_id(id.clone());
             }
+            // The SSM client caches what the role yields and asks again before it expires.
             builder = builder.credentials_provider(provider.build().await);
         }
         Ok(AwsSsm {
             client: aws_sdk_ssm::Client::from_conf(builder.build()),
         })
     }
+}
+
+/// The aws-config loader for `options`: retries, timeout, region, fixed credentials.
+fn loader(options: &ClientOptions) -> aws_config::ConfigLoader {
+    let retry = if options.adaptive {
+        RetryConfig::adaptive()
+    } else {
+        RetryConfig::standard()
+    };
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(
+            retry
+                .with_max_attempts(options.max_attempts)
+                .with_initial_backoff(options.initial_backoff),
+        )
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(options.operation_timeout)
+                .build(),
+        );
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some((key, secret)) = &options.static_credentials {
+        loader = loader.credentials_provider(Credentials::new(
+            key.clone(),
+            secret.clone(),
+            None,
+            None,
+            "ssm-association-exporter-static",
+        ));
+    }
+    loader
 }
 
 impl Ssm for AwsSsm {

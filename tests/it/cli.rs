@@ -462,6 +462,34 @@ fn the_binary_polls_each_account_and_region_through_its_role() {
         ),
         Some(0.0)
     );
+    // A reload that drops an account is refused: the pairs are fixed at start.
+    let text = std::fs::read_to_string(&config).expect("read config");
+    let cut = text
+        .find("  - role_arn: arn:aws:iam::444444444444")
+        .expect("second account");
+    std::fs::write(&config, &text[..cut]).expect("rewrite");
+    signal(&process, "HUP");
+    let refused = process.wait_for("configuration reload refused");
+    assert!(
+        refused.contains("accounts changed: restart to apply them"),
+        "{refused}"
+    );
+    let after = scrape(addr);
+    assert_eq!(
+        after.get(
+            "ssm_association_exporter_config_last_reload_successful",
+            &[]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        after.get(
+            "ssm_association_exporter_last_cycle_success",
+            &[("account_id", "444444444444"), ("region", "us-east-1")]
+        ),
+        Some(0.0),
+        "the refused file changed nothing"
+    );
     assert_eq!(process.terminate(), Some(0));
     runtime.block_on(async {
         for (_, _, _, server) in regions {
