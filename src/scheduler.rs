@@ -382,6 +382,70 @@ mod tests {
             .expect("scheduler runs");
     }
 
+    /// The renderer serves every change of the board: readiness once any pair has a cycle,
+    /// `cycles` as the fewest any pair has, the generation it rendered, each pair's series
+    /// with its place.
+    #[tokio::test]
+    async fn the_renderer_serves_the_whole_board() {
+        let place = |region: &str| Place {
+            account_id: "111111111111".into(),
+            region: region.into(),
+        };
+        let (board, board_rx) = watch::channel(Board::new([
+            Some(place("us-east-1")),
+            Some(place("eu-west-1")),
+        ]));
+        let (publish, mut served) = watch::channel(Arc::new(Exposition::default()));
+        let (stop, stopped) = watch::channel(false);
+        let renderer = Renderer {
+            board: board_rx,
+            telemetry: Telemetry::new(true),
+            publish,
+        };
+        let task = tokio::spawn(renderer.run(stopped));
+        let post = |slot: usize, id: &str| {
+            let mut snapshot = Snapshot::default();
+            let mut a = crate::snapshot::AssociationState::unknown(id);
+            a.poll_ok = true;
+            snapshot.associations.push(a);
+            board.send_modify(|b| {
+                b.sources[slot].snapshot = Arc::new(snapshot);
+                b.sources[slot].cycles += 1;
+                b.generation += 1;
+            });
+            board.borrow().generation
+        };
+        let first = post(0, "11111111-1111-1111-1111-111111111111");
+        let e = served
+            .wait_for(|e| e.generation >= first)
+            .await
+            .expect("renderer runs")
+            .clone();
+        assert!(e.ready);
+        assert_eq!(e.cycles, 0);
+        let second = post(1, "22222222-2222-2222-2222-222222222222");
+        let e = served
+            .wait_for(|e| e.generation >= second)
+            .await
+            .expect("renderer runs")
+            .clone();
+        assert_eq!((e.ready, e.cycles, e.generation), (true, 1, second));
+        let text = String::from_utf8(e.body.to_vec()).expect("utf-8");
+        let polled: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ssm_association_poll_success{"))
+            .collect();
+        assert_eq!(
+            polled,
+            [
+                r#"ssm_association_poll_success{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",region="us-east-1"} 1"#,
+                r#"ssm_association_poll_success{account_id="111111111111",association_id="22222222-2222-2222-2222-222222222222",region="eu-west-1"} 1"#,
+            ]
+        );
+        stop.send_replace(true);
+        task.await.expect("renderer stops");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_cycle_at_start_then_one_per_interval() {
         let ssm = Arc::new(Empty::default());
