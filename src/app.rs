@@ -14,6 +14,7 @@ use crate::poll::PollSettings;
 use crate::scheduler::{Board, Control, Renderer, Scheduler};
 use crate::server::{self, Exposition, ServerOptions};
 use crate::ssm::Ssm;
+use crate::ssm::aws::{AwsSsm, ClientError, ClientOptions};
 use crate::telemetry::Telemetry;
 
 /// One (account, region) pair to poll: its client and, when `accounts` are configured, its
@@ -24,13 +25,33 @@ pub struct Source<S> {
     pub ssm: S,
 }
 
+/// One client per (account, region) pair of `config`, each built from the pair's options as
+/// `adjust` changes them (the demo's endpoint, a test's fixed credentials).
+///
+/// # Errors
+///
+/// [`ClientError`] of the first pair whose client cannot be built.
+pub async fn aws_sources(
+    config: &Config,
+    adjust: impl Fn(ClientOptions) -> ClientOptions,
+) -> Result<Vec<Source<AwsSsm>>, ClientError> {
+    let mut sources = Vec::new();
+    for spec in config.sources() {
+        let ssm = AwsSsm::connect(&adjust(ClientOptions::for_source(config, &spec))).await?;
+        sources.push(Source {
+            place: spec.place,
+            ssm,
+        });
+    }
+    Ok(sources)
+}
+
 /// A running exporter: polling in the background, serving on its listener.
 #[derive(Debug)]
 pub struct Exporter {
     local_addr: SocketAddr,
     /// One per pair, in the order of the sources.
     controls: Vec<mpsc::Sender<Control>>,
-    places: Vec<Option<Place>>,
     board: Arc<watch::Sender<Board>>,
     configs: watch::Sender<Arc<Config>>,
     telemetry: Telemetry,
@@ -88,7 +109,7 @@ impl Exporter {
         let local_addr = listener.local_addr().map_err(ExporterError::Listener)?;
         let places: Vec<Option<Place>> = sources.iter().map(|s| s.place.clone()).collect();
         let telemetry = Telemetry::new(places.iter().any(Option::is_some));
-        let (board, board_rx) = watch::channel(Board::new(places.clone()));
+        let (board, board_rx) = watch::channel(Board::new(places));
         let board = Arc::new(board);
         let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
         let (shutdown, stop) = watch::channel(false);
@@ -122,7 +143,6 @@ impl Exporter {
         Ok(Exporter {
             local_addr,
             controls,
-            places,
             board,
             configs,
             telemetry,
@@ -135,11 +155,6 @@ impl Exporter {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// The pairs polled, in order; `None` for the default credentials without labels.
-    pub fn places(&self) -> &[Option<Place>] {
-        &self.places
     }
 
     /// Runs a cycle of every pair that starts after this call and waits until their results
@@ -232,7 +247,13 @@ impl Exporter {
     ///
     /// [`ExporterError::UnknownPlace`] if no pair polls `place`.
     pub async fn wait_for_place(&self, place: &Place, n: u64) -> Result<(), ExporterError> {
-        if !self.places.iter().any(|p| p.as_ref() == Some(place)) {
+        let polled = self
+            .board
+            .borrow()
+            .sources
+            .iter()
+            .any(|s| s.place.as_ref() == Some(place));
+        if !polled {
             return Err(ExporterError::UnknownPlace(place.clone()));
         }
         let mut board = self.board.subscribe();

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ssm_association_exporter::app::{Exporter, Source};
+use ssm_association_exporter::app::{Exporter, aws_sources};
 use ssm_association_exporter::config::{self, Config, Shard};
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
 use ssm_association_exporter::sim::{self, Sim, SimServer};
-use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
+use ssm_association_exporter::ssm::aws::ClientOptions;
 use ssm_association_exporter::web::{self, WebConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -164,26 +164,21 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let mut sources = Vec::new();
-    let mut demo = None;
-    for spec in config.sources() {
-        let mut options = ClientOptions::for_source(&config, &spec);
-        if flags.demo {
-            let (sim, server, demo_options) = start_demo(options).await?;
-            options = demo_options;
-            demo = Some((sim, server));
-        }
-        let ssm = AwsSsm::connect(&options)
-            .await
-            .map_err(|e| Usage(e.to_string()))?;
-        sources.push(Source {
-            place: spec.place,
-            ssm,
-        });
-        if flags.demo {
-            // The demo has one simulated endpoint: one pair.
-            break;
-        }
+    let demo = if flags.demo {
+        Some(start_demo().await?)
+    } else {
+        None
+    };
+    let demo_endpoint = demo.as_ref().map(|(_, server)| server.endpoint_url());
+    let mut sources = aws_sources(&config, |options| match &demo_endpoint {
+        Some(url) => demo_options(options, url),
+        None => options,
+    })
+    .await
+    .map_err(|e| Usage(e.to_string()))?;
+    if demo.is_some() {
+        // The demo has one simulated endpoint: one pair.
+        sources.truncate(1);
     }
     let listener = TcpListener::bind(&listen_address)
         .await
@@ -288,8 +283,8 @@ async fn reload(
     }
 }
 
-/// Starts the simulated endpoint with the demo fleet and points the client options at it.
-async fn start_demo(options: ClientOptions) -> anyhow::Result<(Sim, SimServer, ClientOptions)> {
+/// Starts the simulated endpoint with the demo fleet.
+async fn start_demo() -> anyhow::Result<(Sim, SimServer)> {
     let sim = Sim::new(42);
     sim::demo::seed(&sim);
     let server = sim
@@ -297,16 +292,20 @@ async fn start_demo(options: ClientOptions) -> anyhow::Result<(Sim, SimServer, C
         .await
         .context("cannot start the simulated SSM endpoint")?;
     info!(endpoint = %server.endpoint_url(), "demo: simulated SSM endpoint started");
-    let options = ClientOptions {
+    Ok((sim, server))
+}
+
+/// Client options pointed at the demo's simulated endpoint.
+fn demo_options(options: ClientOptions, endpoint_url: &str) -> ClientOptions {
+    ClientOptions {
         region: options.region.or_else(|| Some("us-east-2".to_owned())),
-        endpoint_url: Some(server.endpoint_url()),
+        endpoint_url: Some(endpoint_url.to_owned()),
         static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
         // The simulator is the one account there is.
         role: None,
         initial_backoff: Duration::from_millis(100),
         ..options
-    };
-    Ok((sim, server, options))
+    }
 }
 
 /// The demo watches everything, polling often enough to see runs evolve, at a rate the

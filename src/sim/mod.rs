@@ -254,11 +254,6 @@ impl Sim {
         self.lock().caller = Some((account_id.to_owned(), region.to_owned()));
     }
 
-    /// The key ID STS issues for a role of `account_id`, without its serial suffix.
-    pub fn access_key_prefix(account_id: &str) -> String {
-        format!("ASIA{account_id}")
-    }
-
     /// Adds an association with a generated ID and returns the ID.
     pub fn create_association(&self, name: Option<&str>, document_name: &str) -> String {
         let mut state = self.lock();

@@ -117,19 +117,7 @@ async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, 
         let mut state = sim.lock();
         state.serial += 1;
         let request_id = format!("00000000-0000-4000-8000-{:012x}", state.serial);
-        let answer = match caller_refused(&state, scope.as_ref()) {
-            Some(refused) => {
-                state.requests.push(Recorded {
-                    operation: operation.clone(),
-                    association_id: None,
-                    attempt,
-                    max_results: None,
-                    status: 0,
-                });
-                Answer::Err(refused)
-            }
-            None => answer(&mut state, &operation, &body, attempt),
-        };
+        let answer = answer(&mut state, &operation, &body, attempt, scope.as_ref());
         let status = match &answer {
             Answer::Ok(_) | Answer::Garbage => 200,
             Answer::Err(e) => e.status.as_u16(),
@@ -182,7 +170,7 @@ fn credential_scope(header: &str) -> Option<(&str, &str)> {
 fn caller_refused(state: &State, scope: Option<&(String, String)>) -> Option<ApiError> {
     let (account, region) = state.caller.as_ref()?;
     let (key, signed_region) = scope.map_or(("", ""), |(k, r)| (k.as_str(), r.as_str()));
-    if !key.starts_with(&Sim::access_key_prefix(account)) {
+    if !key.starts_with(&super::sts::access_key_prefix(account)) {
         return Some(ApiError::client(
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
@@ -217,8 +205,14 @@ fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
     r
 }
 
-/// Records the request, applies faults, then runs the operation.
-fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>) -> Answer {
+/// Records the request, checks its credentials, applies faults, then runs the operation.
+fn answer(
+    state: &mut State,
+    operation: &str,
+    body: &[u8],
+    attempt: Option<u32>,
+    scope: Option<&(String, String)>,
+) -> Answer {
     let parsed: Result<Map<String, Value>, _> = if body.is_empty() {
         Ok(Map::new())
     } else {
@@ -238,6 +232,9 @@ fn answer(state: &mut State, operation: &str, body: &[u8], attempt: Option<u32>)
         max_results: member("MaxResults").and_then(Value::as_i64),
         status: 0,
     });
+    if let Some(refused) = caller_refused(state, scope) {
+        return Answer::Err(refused);
+    }
 
     if let Some(fault) = association_id.as_ref().and_then(|id| state.failing.get(id)) {
         return match fault {

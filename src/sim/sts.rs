@@ -19,7 +19,12 @@ pub(super) struct RoleRule {
 
 /// The key ID of credentials issued for `account_id`: `ASIA`, the account, 4 hex digits.
 pub(super) fn access_key_id(account_id: &str, serial: u64) -> String {
-    format!("ASIA{account_id}{:04X}", serial & 0xffff)
+    format!("{}{:04X}", access_key_prefix(account_id), serial & 0xffff)
+}
+
+/// What every key ID issued for `account_id` starts with.
+pub(super) fn access_key_prefix(account_id: &str) -> String {
+    format!("ASIA{account_id}")
 }
 
 /// Answers one awsQuery request: status and XML body.

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ssm_association_exporter::app::{Exporter, Source};
+use ssm_association_exporter::app::{Exporter, aws_sources};
 use ssm_association_exporter::config::{self, Place};
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::{Faults, Sim, SimServer};
-use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
+use ssm_association_exporter::ssm::aws::ClientOptions;
 use tokio::net::TcpListener;
 
 use crate::harness::{Metrics, fleet, get};
@@ -122,23 +122,17 @@ impl World {
 /// starts an exporter over them.
 async fn launch(yaml: &str, adjust: impl Fn(ClientOptions) -> ClientOptions) -> Exporter {
     let config = config::parse(yaml).expect("test config is valid");
-    let mut sources = Vec::new();
-    for spec in config.sources() {
-        let options = ClientOptions {
+    let sources = aws_sources(&config, |options| {
+        adjust(ClientOptions {
             static_credentials: Some(("AKIDBASE".to_owned(), "base-secret".to_owned())),
             initial_backoff: Duration::from_millis(1),
             max_attempts: 2,
             operation_timeout: Duration::from_secs(10),
-            ..ClientOptions::for_source(&config, &spec)
-        };
-        let ssm = AwsSsm::connect(&adjust(options))
-            .await
-            .expect("client builds");
-        sources.push(Source {
-            place: spec.place,
-            ssm,
-        });
-    }
+            ..options
+        })
+    })
+    .await
+    .expect("clients build");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     Exporter::start_sources(sources, &config, listener, ServerOptions::default())
         .expect("exporter starts")
