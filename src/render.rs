@@ -116,17 +116,9 @@ pub enum RenderError {
     Encode(#[source] prometheus::Error),
 }
 
-/// Encodes the snapshot's series and `extra` families (the exporter's own) as one exposition.
-///
-/// # Errors
-///
-/// [`RenderError`] if the prometheus crate refuses one of `extra`.
-pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, RenderError> {
-    render_places(&[(None, snapshot)], extra)
-}
-
-/// Encodes the snapshots of several (account, region) pairs as one exposition. When any pair
-/// has a place, every series carries `account_id` and `region` after its own labels.
+/// Encodes the snapshots of the (account, region) pairs and `extra` families (the exporter's
+/// own) as one exposition. When any pair has a place, every series carries `account_id` and
+/// `region` after its own labels.
 ///
 /// The snapshot's series are written straight from the snapshot, in the text format exactly
 /// as the prometheus crate's encoder writes it (families by name, labels by name, series by
@@ -138,7 +130,7 @@ pub fn render(snapshot: &Snapshot, extra: Vec<MetricFamily>) -> Result<Vec<u8>, 
 /// # Errors
 ///
 /// [`RenderError`] if the prometheus crate refuses one of `extra`.
-pub fn render_places(
+pub fn render(
     sources: &[(Option<&Place>, &Snapshot)],
     extra: Vec<MetricFamily>,
 ) -> Result<Vec<u8>, RenderError> {
@@ -460,8 +452,8 @@ mod tests {
             ],
             region_associations: None,
         };
-        let got =
-            String::from_utf8(render(&snapshot, Vec::new()).expect("renders")).expect("utf-8");
+        let got = String::from_utf8(render(&[(None, &snapshot)], Vec::new()).expect("renders"))
+            .expect("utf-8");
         let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/snapshot.prom");
         // UPDATE_GOLDEN=1 rewrites the file; review its diff before committing it.
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -538,7 +530,7 @@ mod tests {
         a.last_success = Some(at(1_700_000_000.0));
         a.name = Some("patch".into());
         snapshot.associations.push(a);
-        let got = render_places(&[(Some(&place), &snapshot)], Vec::new()).expect("renders");
+        let got = render(&[(Some(&place), &snapshot)], Vec::new()).expect("renders");
         let series: Vec<String> = String::from_utf8(got)
             .expect("utf-8")
             .lines()
@@ -557,7 +549,7 @@ mod tests {
 
     #[test]
     fn empty_snapshot_renders_only_extra() {
-        let got = render(&Snapshot::default(), Vec::new()).expect("renders");
+        let got = render(&[(None, &Snapshot::default())], Vec::new()).expect("renders");
         assert_eq!(String::from_utf8(got).expect("utf-8"), "");
     }
 }

@@ -15,7 +15,7 @@ use tracing::{Instrument, error, info};
 use crate::config::{Config, MIN_POLL_INTERVAL, Place};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once};
-use crate::render::render_places;
+use crate::render::render;
 use crate::server::Exposition;
 use crate::snapshot::Snapshot;
 use crate::ssm::Ssm;
@@ -231,7 +231,7 @@ impl Renderer {
             .map(|s| (s.place.as_ref(), s.snapshot.as_ref()))
             .collect();
         let (cycles, ready, generation) = (board.cycles(), board.ready(), board.generation);
-        match render_places(&sources, self.telemetry.gather()) {
+        match render(&sources, self.telemetry.gather()) {
             Ok(body) => {
                 self.publish.send_replace(Arc::new(Exposition::new(
                     Bytes::from(body),

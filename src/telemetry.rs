@@ -224,12 +224,6 @@ impl Telemetry {
     }
 }
 
-impl Default for Telemetry {
-    fn default() -> Self {
-        Self::new(false)
-    }
-}
-
 impl SourceTelemetry {
     /// `first`, then the pair's place labels, if any.
     fn labels<'a>(&'a self, first: &[&'a str]) -> Vec<&'a str> {
