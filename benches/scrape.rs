@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{cpu_seconds, scrape, spawn_exporter, stop, wait_for};
+use common::{cpu_seconds, scrape, signal, spawn_exporter, stop, wait_for};
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
 
 /// wrk's run per measurement.
@@ -225,11 +225,8 @@ impl Nginx {
     }
 
     /// SIGTERM to the master, which stops its workers (SIGKILL would orphan them).
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+    fn stop(self) {
+        stop(self.child);
     }
 }
 
@@ -343,13 +340,6 @@ const PACED_SCRAPERS: u32 = 4;
 const PACED_RATE: f64 = 50.0;
 const PACED_SECONDS: u64 = 10;
 const PACED_ROUNDS: usize = 9;
-
-/// `kill -SIG pid`.
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status();
-}
 
 /// One row per (series, gzip, state): the median of the rounds' p50 and p99, and every
 /// round's p99.

@@ -5,6 +5,8 @@
 //!
 //!     cargo bench --bench soak
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use ssm_association_exporter::app::Exporter;
@@ -17,15 +19,6 @@ use tokio::net::TcpListener;
 const ASSOCIATIONS: usize = 50;
 const TARGETS: usize = 100;
 const CYCLES: u64 = 3000;
-
-fn resident_kib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0)
-}
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
@@ -79,7 +72,7 @@ async fn soak() {
         exporter.poll_now().await.expect("cycle");
         sim.clear_requests();
         if cycle == 10 || cycle % 500 == 0 {
-            let rss = resident_kib() / 1024.0;
+            let rss = common::rss_kib(std::process::id()) / 1024.0;
             let rate = if cycle == 10 { 8.0 } else { 500.0 } / last.elapsed().as_secs_f64();
             println!("| {cycle} | {rss:.1} | {rate:.1} |");
             rows.push(rss);

@@ -197,9 +197,8 @@ async fn reload(method: &Method, options: &ServerOptions) -> Response<Body> {
     }
     match outcome.await {
         Ok(Ok(())) => text(StatusCode::OK, "Configuration reloaded.\n"),
-        Ok(Err(message)) => http::response(
+        Ok(Err(message)) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain; charset=utf-8",
             format!("Configuration refused, the previous one keeps running: {message}\n"),
         ),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n"),
@@ -213,7 +212,7 @@ fn not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     http::response(status, "text/plain; charset=utf-8", body)
 }
 

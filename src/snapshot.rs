@@ -166,14 +166,17 @@ impl TargetCounts {
         self.0.iter().map(|(k, v)| (k, *v))
     }
 
+    #[cfg(test)]
     pub fn total(&self) -> u64 {
         self.0.values().sum()
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -50,10 +50,15 @@ pub fn spawn_exporter_with(
 
 /// SIGTERM, and wait for the exit.
 pub fn stop(mut child: Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal(child.id(), "TERM");
     let _ = child.wait();
+}
+
+/// `kill -SIG pid`.
+pub fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status();
 }
 
 pub fn log_lines(child: &mut Child) -> mpsc::Receiver<String> {

@@ -172,12 +172,18 @@ impl Execution {
         (s.to_owned(), s.to_owned())
     }
 
-    /// Java `Map.toString()` form, keys sorted: `{Failed=1, Success=2}`.
-    fn resource_count_by_status(&self) -> String {
+    /// Targets by status.
+    fn counts_by_status(&self) -> BTreeMap<&str, u32> {
         let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
         for t in &self.targets {
             *counts.entry(t.status.as_str()).or_insert(0) += 1;
         }
+        counts
+    }
+
+    /// Java `Map.toString()` form, keys sorted: `{Failed=1, Success=2}`.
+    fn resource_count_by_status(&self) -> String {
+        let counts = self.counts_by_status();
         let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!("{{{}}}", parts.join(", "))
     }
@@ -194,6 +200,12 @@ impl Association {
         self.executions
             .sort_by(|a, b| b.created.total_cmp(&a.created));
         self.executions.truncate(keep);
+    }
+
+    fn execution(&self, id: &str) -> Option<&Execution> {
+        self.executions
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(id))
     }
 
     fn execution_mut(&mut self, id: &str) -> Option<&mut Execution> {
@@ -376,11 +388,7 @@ impl Sim {
     /// Targets of an execution, sorted by resource ID.
     pub fn targets(&self, association_id: &str, execution_id: &str) -> Option<Vec<SimTarget>> {
         let state = self.lock();
-        let association = state.association(association_id)?;
-        let execution = association
-            .executions
-            .iter()
-            .find(|e| e.id.eq_ignore_ascii_case(execution_id))?;
+        let execution = state.association(association_id)?.execution(execution_id)?;
         Some(execution.targets.clone())
     }
 

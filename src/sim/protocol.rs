@@ -750,16 +750,12 @@ fn describe_association_execution_targets(
     }
     max_results(input)?;
     let a = association(state, association_id)?;
-    let e = a
-        .executions
-        .iter()
-        .find(|e| e.id.eq_ignore_ascii_case(execution_id))
-        .ok_or_else(|| {
-            ApiError::client(
-                "AssociationExecutionDoesNotExist",
-                format!("AssociationExecution with ID {execution_id} does not exist."),
-            )
-        })?;
+    let e = a.execution(execution_id).ok_or_else(|| {
+        ApiError::client(
+            "AssociationExecutionDoesNotExist",
+            format!("AssociationExecution with ID {execution_id} does not exist."),
+        )
+    })?;
     let targets: Vec<&super::SimTarget> = e
         .targets
         .iter()
@@ -822,13 +818,15 @@ fn overview_status(a: &Association) -> (&'static str, String) {
 
 fn overview(a: &Association) -> Value {
     let (status, detailed) = overview_status(a);
-    let mut counts = Map::new();
-    if let Some(e) = a.latest() {
-        for t in &e.targets {
-            let n = counts.get(&t.status).and_then(Value::as_u64).unwrap_or(0);
-            counts.insert(t.status.clone(), json!(n + 1));
-        }
-    }
+    let counts: Map<String, Value> = a
+        .latest()
+        .map(|e| {
+            e.counts_by_status()
+                .into_iter()
+                .map(|(status, n)| (status.to_owned(), json!(n)))
+                .collect()
+        })
+        .unwrap_or_default();
     json!({ "Status": status, "DetailedStatus": detailed, "AssociationStatusAggregatedCount": counts })
 }
 
