@@ -113,6 +113,8 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
         None => None,
         Some(users) if users.is_empty() => None,
         Some(users) => {
+            // The decoy costs what the users' hashes cost, so that timing tells nothing.
+            let mut cost = None;
             for (user, hash) in &users {
                 if user.contains(':') {
                     return Err(at(
@@ -120,20 +122,15 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
                         "a user name cannot contain ':'".to_owned(),
                     ));
                 }
-                hash.parse::<bcrypt::HashParts>().map_err(|e| {
+                let parts = hash.parse::<bcrypt::HashParts>().map_err(|e| {
                     at(
                         &format!("basic_auth_users.{user}"),
                         format!("is not a bcrypt hash ($2a$, $2b$ or $2y$): {e}"),
                     )
                 })?;
+                cost = cost.max(Some(parts.get_cost()));
             }
-            // The decoy costs what the users' hashes cost, so that timing tells nothing.
-            let cost = users
-                .values()
-                .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
-                .map(|h| h.get_cost())
-                .max()
-                .unwrap_or(bcrypt::DEFAULT_COST);
+            let cost = cost.unwrap_or(bcrypt::DEFAULT_COST);
             let decoy = bcrypt::hash("decoy", cost)
                 .map_err(|e| format!("basic_auth_users: cannot prepare password checks: {e}"))?;
             Some(Arc::new(BasicAuth {
