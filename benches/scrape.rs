@@ -1,21 +1,24 @@
 //! Scrape benchmark: requests/s and latency of `/metrics` under wrk, next to nginx serving the
 //! same bytes from a file as the practical ceiling, at about 10,000 and 100,000 series, with
-//! and without gzip; and the exporter's latency while poll cycles run back to back, both under
-//! wrk's saturating load and at a fixed request rate, as scrapers really send them.
+//! and without gzip; the exporter's latency under wrk while poll cycles run back to back; and,
+//! at a fixed request rate as scrapers really send them, the latency of the requests that came
+//! during a poll cycle next to that of the requests that came between two.
 //!
 //!     cargo bench --bench scrape          # needs wrk and nginx (Debian's wrk and nginx-light)
 //!     cargo bench --bench scrape -- 10000 # only about 10,000 series
 //!     cargo bench --bench scrape -- 10000 paced # only the fixed-rate rows
 //!
-//! Everything runs on loopback; wrk, nginx and the exporter share the machine's cores.
+//! Everything runs on loopback; wrk, nginx and the exporter share the machine's cores, and the
+//! simulator has them at the lowest priority.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-use common::{cpu_seconds, scrape, signal, spawn_exporter, stop, wait_for};
+use common::{cpu_seconds, field, scrape, spawn_exporter, stop, wait_for};
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
 
 /// wrk's run per measurement.
@@ -32,7 +35,15 @@ struct Measure {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == SIMULATE) {
+        let associations = args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--simulate takes a number of associations");
+        simulate(associations);
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("sae-scrape-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     // `cargo bench --bench scrape -- 10000` runs only the 10,000-series part.
@@ -48,11 +59,14 @@ fn main() {
             continue;
         }
         eprintln!("setting up {associations} associations ...");
-        let (sim, server) = runtime.block_on(fleet(associations));
-        let quiet = config(&dir, "quiet", &server, "poll_interval: 1h\n");
+        let simulator = Simulator::start(associations);
+        let endpoint = simulator.endpoint_url.clone();
+        let quiet = config(&dir, "quiet", &endpoint, "poll_interval: 1h\n");
         let (child, lines, addr) = spawn_exporter(&quiet);
         wait_for(&lines, "poll cycle finished");
-        let body = runtime.block_on(scrape(&addr));
+        let body = tokio::runtime::Runtime::new()
+            .expect("tokio runtime")
+            .block_on(scrape(&addr));
         let body = body
             .split_once("\r\n\r\n")
             .map(|(_, b)| b)
@@ -73,54 +87,45 @@ fn main() {
             rows.push((series, gzip, "idle", exporter, Some(ceiling)));
         }
         nginx.stop();
-        let quiet = (child, addr);
+        stop(child);
 
         if associations == 1_000 {
-            // Every target re-read every cycle, at 20 times the default call rate: a cycle runs
-            // all the while wrk scrapes.
-            let busy = config(
-                &dir,
-                "busy",
-                &server,
-                "poll_interval: 1s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: 100\n  burst: 10\n  max_in_flight: 4\n",
-            );
-            let (child, lines, addr) = spawn_exporter(&busy);
-            wait_for(&lines, "poll cycle finished");
-            let pid = child.id();
-            for gzip in [false, true] {
-                if paced_only {
-                    break;
-                }
-                let during = wrk(&format!("http://{addr}/metrics"), gzip);
-                rows.push((series, gzip, "polling", during, None));
+            if !paced_only {
+                rows.extend(under_wrk_while_polling(&dir, &endpoint, series));
             }
-            // Fixed-rate rounds, the quiet exporter and the polling one in turn, so that drift
-            // in the machine's speed falls on both alike. The polling one is stopped
-            // (SIGSTOP) while the quiet one is measured: its cycles would load the same cores.
-            let mut cpu = 0.0;
-            for _ in 0..PACED_ROUNDS {
-                for gzip in [false, true] {
-                    signal(pid, "STOP");
-                    paced_rows.push((series, gzip, "idle", paced(&quiet.1, gzip)));
-                    signal(pid, "CONT");
-                    let before = cpu_seconds(pid);
-                    paced_rows.push((series, gzip, "polling", paced(&addr, gzip)));
-                    cpu += cpu_seconds(pid) - before;
-                }
-            }
-            eprintln!(
-                "exporter CPU while polling and serving at a fixed rate: {:.0}% of a core",
-                cpu / (2 * PACED_ROUNDS) as f64 / PACED_SECONDS as f64 * 100.0
-            );
-            stop(child);
+            paced_rows.extend(paced_against_cycles(&dir, &endpoint, series));
         }
-        stop(quiet.0);
-        runtime.block_on(server.stop());
-        drop(sim);
+        simulator.stop();
     }
     print_table(&rows);
     println!();
     print_paced(&paced_rows);
+}
+
+/// wrk against an exporter whose cycles run back to back, every target re-read every cycle at
+/// 20 times the default call rate: a cycle runs all the while wrk scrapes.
+fn under_wrk_while_polling(
+    dir: &Path,
+    endpoint: &str,
+    series: usize,
+) -> Vec<(usize, bool, &'static str, Measure, Option<Measure>)> {
+    let busy = config(
+        dir,
+        "busy",
+        endpoint,
+        "poll_interval: 1s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: 100\n  burst: 10\n  max_in_flight: 4\n",
+    );
+    let (child, lines, addr) = spawn_exporter(&busy);
+    wait_for(&lines, "poll cycle finished");
+    let rows = [false, true]
+        .into_iter()
+        .map(|gzip| {
+            let during = wrk(&format!("http://{addr}/metrics"), gzip);
+            (series, gzip, "polling", during, None)
+        })
+        .collect();
+    stop(child);
+    rows
 }
 
 /// `associations` associations whose latest run has targets in 4 (status, detailed status)
@@ -148,21 +153,71 @@ async fn fleet(associations: usize) -> (Sim, SimServer) {
     (sim, server)
 }
 
-fn config(dir: &Path, name: &str, server: &SimServer, extra: &str) -> PathBuf {
+fn config(dir: &Path, name: &str, endpoint_url: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     let text = if extra.contains("api:") {
-        format!(
-            "region: us-east-2\nendpoint_url: {}\n{extra}",
-            server.endpoint_url()
-        )
+        format!("region: us-east-2\nendpoint_url: {endpoint_url}\n{extra}")
     } else {
         format!(
-            "region: us-east-2\nendpoint_url: {}\n{extra}api:\n  requests_per_second: 5000\n  burst: 100\n  max_in_flight: 8\n",
-            server.endpoint_url()
+            "region: us-east-2\nendpoint_url: {endpoint_url}\n{extra}api:\n  requests_per_second: 5000\n  burst: 100\n  max_in_flight: 8\n"
         )
     };
     std::fs::write(&path, text).expect("write config");
     path
+}
+
+/// The argument that makes this benchmark the simulator's process instead.
+const SIMULATE: &str = "--simulate";
+
+/// The simulated SSM endpoint in a process of its own, scheduled as SCHED_IDLE (`chrt --idle`).
+/// It stands for AWS, whose work costs the exporter's machine nothing. In the benchmark's own
+/// process, and even at nice 19, a core it held was handed to a waking scrape only at the end
+/// of the simulator's time slice, which put about 1.5 ms on the p99 of gzip scrapes during
+/// cycles; the kernel preempts an idle-class thread at once.
+struct Simulator {
+    child: Child,
+    endpoint_url: String,
+}
+
+impl Simulator {
+    fn start(associations: usize) -> Simulator {
+        use std::io::BufRead;
+        let mut child = Command::new("chrt")
+            .args(["--idle", "0"])
+            .arg(std::env::current_exe().expect("this benchmark's path"))
+            .args([SIMULATE, &associations.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the simulator's process starts (chrt is in util-linux)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("the simulator's endpoint");
+        assert!(line.starts_with("http://"), "the simulator said {line:?}");
+        Simulator {
+            child,
+            endpoint_url: line.trim().to_owned(),
+        }
+    }
+
+    /// Closing its standard input is the simulator's sign to stop.
+    fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// The simulator's process: serves until its standard input closes.
+fn simulate(associations: usize) {
+    use std::io::{Read, Write};
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let (sim, server) = runtime.block_on(fleet(associations));
+    println!("{}", server.endpoint_url());
+    std::io::stdout().flush().expect("stdout");
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    runtime.block_on(server.stop());
+    drop(sim);
 }
 
 /// nginx on a free loopback port serving `body` (and its gzip form) as /metrics.
@@ -264,14 +319,146 @@ fn wrk(url: &str, gzip: bool) -> Measure {
     }
 }
 
+/// The fixed-rate part: one exporter whose cycles re-read every target at `CYCLE_RATE` calls/s
+/// and start every `CYCLE_EVERY` seconds, so that it spends about half its time in a cycle and
+/// half between cycles; scrapers at a fixed rate for `PACED_SECONDS`, each request counted as
+/// due during a cycle or between two, from the cycles the exporter logs. Both kinds come from
+/// the same process, connections and minutes, interleaved: whatever else slows the machine
+/// falls on both alike, which comparing one exporter's run with another's (tried first) could
+/// not promise.
+fn paced_against_cycles(dir: &Path, endpoint: &str, series: usize) -> Vec<PacedRow> {
+    let cycling = config(
+        dir,
+        "cycling",
+        endpoint,
+        &format!(
+            "poll_interval: {CYCLE_EVERY}s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: {CYCLE_RATE}\n  burst: 10\n  max_in_flight: 4\n"
+        ),
+    );
+    let (child, mut lines, addr) = spawn_exporter(&cycling);
+    wait_for(&lines, "poll cycle finished");
+    let pid = child.id();
+    let mut rows = Vec::new();
+    for gzip in [false, true] {
+        let cpu_before = cpu_seconds(pid);
+        // A cycle still running when the scrapers stop is logged when it finishes, within
+        // one interval.
+        let watch_until = Instant::now() + Duration::from_secs(PACED_SECONDS + CYCLE_EVERY + 5);
+        let watcher = std::thread::spawn(move || cycle_windows(lines, watch_until));
+        let (start, samples) = paced(&addr, gzip);
+        let cpu = cpu_seconds(pid) - cpu_before;
+        let (returned, windows) = watcher.join().expect("log watcher");
+        lines = returned;
+        let in_cycle = |due: &Instant| windows.iter().any(|(from, to)| from <= due && due <= to);
+        // Whole seconds of the run, each kept only if all its requests fell on one side.
+        let mut seconds: Vec<Vec<(Instant, Duration)>> =
+            vec![Vec::new(); PACED_SECONDS as usize + 1];
+        for sample in &samples {
+            let second = (sample.0 - start).as_secs() as usize;
+            if let Some(bucket) = seconds.get_mut(second) {
+                bucket.push(*sample);
+            }
+        }
+        let (mut during_seconds, mut between_seconds) = (Vec::new(), Vec::new());
+        for mut bucket in seconds.into_iter().filter(|b| !b.is_empty()) {
+            let during = bucket.iter().filter(|(due, _)| in_cycle(due)).count();
+            let p99 = latencies(&mut bucket).p99_ms;
+            if during == bucket.len() {
+                during_seconds.push(p99);
+            } else if during == 0 {
+                between_seconds.push(p99);
+            }
+        }
+        let (mut during, mut between): (Vec<_>, Vec<_>) =
+            samples.into_iter().partition(|(due, _)| in_cycle(due));
+        rows.push(PacedRow {
+            series,
+            gzip,
+            cycles: windows.len(),
+            cpu_share: cpu / PACED_SECONDS as f64,
+            during: latencies(&mut during),
+            between: latencies(&mut between),
+            during_second_p99: median(during_seconds),
+            between_second_p99: median(between_seconds),
+        });
+    }
+    stop(child);
+    rows
+}
+
+/// A full cycle of this fleet is about 2,000 calls: about 10 s at this rate, twice the rate
+/// of the saturating rows' busy exporter, started every 20 s.
+const CYCLE_RATE: u32 = 200;
+const CYCLE_EVERY: u64 = 20;
+
+/// The cycles the exporter logs until `until`, each as when it ran, and the log back.
+fn cycle_windows(
+    lines: mpsc::Receiver<String>,
+    until: Instant,
+) -> (mpsc::Receiver<String>, Vec<(Instant, Instant)>) {
+    let mut windows = Vec::new();
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            // The line comes once the cycle's exposition is served, so the window ends then;
+            // `duration_ms` counts the calls only, which puts the window's start late by the
+            // rendering's few milliseconds.
+            Ok(line) if line.contains("poll cycle finished") => {
+                let now = Instant::now();
+                let ms: u64 = field(&line, "duration_ms").parse().expect("duration_ms");
+                windows.push((now - Duration::from_millis(ms), now));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    (lines, windows)
+}
+
+struct PacedRow {
+    series: usize,
+    gzip: bool,
+    cycles: usize,
+    cpu_share: f64,
+    during: Latencies,
+    between: Latencies,
+    /// The median, over the seconds spent wholly during cycles, of each second's p99.
+    during_second_p99: f64,
+    between_second_p99: f64,
+}
+
+struct Latencies {
+    requests: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn latencies(samples: &mut [(Instant, Duration)]) -> Latencies {
+    samples.sort_by_key(|(_, latency)| *latency);
+    let at = |q: f64| {
+        samples
+            .get(((samples.len() as f64 * q) as usize).min(samples.len().saturating_sub(1)))
+            .map_or(f64::NAN, |(_, l)| l.as_secs_f64() * 1000.0)
+    };
+    Latencies {
+        requests: samples.len(),
+        p50_ms: at(0.50),
+        p99_ms: at(0.99),
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// Scrapers at a fixed rate: each of `PACED_SCRAPERS` keep-alive connections sends a request
 /// every `1 / PACED_RATE` seconds, for `PACED_SECONDS`. Latency counts from when a request was
 /// due, so a request held up by a slow one before it is charged for the wait (no coordinated
 /// omission). This is the load Prometheus puts on an exporter, unlike wrk's back-to-back
 /// requests, under which any other work on two cores shows in the tail by construction.
-fn paced(addr: &str, gzip: bool) -> Measure {
+/// Returns when the run started, and when each request was due with its latency.
+fn paced(addr: &str, gzip: bool) -> (Instant, Vec<(Instant, Duration)>) {
     use std::io::{BufRead, BufReader, Read, Write};
-    use std::time::Instant;
     let period = Duration::from_secs_f64(1.0 / PACED_RATE);
     let start = Instant::now() + Duration::from_millis(100);
     let scrapers: Vec<_> = (0..PACED_SCRAPERS)
@@ -291,7 +478,7 @@ fn paced(addr: &str, gzip: bool) -> Measure {
                     }
                 );
                 let offset = period.mul_f64(i as f64 / PACED_SCRAPERS as f64);
-                let mut latencies = Vec::new();
+                let mut samples = Vec::new();
                 let mut body = Vec::new();
                 for n in 0.. {
                     let due = start + offset + period * n;
@@ -316,76 +503,48 @@ fn paced(addr: &str, gzip: bool) -> Measure {
                     }
                     body.resize(length, 0);
                     reader.read_exact(&mut body).expect("read body");
-                    latencies.push(due.elapsed());
+                    samples.push((due, due.elapsed()));
                 }
-                latencies
+                samples
             })
         })
         .collect();
-    let mut all: Vec<Duration> = scrapers
+    let samples = scrapers
         .into_iter()
         .flat_map(|s| s.join().expect("scraper thread"))
         .collect();
-    all.sort();
-    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
-    Measure {
-        requests_per_second: all.len() as f64 / PACED_SECONDS as f64,
-        p50_ms: at(0.50).as_secs_f64() * 1000.0,
-        p99_ms: at(0.99).as_secs_f64() * 1000.0,
-    }
+    (start, samples)
 }
 
-/// 4 scrapers at 50 requests/s each: 2,000 requests per round, 9 rounds per row.
+/// 4 scrapers at 50 requests/s each for 4 minutes: 48,000 requests per row.
 const PACED_SCRAPERS: u32 = 4;
 const PACED_RATE: f64 = 50.0;
-const PACED_SECONDS: u64 = 10;
-const PACED_ROUNDS: usize = 9;
+const PACED_SECONDS: u64 = 240;
 
-/// One row per (series, gzip, state): the median of the rounds' p50 and p99, and every
-/// round's p99.
-fn print_paced(rows: &[(usize, bool, &str, Measure)]) {
+fn print_paced(rows: &[PacedRow]) {
     println!(
-        "| series | gzip | exporter | fixed rate req/s | median p50 ms | median p99 ms | p99 of each round ms | median p99 change while polling |"
+        "| series | gzip | cycles | exporter CPU | requests during cycles / between | p50 ms during / between | p99 ms during / between | p99 change | median of each second's p99 ms, during / between | its change |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-    };
-    let mut keys: Vec<(usize, bool, &str)> =
-        rows.iter().map(|(s, g, st, _)| (*s, *g, *st)).collect();
-    keys.sort_by_key(|(s, g, st)| (*s, *g, *st != "idle"));
-    keys.dedup();
-    let of = |key: (usize, bool, &str)| -> Vec<&Measure> {
-        rows.iter()
-            .filter(|(s, g, st, _)| (*s, *g, *st) == key)
-            .map(|(_, _, _, m)| m)
-            .collect()
-    };
-    for (series, gzip, state) in keys {
-        let measures = of((series, gzip, state));
-        let p99 = median(measures.iter().map(|m| m.p99_ms).collect());
-        let idle = median(
-            of((series, gzip, "idle"))
-                .iter()
-                .map(|m| m.p99_ms)
-                .collect(),
-        );
-        let change = if state == "polling" {
-            format!("{:+.0}%", (p99 / idle - 1.0) * 100.0)
-        } else {
-            "—".to_owned()
-        };
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let change = |during: f64, between: f64| format!("{:+.0}%", (during / between - 1.0) * 100.0);
+    for row in rows {
+        let (d, b) = (&row.during, &row.between);
         println!(
-            "| {series} | {} | {state} | {:.0} | {:.2} | {p99:.2} | {} | {change} |",
-            if gzip { "yes" } else { "no" },
-            median(measures.iter().map(|m| m.requests_per_second).collect()),
-            median(measures.iter().map(|m| m.p50_ms).collect()),
-            measures
-                .iter()
-                .map(|m| format!("{:.2}", m.p99_ms))
-                .collect::<Vec<_>>()
-                .join(", "),
+            "| {} | {} | {} | {:.0}% of a core | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {:.2} / {:.2} | {} |",
+            row.series,
+            if row.gzip { "yes" } else { "no" },
+            row.cycles,
+            row.cpu_share * 100.0,
+            d.requests,
+            b.requests,
+            d.p50_ms,
+            b.p50_ms,
+            d.p99_ms,
+            b.p99_ms,
+            change(d.p99_ms, b.p99_ms),
+            row.during_second_p99,
+            row.between_second_p99,
+            change(row.during_second_p99, row.between_second_p99),
         );
     }
 }

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 //! What the benchmarks share: running the exporter binary as a child process against a
-//! simulator in the benchmark's own process, reading its log, and measuring it from /proc.
+//! simulator, reading its log, and measuring it from /proc.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
