@@ -7,6 +7,7 @@
 //!     cargo bench --bench scrape          # needs wrk and nginx (Debian's wrk and nginx-light)
 //!     cargo bench --bench scrape -- 10000 # only about 10,000 series
 //!     cargo bench --bench scrape -- 10000 paced # only the fixed-rate rows
+//!     cargo bench --bench scrape -- 10000 paced rate=200 # polling at 200 calls/s, not 100
 //!
 //! Everything runs on loopback; wrk, nginx and the exporter share the machine's cores, and the
 //! simulator has them at the lowest priority.
@@ -52,6 +53,10 @@ fn main() {
         .find(|a| !a.starts_with("--"))
         .and_then(|a| a.parse().ok());
     let paced_only = std::env::args().any(|a| a == "paced");
+    // `rate=100`: the fixed-rate part's calls per second while polling.
+    let cycle_rate: u64 = std::env::args()
+        .find_map(|a| a.strip_prefix("rate=").map(str::to_owned))
+        .map_or(CYCLE_RATE, |r| r.parse().expect("rate=<calls per second>"));
     let mut rows = Vec::new();
     let mut paced_rows = Vec::new();
     for associations in [1_000, 10_000] {
@@ -93,7 +98,13 @@ fn main() {
             if !paced_only {
                 rows.extend(under_wrk_while_polling(&dir, &endpoint, series));
             }
-            paced_rows.extend(paced_against_cycles(&dir, &endpoint, series));
+            paced_rows.extend(paced_against_cycles(
+                &dir,
+                &endpoint,
+                series,
+                associations as u64,
+                cycle_rate,
+            ));
         }
         simulator.stop();
     }
@@ -319,20 +330,29 @@ fn wrk(url: &str, gzip: bool) -> Measure {
     }
 }
 
-/// The fixed-rate part: one exporter whose cycles re-read every target at `CYCLE_RATE` calls/s
-/// and start every `CYCLE_EVERY` seconds, so that it spends about half its time in a cycle and
+/// The fixed-rate part: one exporter whose cycles re-read every target at `rate` calls/s and
+/// start twice as often as a cycle lasts, so that it spends about half its time in a cycle and
 /// half between cycles; scrapers at a fixed rate for `PACED_SECONDS`, each request counted as
 /// due during a cycle or between two, from the cycles the exporter logs. Both kinds come from
 /// the same process, connections and minutes, interleaved: whatever else slows the machine
 /// falls on both alike, which comparing one exporter's run with another's (tried first) could
 /// not promise.
-fn paced_against_cycles(dir: &Path, endpoint: &str, series: usize) -> Vec<PacedRow> {
+fn paced_against_cycles(
+    dir: &Path,
+    endpoint: &str,
+    series: usize,
+    associations: u64,
+    rate: u64,
+) -> Vec<PacedRow> {
+    // A full cycle takes about two calls per association (its executions, then the targets of
+    // the latest), plus a page of the association list per 50.
+    let every = (2 * (2 * associations + associations / 50)).div_ceil(rate);
     let cycling = config(
         dir,
         "cycling",
         endpoint,
         &format!(
-            "poll_interval: {CYCLE_EVERY}s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: {CYCLE_RATE}\n  burst: 10\n  max_in_flight: 4\n"
+            "poll_interval: {every}s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: {rate}\n  burst: 10\n  max_in_flight: 4\n"
         ),
     );
     let (child, mut lines, addr) = spawn_exporter(&cycling);
@@ -343,7 +363,7 @@ fn paced_against_cycles(dir: &Path, endpoint: &str, series: usize) -> Vec<PacedR
         let cpu_before = cpu_seconds(pid);
         // A cycle still running when the scrapers stop is logged when it finishes, within
         // one interval.
-        let watch_until = Instant::now() + Duration::from_secs(PACED_SECONDS + CYCLE_EVERY + 5);
+        let watch_until = Instant::now() + Duration::from_secs(PACED_SECONDS + every + 5);
         let watcher = std::thread::spawn(move || cycle_windows(lines, watch_until));
         let (start, samples) = paced(&addr, gzip);
         let cpu = cpu_seconds(pid) - cpu_before;
@@ -374,6 +394,7 @@ fn paced_against_cycles(dir: &Path, endpoint: &str, series: usize) -> Vec<PacedR
         rows.push(PacedRow {
             series,
             gzip,
+            rate,
             cycles: windows.len(),
             cpu_share: cpu / PACED_SECONDS as f64,
             during: latencies(&mut during),
@@ -386,10 +407,10 @@ fn paced_against_cycles(dir: &Path, endpoint: &str, series: usize) -> Vec<PacedR
     rows
 }
 
-/// A full cycle of this fleet is about 2,000 calls: about 10 s at this rate, twice the rate
-/// of the saturating rows' busy exporter, started every 20 s.
-const CYCLE_RATE: u32 = 200;
-const CYCLE_EVERY: u64 = 20;
+/// Calls per second while polling, unless `rate=N` says otherwise: 20 times the default, as
+/// the saturating rows' busy exporter polls; a full cycle of the 10,000-series fleet lasts
+/// about 20 s.
+const CYCLE_RATE: u64 = 100;
 
 /// The cycles the exporter logs until `until`, each as when it ran, and the log back.
 fn cycle_windows(
@@ -417,6 +438,7 @@ fn cycle_windows(
 struct PacedRow {
     series: usize,
     gzip: bool,
+    rate: u64,
     cycles: usize,
     cpu_share: f64,
     during: Latencies,
@@ -523,16 +545,17 @@ const PACED_SECONDS: u64 = 240;
 
 fn print_paced(rows: &[PacedRow]) {
     println!(
-        "| series | gzip | cycles | exporter CPU | requests during cycles / between | p50 ms during / between | p99 ms during / between | p99 change | median of each second's p99 ms, during / between | its change |"
+        "| series | gzip | calls/s while polling | cycles | exporter CPU | requests during cycles / between | p50 ms during / between | p99 ms during / between | p99 change | median of each second's p99 ms, during / between | its change |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let change = |during: f64, between: f64| format!("{:+.0}%", (during / between - 1.0) * 100.0);
     for row in rows {
         let (d, b) = (&row.during, &row.between);
         println!(
-            "| {} | {} | {} | {:.0}% of a core | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {:.2} / {:.2} | {} |",
+            "| {} | {} | {} | {} | {:.0}% of a core | {} / {} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {:.2} / {:.2} | {} |",
             row.series,
             if row.gzip { "yes" } else { "no" },
+            row.rate,
             row.cycles,
             row.cpu_share * 100.0,
             d.requests,
