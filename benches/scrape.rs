@@ -395,7 +395,10 @@ fn paced_against_cycles(
             series,
             gzip,
             rate,
-            cycles: windows.len(),
+            cycles: windows
+                .iter()
+                .filter(|(from, _)| *from < start + Duration::from_secs(PACED_SECONDS))
+                .count(),
             cpu_share: cpu / PACED_SECONDS as f64,
             during: latencies(&mut during),
             between: latencies(&mut between),
