@@ -42,10 +42,7 @@ fn main() {
     let (sts, sts_server, regions) = runtime.block_on(world());
     let dir = std::env::temp_dir().join(format!("sae-accounts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let only: Option<u32> = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .and_then(|a| a.parse().ok());
+    let only: Option<u32> = common::number_arg();
     let mut rows = Vec::new();
     for shards in [1, 4].into_iter().filter(|m| only.is_none_or(|o| o == *m)) {
         eprintln!("polling with {shards} shard(s) ...");

@@ -14,12 +14,13 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{cpu_seconds, field, scrape, spawn_exporter, stop, wait_for};
+use common::{cpu_seconds, field, number_arg, scrape, spawn_exporter, stop, wait_for};
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
 
 /// wrk's run per measurement.
@@ -28,7 +29,6 @@ const DURATION: &str = "20s";
 /// connections on two cores measure queueing, not the server.
 const CONNECTIONS: &str = "4";
 
-#[derive(Debug)]
 struct Measure {
     requests_per_second: f64,
     p50_ms: f64,
@@ -48,25 +48,31 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("sae-scrape-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     // `cargo bench --bench scrape -- 10000` runs only the 10,000-series part.
-    let only: Option<usize> = std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with("--"))
-        .and_then(|a| a.parse().ok());
-    let paced_only = std::env::args().any(|a| a == "paced");
+    let only: Option<usize> = number_arg();
+    let paced_only = args.iter().any(|a| a == "paced");
     // `rate=100`: the fixed-rate part's calls per second while polling.
-    let cycle_rate: u64 = std::env::args()
-        .find_map(|a| a.strip_prefix("rate=").map(str::to_owned))
+    let cycle_rate: u64 = args
+        .iter()
+        .find_map(|a| a.strip_prefix("rate="))
         .map_or(CYCLE_RATE, |r| r.parse().expect("rate=<calls per second>"));
     let mut rows = Vec::new();
     let mut paced_rows = Vec::new();
     for associations in [1_000, 10_000] {
-        if only.is_some_and(|series| series != associations * 10) {
+        // The fixed-rate part runs at about 10,000 series only.
+        if only.is_some_and(|series| series != associations * 10)
+            || (paced_only && associations != 1_000)
+        {
             continue;
         }
         eprintln!("setting up {associations} associations ...");
         let simulator = Simulator::start(associations);
         let endpoint = simulator.endpoint_url.clone();
-        let quiet = config(&dir, "quiet", &endpoint, "poll_interval: 1h\n");
+        let quiet = config(
+            &dir,
+            "quiet",
+            &endpoint,
+            "poll_interval: 1h\napi:\n  requests_per_second: 5000\n  burst: 100\n  max_in_flight: 8\n",
+        );
         let (child, lines, addr) = spawn_exporter(&quiet);
         wait_for(&lines, "poll cycle finished");
         let body = tokio::runtime::Runtime::new()
@@ -81,17 +87,16 @@ fn main() {
             .lines()
             .filter(|l| !l.starts_with('#') && !l.is_empty())
             .count();
-        let url = format!("http://{addr}/metrics");
-        let nginx = Nginx::start(&dir, body.as_bytes());
-        for gzip in [false, true] {
-            if paced_only {
-                break;
+        if !paced_only {
+            let url = format!("http://{addr}/metrics");
+            let nginx = Nginx::start(&dir, body.as_bytes());
+            for gzip in [false, true] {
+                let exporter = wrk(&url, gzip);
+                let ceiling = wrk(&nginx.url(), gzip);
+                rows.push((series, gzip, "idle", exporter, Some(ceiling)));
             }
-            let exporter = wrk(&url, gzip);
-            let ceiling = wrk(&nginx.url(), gzip);
-            rows.push((series, gzip, "idle", exporter, Some(ceiling)));
+            nginx.stop();
         }
-        nginx.stop();
         stop(child);
 
         if associations == 1_000 {
@@ -124,7 +129,9 @@ fn under_wrk_while_polling(
         dir,
         "busy",
         endpoint,
-        "poll_interval: 1s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: 100\n  burst: 10\n  max_in_flight: 4\n",
+        &format!(
+            "poll_interval: 1s\nfull_refresh_interval: 0s\napi:\n  requests_per_second: {CYCLE_RATE}\n  burst: 10\n  max_in_flight: 4\n"
+        ),
     );
     let (child, lines, addr) = spawn_exporter(&busy);
     wait_for(&lines, "poll cycle finished");
@@ -166,13 +173,7 @@ async fn fleet(associations: usize) -> (Sim, SimServer) {
 
 fn config(dir: &Path, name: &str, endpoint_url: &str, extra: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
-    let text = if extra.contains("api:") {
-        format!("region: us-east-2\nendpoint_url: {endpoint_url}\n{extra}")
-    } else {
-        format!(
-            "region: us-east-2\nendpoint_url: {endpoint_url}\n{extra}api:\n  requests_per_second: 5000\n  burst: 100\n  max_in_flight: 8\n"
-        )
-    };
+    let text = format!("region: us-east-2\nendpoint_url: {endpoint_url}\n{extra}");
     std::fs::write(&path, text).expect("write config");
     path
 }
@@ -369,28 +370,11 @@ fn paced_against_cycles(
         let cpu = cpu_seconds(pid) - cpu_before;
         let (returned, windows) = watcher.join().expect("log watcher");
         lines = returned;
-        let in_cycle = |due: &Instant| windows.iter().any(|(from, to)| from <= due && due <= to);
-        // Whole seconds of the run, each kept only if all its requests fell on one side.
-        let mut seconds: Vec<Vec<(Instant, Duration)>> =
-            vec![Vec::new(); PACED_SECONDS as usize + 1];
-        for sample in &samples {
-            let second = (sample.0 - start).as_secs() as usize;
-            if let Some(bucket) = seconds.get_mut(second) {
-                bucket.push(*sample);
-            }
-        }
-        let (mut during_seconds, mut between_seconds) = (Vec::new(), Vec::new());
-        for mut bucket in seconds.into_iter().filter(|b| !b.is_empty()) {
-            let during = bucket.iter().filter(|(due, _)| in_cycle(due)).count();
-            let p99 = latencies(&mut bucket).p99_ms;
-            if during == bucket.len() {
-                during_seconds.push(p99);
-            } else if during == 0 {
-                between_seconds.push(p99);
-            }
-        }
-        let (mut during, mut between): (Vec<_>, Vec<_>) =
-            samples.into_iter().partition(|(due, _)| in_cycle(due));
+        let (mut during, mut between): (Vec<_>, Vec<_>) = samples
+            .into_iter()
+            .partition(|(due, _)| windows.iter().any(|(from, to)| from <= due && due <= to));
+        let (during_by_second, between_by_second) =
+            (by_second(&during, start), by_second(&between, start));
         rows.push(PacedRow {
             series,
             gzip,
@@ -402,8 +386,11 @@ fn paced_against_cycles(
             cpu_share: cpu / PACED_SECONDS as f64,
             during: latencies(&mut during),
             between: latencies(&mut between),
-            during_second_p99: median(during_seconds),
-            between_second_p99: median(between_seconds),
+            during_second_p99: median_p99_of_seconds_only_in(&during_by_second, &between_by_second),
+            between_second_p99: median_p99_of_seconds_only_in(
+                &between_by_second,
+                &during_by_second,
+            ),
         });
     }
     stop(child);
@@ -469,6 +456,36 @@ fn latencies(samples: &mut [(Instant, Duration)]) -> Latencies {
         p50_ms: at(0.50),
         p99_ms: at(0.99),
     }
+}
+
+/// Requests by the whole second of the run they were due in.
+fn by_second(
+    samples: &[(Instant, Duration)],
+    start: Instant,
+) -> BTreeMap<u64, Vec<(Instant, Duration)>> {
+    let mut seconds: BTreeMap<u64, Vec<_>> = BTreeMap::new();
+    for sample in samples {
+        seconds
+            .entry((sample.0 - start).as_secs())
+            .or_default()
+            .push(*sample);
+    }
+    seconds
+}
+
+/// The median of each second's p99, over the seconds of `these` that hold none of `those`:
+/// seconds spent wholly on one side.
+fn median_p99_of_seconds_only_in(
+    these: &BTreeMap<u64, Vec<(Instant, Duration)>>,
+    those: &BTreeMap<u64, Vec<(Instant, Duration)>>,
+) -> f64 {
+    median(
+        these
+            .iter()
+            .filter(|(second, _)| !those.contains_key(second))
+            .map(|(_, samples)| latencies(&mut samples.clone()).p99_ms)
+            .collect(),
+    )
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

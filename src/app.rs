@@ -74,8 +74,8 @@ pub enum ExporterError {
 }
 
 impl Exporter {
-    /// Starts polling with `ssm` per `config` and serving on `listener`: one pair, the
-    /// default credentials', with no account or region labels.
+    /// Starts polling with `ssm` per `config` and serving on `listener`: one pair, with no
+    /// account or region labels.
     ///
     /// # Errors
     ///

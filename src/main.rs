@@ -244,8 +244,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the configuration file again. A valid one goes to the scheduler for the next cycle;
-/// an invalid one is refused, and the running one stays.
+/// Reads the configuration file again. A valid one goes to every pair's scheduler for its next
+/// cycle; an invalid one, or one that changes `accounts`, is refused, and the running one stays.
 async fn reload(
     path: Option<&Path>,
     shard: Shard,

@@ -117,8 +117,8 @@ pub enum RenderError {
 }
 
 /// Encodes the snapshots of the (account, region) pairs and `extra` families (the exporter's
-/// own) as one exposition. When any pair has a place, every series carries `account_id` and
-/// `region` after its own labels.
+/// own) as one exposition. When any pair has a place, every series also carries `account_id`
+/// and `region`, sorted among its labels by name as the rest.
 ///
 /// The snapshot's series are written straight from the snapshot, in the text format exactly
 /// as the prometheus crate's encoder writes it (families by name, labels by name, series by

@@ -122,8 +122,7 @@ impl<S: Ssm> Scheduler<S> {
                     _ = ticks.tick() => {}
                     Some(Control::Poll(trigger)) = controls.recv() => waiting.push(trigger),
                     Ok(()) = self.configs.changed() => {
-                        let config = self.configs.borrow_and_update().clone();
-                        self.reload(&config, &mut ticks);
+                        self.reload(&mut ticks);
                         continue;
                     }
                     _ = shutdown.wait_for(|stop| *stop) => return,
@@ -135,8 +134,7 @@ impl<S: Ssm> Scheduler<S> {
                 waiting.push(trigger);
             }
             if self.configs.has_changed().unwrap_or(false) {
-                let config = self.configs.borrow_and_update().clone();
-                self.reload(&config, &mut ticks);
+                self.reload(&mut ticks);
             }
             let started = Instant::now();
             let cycle = tokio::select! {
@@ -190,9 +188,10 @@ impl<S: Ssm> Scheduler<S> {
         }
     }
 
-    /// Takes a reloaded configuration for the next cycles.
-    fn reload(&mut self, config: &Config, ticks: &mut Interval) {
-        self.settings = PollSettings::for_place(config, self.place.as_ref());
+    /// Takes the configuration a reload posted, for the next cycles.
+    fn reload(&mut self, ticks: &mut Interval) {
+        let config = self.configs.borrow_and_update().clone();
+        self.settings = PollSettings::for_place(&config, self.place.as_ref());
         self.limiter = Limiter::for_api(&config.api);
         if config.poll_interval != self.interval {
             self.interval = config.poll_interval;

@@ -34,7 +34,7 @@ pub struct Exposition {
 }
 
 impl Exposition {
-    /// Compresses `body` once, for every scrape until the next cycle.
+    /// Compresses `body` once, for every scrape until the next rendering.
     pub fn new(body: Bytes, cycles: u64, ready: bool, generation: u64) -> Exposition {
         let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
         // Writing to a Vec cannot fail; should it, the plain body is served instead.

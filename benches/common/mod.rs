@@ -48,6 +48,11 @@ pub fn spawn_exporter_with(
     (child, lines, addr)
 }
 
+/// The first argument that parses as a number (`cargo bench --bench scrape -- 10000`).
+pub fn number_arg<T: std::str::FromStr>() -> Option<T> {
+    std::env::args().skip(1).find_map(|a| a.parse().ok())
+}
+
 /// SIGTERM, and wait for the exit.
 pub fn stop(mut child: Child) {
     signal(child.id(), "TERM");

@@ -117,8 +117,9 @@ impl AwsSsm {
             builder = builder.endpoint_url(url.clone());
         }
         if let Some(role) = &options.role {
-            // STS in the pair's own region; the base credentials are the chain's. An endpoint
-            // given to the loader beats the environment's, as `endpoint_url` does for SSM.
+            // STS in the pair's own region, with the base credentials (static, or the chain's).
+            // An endpoint given to the loader beats the environment's, as `endpoint_url` does
+            // for SSM.
             let sts = match &options.sts_endpoint_url {
                 Some(url) => loader(options).endpoint_url(url.clone()).load().await,
                 None => shared.clone(),

@@ -124,6 +124,13 @@ async fn launch(yaml: &str, adjust: impl Fn(ClientOptions) -> ClientOptions) -> 
     let config = config::parse(yaml).expect("test config is valid");
     let sources = aws_sources(&config, |options| {
         adjust(ClientOptions {
+            // Tests run side by side in one process and name the same pairs: each test's
+            // clients keep retry quotas of their own, as harness::client_options does.
+            retry_partition: format!(
+                "{}-{}",
+                options.retry_partition,
+                options.endpoint_url.as_deref().unwrap_or_default()
+            ),
             static_credentials: Some(("AKIDBASE".to_owned(), "base-secret".to_owned())),
             initial_backoff: Duration::from_millis(1),
             max_attempts: 2,
