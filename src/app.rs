@@ -71,6 +71,8 @@ pub enum ExporterError {
     NoSources,
     #[error("no pair polls {0}")]
     UnknownPlace(Place),
+    #[error("accounts changed: restart to apply them; the previous configuration keeps running")]
+    AccountsChanged,
 }
 
 impl Exporter {
@@ -187,8 +189,15 @@ impl Exporter {
     ///
     /// # Errors
     ///
+    /// [`ExporterError::AccountsChanged`] for a configuration that lists other accounts than
+    /// the running one, refused as an invalid one is: the pairs are fixed at start, and half
+    /// a change would leave explicit associations with no pair to poll them.
     /// [`ExporterError::Stopped`] if the renderer is gone.
     pub async fn reload(&self, config: Option<Config>) -> Result<(), ExporterError> {
+        let changes_pairs = config
+            .as_ref()
+            .is_some_and(|new| new.accounts != self.configs.borrow().accounts);
+        let config = config.filter(|_| !changes_pairs);
         let summary = config.as_ref().map(Config::summary);
         match config {
             Some(config) => {
@@ -199,6 +208,9 @@ impl Exporter {
         }
         let generation = self.bump();
         self.served(generation).await?;
+        if changes_pairs {
+            return Err(ExporterError::AccountsChanged);
+        }
         // Logged once the outcome is served: whoever reads the log can scrape it.
         if let Some(summary) = summary {
             tracing::info!(config = %summary, "configuration reloaded");

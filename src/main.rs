@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ssm_association_exporter::app::{Exporter, aws_sources};
+use ssm_association_exporter::app::{Exporter, ExporterError, aws_sources};
 use ssm_association_exporter::config::{self, Config, Shard};
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
@@ -259,21 +259,21 @@ async fn reload(
     match config::load(path) {
         Ok(mut new) => {
             new.shard = shard;
-            // The pairs are fixed at start, and the explicit associations name theirs: half a
-            // change of accounts would leave associations with no pair to poll them.
-            if new.accounts != running.accounts {
-                let message = "accounts changed: restart to apply them; the previous configuration keeps running";
+            match exporter.reload(Some(new.clone())).await {
+                Ok(()) => {}
                 // Logged once the refusal is served, for whoever reads the log and then scrapes.
-                let _ = exporter.reload(None).await;
-                error!(file = %path.display(), "configuration reload refused: {message}");
-                return Err(message.to_owned());
+                Err(e @ ExporterError::AccountsChanged) => {
+                    error!(file = %path.display(), "configuration reload refused: {e}");
+                    return Err(e.to_string());
+                }
+                Err(e) => return Err(e.to_string()),
             }
             let restart = running.needs_restart(&new);
             if !restart.is_empty() {
                 warn!(keys = ?restart, "these settings take effect only after a restart");
             }
-            *running = new.clone();
-            exporter.reload(Some(new)).await.map_err(|e| e.to_string())
+            *running = new;
+            Ok(())
         }
         Err(e) => {
             let _ = exporter.reload(None).await;
