@@ -9,7 +9,7 @@ use prometheus::{Encoder, TextEncoder};
 
 use crate::config::Place;
 use crate::snapshot::Snapshot;
-use crate::telemetry::PLACE_LABELS;
+use crate::telemetry::{place_values, with_place_labels};
 
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -147,11 +147,7 @@ pub fn render(
     let mut failed_omitted = Series::new(&FAILED_OMITTED, placed);
 
     for (place, snapshot) in sources {
-        let place: Vec<&str> = match (placed, place) {
-            (false, _) => Vec::new(),
-            (true, Some(p)) => vec![p.account_id.as_str(), p.region.as_str()],
-            (true, None) => vec!["", ""],
-        };
+        let place = place_values(placed, *place);
         let place = place.as_slice();
         for a in &snapshot.associations {
             let id = a.association_id.as_str();
@@ -270,10 +266,9 @@ struct Series<'a> {
 
 impl<'a> Series<'a> {
     fn new(family: &'static Family, placed: bool) -> Self {
-        let place: &[&'static str] = if placed { &PLACE_LABELS } else { &[] };
         Series {
             family,
-            names: family.labels.iter().chain(place).copied().collect(),
+            names: with_place_labels(family.labels, placed),
             rows: Vec::new(),
         }
     }
@@ -358,6 +353,7 @@ mod tests {
     use super::*;
     use crate::snapshot::{AssociationState, ExecutionState, TargetCounts};
     use crate::ssm::Target;
+    use crate::telemetry::PLACE_LABELS;
 
     fn at(seconds: f64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds)

@@ -25,6 +25,22 @@ pub struct CycleRecord {
 /// configured.
 pub const PLACE_LABELS: [&str; 2] = ["account_id", "region"];
 
+/// `labels`, then [`PLACE_LABELS`] when the series are placed.
+pub fn with_place_labels(labels: &[&'static str], placed: bool) -> Vec<&'static str> {
+    let place: &[&'static str] = if placed { &PLACE_LABELS } else { &[] };
+    labels.iter().chain(place).copied().collect()
+}
+
+/// The values of [`PLACE_LABELS`] for a pair's series: none when the series are not placed,
+/// empty ones for a pair without a place among placed ones.
+pub fn place_values(placed: bool, place: Option<&Place>) -> Vec<&str> {
+    match (placed, place) {
+        (false, _) => Vec::new(),
+        (true, Some(p)) => vec![p.account_id.as_str(), p.region.as_str()],
+        (true, None) => vec!["", ""],
+    }
+}
+
 /// One exporter's metrics. The per-pair ones carry [`PLACE_LABELS`] when the exporter was
 /// made `placed`, and none otherwise; [`Telemetry::source`] hands out a pair's share.
 #[derive(Debug, Clone)]
@@ -54,10 +70,7 @@ impl Telemetry {
     /// `placed`: the per-pair metrics carry `account_id` and `region`.
     pub fn new(placed: bool) -> Self {
         let registry = Registry::new();
-        let place: &[&str] = if placed { &PLACE_LABELS } else { &[] };
-        let with_place = |labels: &[&'static str]| -> Vec<&'static str> {
-            labels.iter().chain(place).copied().collect()
-        };
+        let with_place = |labels: &[&'static str]| with_place_labels(labels, placed);
         let api_requests = IntCounterVec::new(
             Opts::new(
                 "api_requests_total",
@@ -187,11 +200,10 @@ impl Telemetry {
     /// The share of one pair. Its counters start at zero for the outcomes every dashboard
     /// plots, so that rate() has a start.
     pub fn source(&self, place: Option<&Place>) -> SourceTelemetry {
-        let place = match (self.placed, place) {
-            (false, _) => Vec::new(),
-            (true, Some(p)) => vec![p.account_id.clone(), p.region.clone()],
-            (true, None) => vec![String::new(), String::new()],
-        };
+        let place = place_values(self.placed, place)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let source = SourceTelemetry {
             telemetry: self.clone(),
             place,
