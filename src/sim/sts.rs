@@ -67,14 +67,11 @@ fn assume_role(state: &mut State, form: &BTreeMap<String, String>) -> (StatusCod
             "RoleArn and RoleSessionName are required",
         );
     };
-    let Some(rule) = state.roles.get(arn).cloned() else {
-        return error(
-            StatusCode::FORBIDDEN,
-            "AccessDenied",
-            &format!("User is not authorized to perform: sts:AssumeRole on resource: {arn}"),
-        );
-    };
-    if rule.external_id.is_some() && rule.external_id.as_ref() != form.get("ExternalId") {
+    // An unknown role and a wrong external ID get the same denial.
+    let allowed = state.roles.get(arn).is_some_and(|rule| {
+        rule.external_id.is_none() || rule.external_id.as_ref() == form.get("ExternalId")
+    });
+    if !allowed {
         return error(
             StatusCode::FORBIDDEN,
             "AccessDenied",
