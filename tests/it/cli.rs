@@ -20,7 +20,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A command for the binary with the host's AWS settings hidden, so nothing reaches beyond
 /// loopback: no profile files, no instance metadata, no ambient credentials.
-fn exporter(args: &[&str]) -> Command {
+pub(crate) fn exporter(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command.args(args);
     for (key, _) in std::env::vars_os() {
@@ -48,7 +48,7 @@ fn on_loopback(config: &std::path::Path, extra: &[&str]) -> Command {
     exporter(&args)
 }
 
-fn temp_file(name: &str, text: &str) -> PathBuf {
+pub(crate) fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sae-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join(name);
@@ -57,7 +57,7 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 }
 
 /// How a message reads inside a logfmt value: quotes and backslashes escaped.
-fn logfmt(message: &str) -> String {
+pub(crate) fn logfmt(message: &str) -> String {
     message.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
@@ -72,7 +72,7 @@ fn succeeds_with(out: &Output, stdout: &str) {
     assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
 }
 
-fn run(command: &mut Command) -> Output {
+pub(crate) fn run(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().expect("binary runs")
 }
 
