@@ -8,6 +8,14 @@ Usage:
   check.py dashboard DASHBOARD.json RULES_OUT.yaml   writes every query as a recording rule,
                                                       for promtool check rules to parse
   check.py metric-names FILE...                 every ssm_association_* name is a real metric
+  check.py image-files DOCKERFILE CONTAINERFILE  both final stages declare the same runtime
+  check.py image-config INSPECT.json CONTAINERFILE   a built image (podman image inspect) is
+                                                      configured as its build file says
+  check.py helm-lint CHART [VALUES.yaml...]     helm lint --strict, per Kubernetes version
+  check.py helm-schema CHART                    values.schema.json refuses bad values
+  check.py helm-render CHART OUT [VALUES.yaml...]    helm template, into one file
+  check.py chart-parity CHART.yaml KUSTOMIZE.yaml    where the two renderings overlap, they agree
+  check.py playable RENDERED.yaml OUT           what podman kube play can play (see its doc)
 """
 
 import json
@@ -255,6 +263,265 @@ def cmd_metric_names(paths):
             print(f"ok   {path}: every ssm_association_* name is exported")
 
 
+# The runtime both image build files must declare alike: what a container of the image is.
+RUNTIME_INSTRUCTIONS = ("USER", "ENV", "EXPOSE", "ENTRYPOINT", "CMD")
+
+
+def final_stage(path):
+    """The instructions after a build file's last FROM, continuation lines joined, as
+    {instruction: [arguments, ...]} for RUNTIME_INSTRUCTIONS."""
+    lines, joined = [], ""
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not joined and (not line.strip() or line.lstrip().startswith("#")):
+                continue
+            if line.endswith("\\"):
+                joined += line[:-1] + " "
+                continue
+            lines.append(joined + line)
+            joined = ""
+    last_from = max(i for i, line in enumerate(lines) if line.split()[0].upper() == "FROM")
+    stage = {}
+    for line in lines[last_from + 1:]:
+        word, _, rest = line.partition(" ")
+        if word.upper() in RUNTIME_INSTRUCTIONS:
+            rest = rest.strip()
+            if word.upper() in ("ENTRYPOINT", "CMD"):
+                rest = json.loads(rest)  # the exec form only: no shell in the image to run the other
+            stage.setdefault(word.upper(), []).append(rest)
+    return stage
+
+
+def cmd_image_files(dockerfile, containerfile):
+    a, b = final_stage(dockerfile), final_stage(containerfile)
+    for instruction in RUNTIME_INSTRUCTIONS:
+        if instruction not in a:
+            fail(f"{dockerfile}: its final stage has no {instruction}")
+        elif a.get(instruction) != b.get(instruction):
+            fail(f"{containerfile}: {instruction} {b.get(instruction)} differs from {dockerfile}'s {a[instruction]}")
+    if not errors:
+        print(f"ok   {containerfile} declares the runtime of {dockerfile}'s final stage: "
+              + ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in a.items()))
+
+
+def cmd_image_config(inspect_path, containerfile):
+    with open(inspect_path) as f:
+        (image,) = json.load(f)
+    config = image["Config"]
+    want = final_stage(containerfile)
+    (user,) = want["USER"]
+    got = {
+        "USER": config.get("User") == user,
+        "ENTRYPOINT": config.get("Entrypoint") == want["ENTRYPOINT"][-1],
+        "CMD": config.get("Cmd") == want["CMD"][-1],
+        "ENV": set(want["ENV"]) <= set(config.get("Env") or []),
+        "EXPOSE": {f"{p}/tcp" if "/" not in p else p for p in want["EXPOSE"]} == set(config.get("ExposedPorts") or {}),
+    }
+    for instruction, ok in got.items():
+        if not ok:
+            fail(f"{inspect_path}: the image's {instruction} is not {want[instruction]} (its config: {config})")
+    if not errors:
+        print(f"ok   the built image runs {config['Entrypoint']} {config['Cmd']} as {config['User']}, "
+              f"env {config.get('Env')}, port {sorted(config['ExposedPorts'])}")
+
+
+# Helm renders as a release of this name in this namespace: the chart's objects are then named
+# as deploy/kubernetes's are.
+RELEASE = "ssm-association-exporter"
+NAMESPACE = "monitoring"
+
+
+def helm():
+    import helm_python
+
+    return helm_python
+
+
+def deep_merge(base, override):
+    merged = dict(base)
+    for k, v in override.items():
+        merged[k] = deep_merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def values_of(paths):
+    values = {}
+    for path in paths:
+        with open(path) as f:
+            values = deep_merge(values, yaml.safe_load(f) or {})
+    return values
+
+
+def cmd_helm_lint(chart, values_paths):
+    for values_path in [None, *values_paths]:
+        values = values_of([values_path] if values_path else [])
+        for version in KUBERNETES_VERSIONS:
+            report = helm().lint(chart, values, strict=True, namespace=NAMESPACE, kube_version=f"v{version}")
+            where = f"{chart} ({values_path or 'default values'}, Kubernetes {version})"
+            for m in report["messages"]:
+                # Helm's own severities: 1 info, 2 warning, 3 error; --strict fails on warnings.
+                if m["severity"] >= 2:
+                    fail(f"{where}: {m['path']}: {m['error']}")
+                else:
+                    print(f"info {where}: {m['path']}: {m['error']}")
+            for e in report["errors"]:
+                fail(f"{where}: {e}")
+            if report["total_charts_linted"] != 1:
+                fail(f"{where}: linted {report['total_charts_linted']} charts, not 1")
+        if not errors:
+            print(f"ok   helm lint --strict {chart} with {values_path or 'default values'}, Kubernetes "
+                  + " and ".join(KUBERNETES_VERSIONS))
+
+
+# Values that values.schema.json must refuse, each for its own reason.
+BAD_VALUES = [
+    {"shardingg": {"enabled": True}},
+    {"sharding": {"enabled": True, "shards": 0}},
+    {"logLevel": "verbose"},
+    {"image": {"pullPolicy": "Sometimes"}},
+    {"service": {"port": 70000}},
+    {"webConfig": {"enabled": True, "config": {"basic_auth_user": {}}}},
+    {"config": {"poll_interval": 60}},
+]
+
+
+def cmd_helm_schema(chart):
+    h = helm()
+    with h.Chart.load(chart) as c:
+        if not c.schema:
+            fail(f"{chart}: has no values.schema.json")
+            return
+        c.validate_schema(c.values)
+        for bad in BAD_VALUES:
+            try:
+                c.validate_schema(c.merge_values(bad))
+            except h.HelmValuesError as e:
+                print(f"ok   refused {json.dumps(bad)}: {str(e).splitlines()[-1].strip()}")
+            else:
+                fail(f"{chart}: values.schema.json accepts {json.dumps(bad)}")
+
+
+def cmd_helm_render(chart, out, values_paths):
+    h = helm()
+    values = values_of(values_paths)
+    with h.Chart.load(chart) as c:
+        c.validate_schema(c.merge_values(values))
+        manifests = c.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
+    docs = []
+    for name in sorted(manifests):
+        body = manifests[name].strip()
+        if name.endswith("NOTES.txt") or not body:
+            continue
+        # As `helm template` prints it.
+        docs.append(f"---\n# Source: {name}\n{body}\n")
+    with open(out, "w") as f:
+        f.write("".join(docs))
+    kinds = [d["kind"] for d in load_all(out)]
+    print(f"rendered {chart} with {', '.join(values_paths) or 'default values'}: {', '.join(kinds)}")
+
+
+def exporter_workload(docs, path):
+    workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    if len(workloads) != 1:
+        fail(f"{path}: {len(workloads)} exporter workloads, not 1")
+        return None
+    return workloads[0]
+
+
+def by_kind(docs):
+    return {d["kind"]: d for d in docs}
+
+
+def cmd_chart_parity(chart_path, kustomize_path):
+    """The chart and the kustomizations say the same wherever both say something: the pod's
+    hardening, probes, resources, arguments, ports, environment and volumes' mount points; the
+    configuration; the Service's ports; the ServiceMonitor's endpoint; the rules."""
+    chart, kust = load_all(chart_path), load_all(kustomize_path)
+    cw, kw = exporter_workload(chart, chart_path), exporter_workload(kust, kustomize_path)
+    if cw is None or kw is None:
+        return
+    compared = []
+
+    def same(what, a, b):
+        compared.append(what)
+        if a != b:
+            fail(f"{chart_path} and {kustomize_path} differ in {what}:\n  chart:     {a}\n  kustomize: {b}")
+
+    same("workload kind", cw["kind"], kw["kind"])
+    for key in ("replicas", "revisionHistoryLimit", "podManagementPolicy"):
+        same(f"spec.{key}", cw["spec"].get(key), kw["spec"].get(key))
+    cp, kp = cw["spec"]["template"]["spec"], kw["spec"]["template"]["spec"]
+    for key in ("automountServiceAccountToken", "enableServiceLinks", "securityContext"):
+        same(f"pod {key}", cp.get(key), kp.get(key))
+    same("pod component label", cw["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"),
+         kw["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/component"))
+    (cc,) = [c for c in cp["containers"] if c["name"] == EXPORTER_CONTAINER]
+    (kc,) = [c for c in kp["containers"] if c["name"] == EXPORTER_CONTAINER]
+    for key in ("image", "imagePullPolicy", "args", "env", "ports", "livenessProbe", "readinessProbe", "resources",
+                "securityContext", "volumeMounts"):
+        same(f"container {key}", cc.get(key), kc.get(key))
+    same("volumes (name and kind)", [(v["name"], sorted(set(v) - {"name"})) for v in cp["volumes"]],
+         [(v["name"], sorted(set(v) - {"name"})) for v in kp["volumes"]])
+    c, k = by_kind(chart), by_kind(kust)
+    same("ConfigMap config.yaml", yaml.safe_load(c["ConfigMap"]["data"]["config.yaml"]),
+         yaml.safe_load(k["ConfigMap"]["data"]["config.yaml"]))
+    same("Service type and ports", (c["Service"]["spec"].get("type"), c["Service"]["spec"]["ports"]),
+         (k["Service"]["spec"].get("type"), k["Service"]["spec"]["ports"]))
+    same("ServiceAccount automountServiceAccountToken", c["ServiceAccount"].get("automountServiceAccountToken"),
+         k["ServiceAccount"].get("automountServiceAccountToken"))
+    if "ServiceMonitor" in c:
+        same("ServiceMonitor endpoints", c["ServiceMonitor"]["spec"]["endpoints"],
+             k["ServiceMonitor"]["spec"]["endpoints"])
+    if "PrometheusRule" in c:
+        same("PrometheusRule spec", c["PrometheusRule"]["spec"], k["PrometheusRule"]["spec"])
+    if not errors:
+        print(f"ok   {os.path.basename(chart_path)} agrees with {os.path.basename(kustomize_path)} in {len(compared)} "
+              f"places: {', '.join(compared)}")
+
+
+# Kinds `podman kube play` (4.3) plays; StatefulSet is turned into its pods, as below.
+PLAYABLE = ("Pod", "Deployment", "ConfigMap", "PersistentVolumeClaim")
+
+
+def cmd_playable(rendered, out):
+    """What podman kube play can run of a rendering. Podman plays Pods, Deployments and
+    ConfigMaps; it has no StatefulSet (and no controller at all). So each StatefulSet becomes
+    the pods its controller would make: NAME-0..NAME-(replicas-1), each labelled with its
+    ordinal (apps.kubernetes.io/pod-index, statefulset.kubernetes.io/pod-name), from the pod
+    template unchanged but for one thing one host needs and a cluster does not: each pod's
+    hostPorts move up by its ordinal, so the replicas do not all publish the same port.
+    Everything else (Services, ServiceAccounts, the Prometheus Operator's kinds) is left out,
+    and listed."""
+    kept, left_out = [], []
+    for doc in load_all(rendered):
+        kind = doc["kind"]
+        if kind in PLAYABLE:
+            kept.append(doc)
+        elif kind == "StatefulSet":
+            name = doc["metadata"]["name"]
+            template = doc["spec"]["template"]
+            for i in range(doc["spec"].get("replicas", 1)):
+                pod_name = f"{name}-{i}"
+                labels = dict(template["metadata"].get("labels", {}))
+                labels["apps.kubernetes.io/pod-index"] = str(i)
+                labels["statefulset.kubernetes.io/pod-name"] = pod_name
+                spec = json.loads(json.dumps(template["spec"]))
+                for c in spec["containers"]:
+                    for p in c.get("ports", []):
+                        if "hostPort" in p:
+                            p["hostPort"] += i
+                kept.append({"apiVersion": "v1", "kind": "Pod",
+                             "metadata": {**template["metadata"], "name": pod_name, "labels": labels},
+                             "spec": spec})
+        else:
+            left_out.append(f"{kind}/{doc['metadata']['name']}")
+    with open(out, "w") as f:
+        yaml.safe_dump_all(kept, f, sort_keys=False)
+    print(f"playable: {', '.join(d['kind'] + '/' + d['metadata']['name'] for d in kept)}; "
+          f"left out: {', '.join(left_out) or 'nothing'}")
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
@@ -267,6 +534,20 @@ def main(argv):
         cmd_dashboard(*args)
     elif cmd == "metric-names" and args:
         cmd_metric_names(args)
+    elif cmd == "image-files" and len(args) == 2:
+        cmd_image_files(*args)
+    elif cmd == "image-config" and len(args) == 2:
+        cmd_image_config(*args)
+    elif cmd == "helm-lint" and args:
+        cmd_helm_lint(args[0], args[1:])
+    elif cmd == "helm-schema" and len(args) == 1:
+        cmd_helm_schema(args[0])
+    elif cmd == "helm-render" and len(args) >= 2:
+        cmd_helm_render(args[0], args[1], args[2:])
+    elif cmd == "chart-parity" and len(args) == 2:
+        cmd_chart_parity(*args)
+    elif cmd == "playable" and len(args) == 2:
+        cmd_playable(*args)
     else:
         sys.exit(__doc__)
     if errors:
