@@ -1,6 +1,7 @@
 """The checks of deploy/check that need a program: schema validation of rendered manifests,
-the PrometheusRule/alerts.yaml equality, and the dashboard's promises. Run by deploy/check in
-its virtualenv (kubernetes-validate, cloudcoil-models-prometheus-operator); not on its own.
+the PrometheusRule/alerts.yaml equality, the dashboard's promises, the image build files, the
+Helm chart (helm-python-sdk), and what podman can play. Run by deploy/check and
+deploy/podman/check in their virtualenv (tools.sh); not on its own.
 
 Usage:
   check.py manifests RENDERED.yaml...          strict schemas, then the hardening policy
@@ -470,10 +471,11 @@ def cmd_chart_parity(chart_path, kustomize_path):
          (k["Service"]["spec"].get("type"), k["Service"]["spec"]["ports"]))
     same("ServiceAccount automountServiceAccountToken", c["ServiceAccount"].get("automountServiceAccountToken"),
          k["ServiceAccount"].get("automountServiceAccountToken"))
-    if "ServiceMonitor" in c:
+    # Off in the chart's defaults, on in the kustomizations: compared where both render them.
+    if "ServiceMonitor" in c and "ServiceMonitor" in k:
         same("ServiceMonitor endpoints", c["ServiceMonitor"]["spec"]["endpoints"],
              k["ServiceMonitor"]["spec"]["endpoints"])
-    if "PrometheusRule" in c:
+    if "PrometheusRule" in c and "PrometheusRule" in k:
         same("PrometheusRule spec", c["PrometheusRule"]["spec"], k["PrometheusRule"]["spec"])
     if not errors:
         print(f"ok   {os.path.basename(chart_path)} agrees with {os.path.basename(kustomize_path)} in {len(compared)} "
