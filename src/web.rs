@@ -330,7 +330,7 @@ fn pem<T>(
 
 fn read(dir: &Path, file: &str) -> Result<Vec<u8>, String> {
     let path = dir.join(file);
-    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    config::read_file(&path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -529,7 +529,15 @@ mod tests {
             ),
             (
                 "tls_server_config:\n  cert_file: missing.crt\n  key_file: k.pem\n",
-                "tls_server_config.cert_file: cannot read /nonexistent/missing.crt: No such file or directory (os error 2) at line 2",
+                "tls_server_config.cert_file: /nonexistent/missing.crt: cannot read: No such file or directory (os error 2) at line 2",
+            ),
+            (
+                "tls_server_config:\n  cert_file: /\n  key_file: k.pem\n",
+                "tls_server_config.cert_file: /: is a directory, not a regular file at line 2",
+            ),
+            (
+                "tls_server_config:\n  cert_file: /dev/zero\n  key_file: k.pem\n",
+                "tls_server_config.cert_file: /dev/zero: is a character device, not a regular file at line 2",
             ),
             (
                 "tls_server_config:\n  cert: \"not pem\"\n  key: \"not pem\"\n",
