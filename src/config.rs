@@ -504,6 +504,7 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, FileError> {
 ///
 /// serde_yaml's message, with a repeated top-level key placed at its repeat.
 pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    flow_depth(text)?;
     let parsed = if text.trim().is_empty() {
         serde_yaml::from_str("{}")
     } else {
@@ -539,6 +540,90 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String
             _ => message,
         }
     })
+}
+
+/// How deep flow collections (`[…]`, `{…}`) may nest: no file of ours needs more than three
+/// levels, and serde_yaml's parser takes time quadratic in the depth before its own recursion
+/// limit refuses the text (16 s for 100,000 levels).
+pub const MAX_FLOW_DEPTH: usize = 32;
+
+/// Refuses text whose flow collections nest deeper than [`MAX_FLOW_DEPTH`], in one pass.
+/// Brackets in quoted scalars and comments do not count, nor, outside a flow collection, those
+/// where no node can start (`name_prefix: a[1`). Block nesting needs no check here: serde_yaml's
+/// recursion limit refuses it in linear time.
+fn flow_depth(text: &str) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut line = 1usize;
+    // The byte before, and the last one that is not a space (`\n` at a line's start): where a
+    // node can start. Every byte looked at is ASCII, which UTF-8 never uses inside a character.
+    let mut raw = b'\n';
+    let mut token = b'\n';
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let after_space = matches!(raw, b' ' | b'\t' | b'\n');
+        let node_starts = if depth > 0 {
+            matches!(token, b'\n' | b'[' | b'{' | b',' | b':' | b'?')
+        } else {
+            after_space && matches!(token, b'\n' | b':' | b'-' | b'?')
+        };
+        match b {
+            b'\n' => {
+                line += 1;
+                token = b'\n';
+            }
+            b'#' if after_space => {
+                while i + 1 < bytes.len() && bytes[i + 1] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'\'' | b'"' if node_starts => {
+                // A quoted scalar runs to its closing quote, over lines if need be; `''` is a
+                // quote inside single quotes, a backslash escapes inside double ones.
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\n' => line += 1,
+                        b'\\' if b == b'"' => {
+                            if bytes.get(i + 1) == Some(&b'\n') {
+                                line += 1;
+                            }
+                            i += 1;
+                        }
+                        q if q == b => {
+                            if b == b'\'' && bytes.get(i + 1) == Some(&b'\'') {
+                                i += 1;
+                            } else {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                token = b;
+            }
+            b'[' | b'{' if node_starts => {
+                depth += 1;
+                if depth > MAX_FLOW_DEPTH {
+                    return Err(format!(
+                        "flow collections ([ and {{) nest deeper than {MAX_FLOW_DEPTH} levels at line {line}"
+                    ));
+                }
+                token = b;
+            }
+            b']' | b'}' if depth > 0 => {
+                depth -= 1;
+                token = b;
+            }
+            b' ' | b'\t' | b'\r' => {}
+            _ => token = b,
+        }
+        raw = bytes.get(i).copied().unwrap_or(b);
+        i += 1;
+    }
+    Ok(())
 }
 
 /// Validates configuration text; the error is a message naming the key and the line.
@@ -1551,6 +1636,10 @@ mod tests {
                 "endpoint_url: \"localhost:4566\" is not an http:// or https:// URL at line 1",
             ),
             (
+                "discovery:\n  name_prefix: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
+                "flow collections ([ and {) nest deeper than 32 levels at line 2",
+            ),
+            (
                 "region: [us-east-1]\n",
                 "region: invalid type: sequence, expected a string at line 1 column 9",
             ),
@@ -1700,6 +1789,42 @@ mod tests {
                 role: None,
             }]
         );
+    }
+
+    #[test]
+    fn flow_nesting_is_bounded_in_linear_time() {
+        let deep = format!("associations: {}\n", "[".repeat(100_000));
+        let started = std::time::Instant::now();
+        assert_eq!(
+            parse(&deep),
+            Err("flow collections ([ and {) nest deeper than 32 levels at line 1".to_owned())
+        );
+        // Block nesting is serde_yaml's to refuse, and it does so as quickly.
+        let block = format!("associations:\n{}x\n", "- ".repeat(100_000));
+        assert_eq!(
+            from_yaml::<serde_yaml::Value>(&block).map(|_| ()),
+            Err("recursion limit exceeded at line 2 column 255".to_owned())
+        );
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
+        // Brackets in quoted scalars, comments and plain scalars do not nest.
+        let many = "[".repeat(40);
+        for text in [
+            format!("discovery:\n  name_prefix: \"{many}\"\n"),
+            format!("discovery:\n  name_prefix: '{many}'\n"),
+            format!("discovery:\n  name_prefix: 'it''s {many}'\n"),
+            format!("# {many}\ndiscovery:\n  name_prefix: x # {many}\n"),
+            format!("discovery:\n  name_prefix: a{many}\n"),
+            format!("discovery: {{ name_prefix: \"a\\\"{many}\" }}\n"),
+        ] {
+            assert!(parse(&text).is_ok(), "{text}");
+        }
+        let nested = format!(
+            "discovery: {{name_prefix: x}}\nassociations: {}{}\n",
+            "[".repeat(32),
+            "]".repeat(32)
+        );
+        assert_eq!(from_yaml::<serde_yaml::Value>(&nested).map(|_| ()), Ok(()));
     }
 
     /// Every file is a regular file of at most 4 MiB, refused before it is read otherwise;
