@@ -1047,6 +1047,19 @@ fn valid_region(region: &str) -> bool {
         && !parts[parts.len() - 1].is_empty()
 }
 
+/// `url` with its user information, if any, replaced by `***`: an endpoint may carry
+/// credentials (`http://user:pass@host`), and every URL the exporter prints goes through here.
+pub fn redacted_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(&url[start..], |end| &url[start..start + end]);
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
 fn http_url(url: &str) -> Result<(), String> {
     if url.starts_with("http://") || url.starts_with("https://") {
         Ok(())
@@ -1253,7 +1266,9 @@ impl Config {
             format!(
                 "region {}, endpoint {}",
                 self.region.as_deref().unwrap_or("from the environment"),
-                self.endpoint_url.as_deref().unwrap_or("default"),
+                self.endpoint_url
+                    .as_deref()
+                    .map_or("default".into(), redacted_url),
             )
         } else {
             format!(
@@ -1825,6 +1840,34 @@ mod tests {
             "]".repeat(32)
         );
         assert_eq!(from_yaml::<serde_yaml::Value>(&nested).map(|_| ()), Ok(()));
+    }
+
+    #[test]
+    fn userinfo_is_redacted_from_printed_urls() {
+        for (url, shown) in [
+            (
+                "http://user:pass@127.0.0.1:4566/x",
+                "http://***@127.0.0.1:4566/x",
+            ),
+            (
+                "https://token@ssm.example.com",
+                "https://***@ssm.example.com",
+            ),
+            ("http://a:b@c@host/p@q", "http://***@host/p@q"),
+            ("http://127.0.0.1:4566/a@b", "http://127.0.0.1:4566/a@b"),
+            (
+                "https://ssm.us-east-1.amazonaws.com",
+                "https://ssm.us-east-1.amazonaws.com",
+            ),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+        let config = parse("region: us-east-1\nendpoint_url: http://user:pass@127.0.0.1:4566\n")
+            .expect("valid");
+        assert_eq!(
+            config.summary(),
+            "discovery of every association, poll interval 1m, region us-east-1, endpoint http://***@127.0.0.1:4566, at most 5 calls/s"
+        );
     }
 
     /// Every file is a regular file of at most 4 MiB, refused before it is read otherwise;
