@@ -666,6 +666,9 @@ pub fn parse(text: &str) -> Result<Config, String> {
         MIN_POLL_INTERVAL,
     )?;
     let region = text_field("region", raw.region)?;
+    if let Some(r) = &region {
+        field("region", r, region_name)?;
+    }
     let endpoint_url = text_field("endpoint_url", raw.endpoint_url)?;
     if let Some(url) = &endpoint_url {
         field("endpoint_url", url, http_url)?;
@@ -961,12 +964,8 @@ fn accounts(text: &str, raw: Vec<RawAccount>) -> Result<Vec<Account>, String> {
         }
         for (j, region) in a.regions.iter().enumerate() {
             let key = format!("{path}.regions[{j}]");
-            if !valid_region(region) {
-                return Err(format!(
-                    "{key}: {region:?} is not a region name like us-east-1{}",
-                    at(&format!("{path}.regions"))
-                ));
-            }
+            region_name(region)
+                .map_err(|m| format!("{key}: {m}{}", at(&format!("{path}.regions"))))?;
             if a.regions[..j].contains(region) {
                 return Err(format!(
                     "{key}: {region} is listed twice{}",
@@ -1035,16 +1034,26 @@ fn valid_session_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
 }
 
-/// A region name as AWS spells them: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`.
+/// A region name as AWS spells them: `us-east-1`, `ap-southeast-2`, `us-gov-west-1`,
+/// `eusc-de-east-1`; it becomes part of a host name and of every series' labels.
 fn valid_region(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
+    region.len() <= 32
+        && parts.len() >= 3
+        && (2..=4).contains(&parts[0].len())
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
         && !parts[parts.len() - 1].is_empty()
+}
+
+fn region_name(region: &str) -> Result<(), String> {
+    if valid_region(region) {
+        Ok(())
+    } else {
+        Err(format!("{region:?} is not a region name like us-east-1"))
+    }
 }
 
 /// `url` with its user information, if any, replaced by `***`: an endpoint may carry
@@ -1651,6 +1660,14 @@ mod tests {
                 "endpoint_url: \"localhost:4566\" is not an http:// or https:// URL at line 1",
             ),
             (
+                "region: ../../etc\n",
+                "region: \"../../etc\" is not a region name like us-east-1 at line 1",
+            ),
+            (
+                "poll_interval: 1m\nregion: us-east-1-\n",
+                "region: \"us-east-1-\" is not a region name like us-east-1 at line 2",
+            ),
+            (
                 "discovery:\n  name_prefix: [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[x]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
                 "flow collections ([ and {) nest deeper than 32 levels at line 2",
             ),
@@ -1804,6 +1821,32 @@ mod tests {
                 role: None,
             }]
         );
+    }
+
+    #[test]
+    fn region_names() {
+        for ok in [
+            "us-east-1",
+            "ap-southeast-2",
+            "us-gov-west-1",
+            "us-isob-east-1",
+            "eusc-de-east-1",
+        ] {
+            assert!(valid_region(ok), "{ok}");
+        }
+        let long = format!("us-{}-1", "a".repeat(40));
+        for bad in [
+            "",
+            "../../etc",
+            "true",
+            "US-East-1",
+            "us-east",
+            "us-east-1-",
+            "useast1",
+            &long,
+        ] {
+            assert!(!valid_region(bad), "{bad}");
+        }
     }
 
     #[test]
