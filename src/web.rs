@@ -4,8 +4,11 @@
 //! nothing here reads a file while serving.
 
 use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hyper::header::{HeaderName, HeaderValue};
@@ -15,7 +18,8 @@ use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::{IgnoredAny, MapAccess, Visitor};
+use tokio::sync::Semaphore;
 
 use crate::config::{self, ConfigError, line_suffix, locate};
 
@@ -34,8 +38,36 @@ pub struct WebConfig {
 struct RawWebConfig {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
-    basic_auth_users: Option<BTreeMap<String, String>>,
+    basic_auth_users: Option<UserList>,
     rate_limit: Option<IgnoredAny>,
+}
+
+/// `basic_auth_users` in the order of the file, repeats kept: a map would silently keep the
+/// last of two entries for one user.
+#[derive(Debug, Default)]
+struct UserList(Vec<(String, String)>);
+
+impl<'de> Deserialize<'de> for UserList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Users;
+        impl<'de> Visitor<'de> for Users {
+            type Value = UserList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of user names to bcrypt hashes")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<UserList, E> {
+                Ok(UserList::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UserList, A::Error> {
+                let mut users = Vec::new();
+                while let Some(entry) = map.next_entry::<String, String>()? {
+                    users.push(entry);
+                }
+                Ok(UserList(users))
+            }
+        }
+        deserializer.deserialize_map(Users)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,34 +143,30 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let basic_auth = match raw.basic_auth_users {
         None => None,
-        Some(users) if users.is_empty() => None,
-        Some(users) => {
-            // The decoy costs what the users' hashes cost, so that timing tells nothing.
-            let mut cost = None;
-            for (user, hash) in &users {
-                if user.contains(':') {
-                    return Err(at(
-                        &format!("basic_auth_users.{user}"),
-                        "a user name cannot contain ':'".to_owned(),
+        Some(UserList(users)) if users.is_empty() => None,
+        Some(UserList(users)) => {
+            let mut checked: BTreeMap<String, String> = BTreeMap::new();
+            for (user, hash) in users {
+                let key = format!("basic_auth_users.{user}");
+                if user.is_empty() {
+                    return Err(format!(
+                        "basic_auth_users: a user name must not be empty{}",
+                        line_suffix(user_lines(text, "").first().copied())
                     ));
                 }
-                let parts = hash.parse::<bcrypt::HashParts>().map_err(|e| {
-                    at(
-                        &format!("basic_auth_users.{user}"),
-                        format!("is not a bcrypt hash ($2a$, $2b$ or $2y$): {e}"),
-                    )
-                })?;
-                cost = cost.max(Some(parts.get_cost()));
+                if checked.contains_key(&user) {
+                    return Err(format!(
+                        "{key}: repeated{}",
+                        line_suffix(user_lines(text, &user).get(1).copied())
+                    ));
+                }
+                if user.contains(':') {
+                    return Err(at(&key, "a user name cannot contain ':'".to_owned()));
+                }
+                bcrypt_hash(&hash).map_err(|m| at(&key, m))?;
+                checked.insert(user, hash);
             }
-            let cost = cost.unwrap_or(bcrypt::DEFAULT_COST);
-            let decoy = bcrypt::hash("decoy", cost)
-                .map_err(|e| format!("basic_auth_users: cannot prepare password checks: {e}"))?;
-            Some(Arc::new(BasicAuth {
-                users,
-                verified: Mutex::new(HashSet::new()),
-                decoy,
-                checks: tokio::sync::Semaphore::new(MAX_CHECKS),
-            }))
+            Some(Arc::new(BasicAuth::new(checked, max_checks())))
         }
     };
     Ok(WebConfig {
@@ -163,6 +191,56 @@ impl WebConfig {
             self.headers.len()
         )
     }
+}
+
+/// The highest bcrypt cost accepted: each step doubles the time of a check, and at 14 one
+/// check takes about a second of a core already.
+pub const MAX_BCRYPT_COST: u32 = 14;
+
+/// The prefixes of the bcrypt variants that agree with each other; `$2x$` marks hashes of a
+/// buggy implementation and is refused, as exporter-toolkit does.
+const BCRYPT_PREFIXES: [&str; 3] = ["$2a$", "$2b$", "$2y$"];
+
+/// Checks a bcrypt hash and returns its cost.
+fn bcrypt_hash(hash: &str) -> Result<u32, String> {
+    let not_bcrypt = |why: String| format!("is not a bcrypt hash ($2a$, $2b$ or $2y$): {why}");
+    let parts = hash
+        .parse::<bcrypt::HashParts>()
+        .map_err(|e| not_bcrypt(e.to_string()))?;
+    if !BCRYPT_PREFIXES.iter().any(|p| hash.starts_with(p)) {
+        return Err(not_bcrypt(format!("the prefix is {}", &hash[..4])));
+    }
+    match parts.get_cost() {
+        cost if cost > MAX_BCRYPT_COST => Err(format!(
+            "bcrypt cost {cost} is above the maximum of {MAX_BCRYPT_COST}"
+        )),
+        cost if cost < 4 => Err(format!("bcrypt cost {cost} is below bcrypt's minimum of 4")),
+        cost => Ok(cost),
+    }
+}
+
+/// The lines (1-based) where `user` is a key of the block-style `basic_auth_users` mapping,
+/// plain or quoted: serde reports no position for a repeat or an empty name.
+fn user_lines(text: &str, user: &str) -> Vec<usize> {
+    let Some(start) = locate(text, "basic_auth_users") else {
+        return Vec::new();
+    };
+    text.lines()
+        .enumerate()
+        .skip(start)
+        .take_while(|(_, l)| l.is_empty() || l.starts_with([' ', '#']))
+        .filter(|(_, l)| {
+            let key = l.trim_start();
+            [
+                format!("{user}:"),
+                format!("\"{user}\":"),
+                format!("'{user}':"),
+            ]
+            .iter()
+            .any(|k| key.starts_with(k.as_str()))
+        })
+        .map(|(i, _)| i + 1)
+        .collect()
 }
 
 /// The response headers exporter-toolkit allows, with the values it accepts.
@@ -435,39 +513,102 @@ pub struct BasicAuth {
     /// Credentials that verified once: bcrypt costs tens of milliseconds a check, by design,
     /// and a scraper sends the same ones every few seconds.
     verified: Mutex<HashSet<(String, String)>>,
-    /// A hash checked for unknown users, so that their answer takes as long as a wrong
-    /// password's and does not tell which users exist.
+    /// The hash checked for unknown users, so that their answer takes as long as a wrong
+    /// password's and does not tell which users exist: the configured hash of the highest
+    /// cost, since a check costs what the hash's cost says whatever the password.
     decoy: String,
-    /// bcrypt checks under way at once: wrong credentials must not be able to take every core.
-    checks: tokio::sync::Semaphore,
+    /// bcrypt checks running at once, a core fewer than the process may use: wrong
+    /// credentials must leave a core to scrapes. A permit is held until its check ends, even
+    /// when the client has gone.
+    checks: Arc<Semaphore>,
+    /// Peers (an IPv6 peer by its /64) with a check waiting or running: one each, so that a
+    /// flood from one peer queues at most one check in front of anyone else's first login.
+    pending: Arc<Mutex<HashSet<IpAddr>>>,
+    failures: Mutex<FailureLog>,
 }
 
-/// One bcrypt check per core of a small machine; more callers wait their turn.
-const MAX_CHECKS: usize = 2;
+/// The answer to a request's credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Missing or wrong credentials.
+    Denied,
+    /// A check for the same peer is under way; answered without a check.
+    Busy,
+}
 
 /// Remembered successes at most, so that the cache cannot grow without bound.
 const MAX_VERIFIED: usize = 1024;
 
+/// Failed logins logged per [`FAILURE_LOG_WINDOW`]; the rest are counted, and the count is
+/// logged with the next failure after the window.
+const FAILURE_LOG_BURST: u32 = 5;
+const FAILURE_LOG_WINDOW: Duration = Duration::from_secs(10);
+/// Characters of a user name that a log line shows.
+const LOGGED_USER_CHARS: usize = 64;
+
+/// One bcrypt check per core but one (`available_parallelism` follows the CPU quota of the
+/// cgroup, so a 500m limit gives 1), and at least one.
+fn max_checks() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 impl BasicAuth {
-    /// Whether the `Authorization` header carries the credentials of a configured user.
-    pub async fn allows(self: &Arc<Self>, header: Option<&HeaderValue>) -> bool {
+    fn new(users: BTreeMap<String, String>, max_checks: usize) -> BasicAuth {
+        let cost = |hash: &String| {
+            hash.parse::<bcrypt::HashParts>()
+                .map_or(0, |p| p.get_cost())
+        };
+        let decoy = users
+            .values()
+            .max_by_key(|h| cost(h))
+            .cloned()
+            .unwrap_or_default();
+        BasicAuth {
+            users,
+            verified: Mutex::new(HashSet::new()),
+            decoy,
+            checks: Arc::new(Semaphore::new(max_checks)),
+            pending: Arc::new(Mutex::new(HashSet::new())),
+            failures: Mutex::new(FailureLog::default()),
+        }
+    }
+
+    /// Whether the `Authorization` header of a request from `peer` carries the credentials
+    /// of a configured user. Remembered credentials are allowed at once; others wait for one
+    /// of the bounded bcrypt checks, unless `peer` has one waiting or running already.
+    pub async fn allows(
+        self: &Arc<Self>,
+        peer: Option<SocketAddr>,
+        header: Option<&HeaderValue>,
+    ) -> Verdict {
         let Some((user, password)) = header.and_then(credentials) else {
-            return false;
+            return Verdict::Denied;
         };
         let key = (user, password);
         if self
             .verified
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .contains(&key)
         {
-            return true;
+            return Verdict::Allowed;
         }
-        let Ok(_turn) = self.checks.acquire().await else {
-            return false;
+        let slot = match peer {
+            Some(peer) => match PendingCheck::claim(&self.pending, peer.ip()) {
+                Some(slot) => Some(slot),
+                None => return Verdict::Busy,
+            },
+            None => None,
+        };
+        let Ok(turn) = Arc::clone(&self.checks).acquire_owned().await else {
+            return Verdict::Denied;
         };
         let this = Arc::clone(self);
         let checked = tokio::task::spawn_blocking(move || {
+            // Both end with the check, not with the request, which may be dropped meanwhile.
+            let _turn = turn;
+            let _slot = slot;
             let ok = match this.users.get(&key.0) {
                 Some(hash) => bcrypt::verify(&key.1, hash).unwrap_or(false),
                 None => {
@@ -476,18 +617,118 @@ impl BasicAuth {
                 }
             };
             if ok {
-                let mut verified = this
-                    .verified
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut verified = this.verified.lock().unwrap_or_else(PoisonError::into_inner);
                 if verified.len() < MAX_VERIFIED {
                     verified.insert(key);
                 }
+            } else {
+                this.log_failure(&key.0, peer);
             }
             ok
         })
         .await;
-        checked.unwrap_or(false)
+        if checked.unwrap_or(false) {
+            Verdict::Allowed
+        } else {
+            Verdict::Denied
+        }
+    }
+
+    fn log_failure(&self, user: &str, peer: Option<SocketAddr>) {
+        let admitted = self
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .admit(Instant::now());
+        let Some(left_out) = admitted else {
+            return;
+        };
+        if left_out > 0 {
+            tracing::warn!(
+                left_out,
+                "{left_out} failed basic-auth logins were not logged, at most {FAILURE_LOG_BURST} are per {}s",
+                FAILURE_LOG_WINDOW.as_secs()
+            );
+        }
+        let mut shown: String = user.chars().take(LOGGED_USER_CHARS).collect();
+        shown = format!("{shown:?}");
+        if user.chars().nth(LOGGED_USER_CHARS).is_some() {
+            shown.push('…');
+        }
+        let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        tracing::warn!(user = %shown, peer = %peer, "basic-auth login failed: unknown user or wrong password");
+    }
+}
+
+/// A peer's claim on its one check; released when dropped.
+#[derive(Debug)]
+struct PendingCheck {
+    pending: Arc<Mutex<HashSet<IpAddr>>>,
+    peer: IpAddr,
+}
+
+impl PendingCheck {
+    /// `None` if the peer has a check waiting or running.
+    fn claim(pending: &Arc<Mutex<HashSet<IpAddr>>>, ip: IpAddr) -> Option<PendingCheck> {
+        let peer = peer_key(ip);
+        let fresh = pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(peer);
+        fresh.then(|| PendingCheck {
+            pending: Arc::clone(pending),
+            peer,
+        })
+    }
+}
+
+impl Drop for PendingCheck {
+    fn drop(&mut self) {
+        self.pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.peer);
+    }
+}
+
+/// The unit a peer is counted by: its IPv4 address, or the /64 of its IPv6 one, since one
+/// host commonly holds a whole /64.
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        v4 => v4,
+    }
+}
+
+/// Which failed logins get a log line: [`FAILURE_LOG_BURST`] per window, then none until the
+/// window ends.
+#[derive(Debug, Default)]
+struct FailureLog {
+    window_start: Option<Instant>,
+    logged: u32,
+    left_out: u64,
+}
+
+impl FailureLog {
+    /// `Some(n)` if this failure is to be logged, `n` being how many were left out since the
+    /// last one logged; `None` if it is left out.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        let expired = self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= FAILURE_LOG_WINDOW);
+        let mut left_out = 0;
+        if expired {
+            left_out = std::mem::take(&mut self.left_out);
+            self.window_start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged < FAILURE_LOG_BURST {
+            self.logged += 1;
+            Some(left_out)
+        } else {
+            self.left_out += 1;
+            None
+        }
     }
 }
 
@@ -564,6 +805,41 @@ mod tests {
                 "basic_auth_users.alice: invalid type: sequence, expected a string at line 2 column 10",
             ),
             (
+                &format!(
+                    "basic_auth_users:\n  alice: {}\n",
+                    hash.replacen("$2y$", "$2x$", 1)
+                ),
+                "basic_auth_users.alice: is not a bcrypt hash ($2a$, $2b$ or $2y$): the prefix is $2x$ at line 2",
+            ),
+            (
+                &format!(
+                    "basic_auth_users:\n  alice: {}\n",
+                    hash.replacen("$10$", "$15$", 1)
+                ),
+                "basic_auth_users.alice: bcrypt cost 15 is above the maximum of 14 at line 2",
+            ),
+            (
+                &format!(
+                    "basic_auth_users:\n  alice: {}\n",
+                    hash.replacen("$10$", "$03$", 1)
+                ),
+                "basic_auth_users.alice: bcrypt cost 3 is below bcrypt's minimum of 4 at line 2",
+            ),
+            (
+                &format!(
+                    "basic_auth_users:\n  alice: {hash}\n  bob: {hash}\n  # alice: old\n  'alice': {hash}\n"
+                ),
+                "basic_auth_users.alice: repeated at line 5",
+            ),
+            (
+                &format!("basic_auth_users:\n  alice: {hash}\n  \"\": {hash}\n"),
+                "basic_auth_users: a user name must not be empty at line 3",
+            ),
+            (
+                "basic_auth_users: [alice]\n",
+                "basic_auth_users: invalid type: sequence, expected a mapping of user names to bcrypt hashes at line 1 column 19",
+            ),
+            (
                 "http_server_config:\n  headers:\n    Server: nginx\n",
                 "http_server_config.headers.Server: is not one of the headers that can be set: Content-Security-Policy, X-Frame-Options, X-Content-Type-Options, X-XSS-Protection, Strict-Transport-Security at line 3",
             ),
@@ -635,6 +911,161 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    fn header(user: &str, password: &str) -> HeaderValue {
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        HeaderValue::from_str(&format!("Basic {encoded}")).expect("header")
+    }
+
+    fn peer(ip: [u8; 4], port: u16) -> Option<SocketAddr> {
+        Some(SocketAddr::from((ip, port)))
+    }
+
+    /// Polls `future` once: whether it finished, and with what.
+    async fn poll_once<F: Future + Unpin>(future: &mut F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut *future).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+
+    fn auth(users: &[(&str, &str)], max_checks: usize) -> Arc<BasicAuth> {
+        let users = users
+            .iter()
+            .map(|(u, p)| ((*u).to_owned(), bcrypt::hash(p, 4).expect("hash")))
+            .collect();
+        Arc::new(BasicAuth::new(users, max_checks))
+    }
+
+    /// While a peer's check waits or runs, its next one is answered Busy without a check;
+    /// another peer's waits its turn and is checked.
+    #[tokio::test]
+    async fn one_check_per_peer_at_a_time() {
+        let auth = auth(&[("alice", "right")], 1);
+        // Every check slot taken: the checks below wait.
+        let held = Arc::clone(&auth.checks)
+            .acquire_owned()
+            .await
+            .expect("permit");
+        let wrong = header("alice", "wrong");
+        let right = header("alice", "right");
+        let mut first = Box::pin(auth.allows(peer([10, 0, 0, 1], 1000), Some(&wrong)));
+        assert_eq!(poll_once(&mut first).await, None);
+        assert_eq!(
+            auth.allows(peer([10, 0, 0, 1], 1001), Some(&right)).await,
+            Verdict::Busy
+        );
+        let mut other = Box::pin(auth.allows(peer([10, 0, 0, 2], 1000), Some(&right)));
+        assert_eq!(poll_once(&mut other).await, None);
+        drop(held);
+        assert_eq!(first.await, Verdict::Denied);
+        assert_eq!(other.await, Verdict::Allowed);
+        // Cached now: allowed at once even while the peer has a check under way.
+        let held = Arc::clone(&auth.checks)
+            .acquire_owned()
+            .await
+            .expect("permit");
+        let mut pending = Box::pin(auth.allows(peer([10, 0, 0, 2], 1002), Some(&wrong)));
+        assert_eq!(poll_once(&mut pending).await, None);
+        assert_eq!(
+            auth.allows(peer([10, 0, 0, 2], 1003), Some(&right)).await,
+            Verdict::Allowed
+        );
+        drop(held);
+        assert_eq!(pending.await, Verdict::Denied);
+        // A dropped request leaves no claim behind.
+        assert!(auth.pending.lock().expect("lock").is_empty());
+        // IPv6 peers of one /64 count as one.
+        assert_eq!(
+            peer_key("2001:db8:1:2:aaaa::1".parse().expect("ip")),
+            peer_key("2001:db8:1:2:bbbb::2".parse().expect("ip"))
+        );
+        assert_ne!(
+            peer_key("2001:db8:1:2::1".parse().expect("ip")),
+            peer_key("2001:db8:1:3::1".parse().expect("ip"))
+        );
+    }
+
+    /// A flood of wrong passwords from one peer holds at most one check: another peer's first
+    /// login is checked at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flood_from_one_peer_does_not_delay_another() {
+        let auth = auth(&[("alice", "right")], 1);
+        let flood = {
+            let auth = Arc::clone(&auth);
+            tokio::spawn(async move {
+                let wrong = header("alice", "wrong");
+                let mut verdicts = Vec::new();
+                let attempts = (0..200u16).map(|port| {
+                    let auth = Arc::clone(&auth);
+                    let wrong = wrong.clone();
+                    tokio::spawn(async move {
+                        auth.allows(peer([10, 0, 0, 1], port), Some(&wrong)).await
+                    })
+                });
+                for attempt in attempts.collect::<Vec<_>>() {
+                    verdicts.push(attempt.await.expect("attempt"));
+                }
+                verdicts
+            })
+        };
+        let started = Instant::now();
+        let verdict = auth
+            .allows(peer([10, 0, 0, 2], 1), Some(&header("alice", "right")))
+            .await;
+        let waited = started.elapsed();
+        assert_eq!(verdict, Verdict::Allowed);
+        assert!(waited < Duration::from_secs(1), "{waited:?}");
+        let verdicts = flood.await.expect("flood");
+        let busy = verdicts.iter().filter(|v| **v == Verdict::Busy).count();
+        let denied = verdicts.iter().filter(|v| **v == Verdict::Denied).count();
+        assert_eq!(busy + denied, 200);
+        assert!(busy > 100, "{busy} busy, {denied} denied");
+    }
+
+    /// The decoy is one of the configured hashes, the costliest: no hash is computed at load,
+    /// whatever the cost.
+    #[test]
+    fn the_decoy_is_the_costliest_configured_hash() {
+        let cheap = bcrypt::hash("pw", 4).expect("hash");
+        // A hash of cost 14 in form; it need not match any password.
+        let costly = cheap.replacen("$04$", "$14$", 1);
+        let text = format!("basic_auth_users:\n  alice: {cheap}\n  bob: {costly}\n");
+        let web = parse(&text, Path::new("/nonexistent")).expect("valid");
+        let auth = web.basic_auth.expect("basic auth");
+        assert_eq!(auth.decoy, costly);
+        assert!(auth.checks.available_permits() >= 1);
+    }
+
+    #[test]
+    fn failed_logins_are_logged_at_a_bounded_rate() {
+        let mut log = FailureLog::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let admitted: Vec<Option<u64>> = (0..8).map(|i| log.admit(at(i * 100))).collect();
+        assert_eq!(
+            admitted,
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(log.admit(at(9_999)), None);
+        // The next window's first line says how many were left out.
+        assert_eq!(log.admit(at(10_000)), Some(4));
+        assert_eq!(log.admit(at(10_001)), Some(0));
+        assert_eq!(log.admit(at(60_000)), Some(0));
     }
 
     #[test]
