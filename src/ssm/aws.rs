@@ -11,7 +11,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ssm::config::http::HttpResponse;
 use aws_sdk_ssm::config::retry::RetryPartition;
 use aws_sdk_ssm::config::{Credentials, Region};
-use aws_sdk_ssm::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types as sdk;
 
 use super::{
@@ -370,11 +370,56 @@ fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The most of an error's text that goes into an [`SsmError`], which becomes a log line per
+/// failure: an unreadable response may be megabytes.
+const MAX_ERROR_TEXT: usize = 1024;
+
+/// `text` cut to [`MAX_ERROR_TEXT`] bytes at a character boundary, saying how much was cut.
+fn cut(text: &str) -> String {
+    if text.len() <= MAX_ERROR_TEXT {
+        return text.to_owned();
+    }
+    let end = (0..=MAX_ERROR_TEXT)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}… ({} more bytes cut)", &text[..end], text.len() - end)
+}
+
+/// The error and its sources, without the SDK's `Debug` form that `DisplayErrorContext` adds,
+/// which holds the raw response: its headers and its whole body.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 fn classify<E>(err: SdkError<E, HttpResponse>) -> SsmError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let context = || DisplayErrorContext(&err).to_string();
+    let context = || match &err {
+        // What the service answered, for whoever must tell a proxy's page from a bug.
+        SdkError::ResponseError(response) => {
+            let raw = response.raw();
+            let body = raw
+                .body()
+                .bytes()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            cut(&format!(
+                "{}; HTTP {}, body: {body}",
+                chain(&err),
+                raw.status().as_u16()
+            ))
+        }
+        _ => cut(&chain(&err)),
+    };
     if from_credentials(&err) {
         return SsmError::Credentials(context());
     }
@@ -413,5 +458,32 @@ where
             code: "unknown".into(),
             message: context(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_ssm::operation::list_associations::ListAssociationsError;
+
+    /// An unreadable answer becomes an error of about 1 KiB, without the response's headers.
+    #[test]
+    fn an_unreadable_response_is_cut_to_a_kib() {
+        let body = format!("<html>{}</html>", "é".repeat(1_000_000));
+        let mut raw = HttpResponse::new(200.try_into().expect("a status"), body.clone().into());
+        raw.headers_mut()
+            .insert("x-secret-header", "header-value-never-logged");
+        let err: SdkError<ListAssociationsError, HttpResponse> =
+            SdkError::response_error("failed to parse JSON", raw);
+        let SsmError::Response(message) = classify(err) else {
+            panic!("not a response error");
+        };
+        let head = "response error: failed to parse JSON; HTTP 200, body: <html>";
+        // 60 bytes, then 482 two-byte characters: 1,024 bytes, cut at a character boundary.
+        assert_eq!(
+            message,
+            format!("{head}{}… (1999043 more bytes cut)", "é".repeat(482))
+        );
+        assert!(!message.contains("header-value-never-logged"));
     }
 }
