@@ -7,6 +7,7 @@ mod docs;
 mod exporter;
 mod faults;
 mod harness;
+mod limits;
 mod prometheus;
 mod promtool;
 mod serving;
