@@ -650,8 +650,10 @@ impl BasicAuth {
                 FAILURE_LOG_WINDOW.as_secs()
             );
         }
-        let mut shown: String = user.chars().take(LOGGED_USER_CHARS).collect();
-        shown = format!("{shown:?}");
+        // Escaped as Debug escapes (control characters, quotes), without Debug's quotes: the
+        // log format quotes the value itself.
+        let cut: String = user.chars().take(LOGGED_USER_CHARS).collect();
+        let mut shown = cut.escape_debug().to_string();
         if user.chars().nth(LOGGED_USER_CHARS).is_some() {
             shown.push('…');
         }
@@ -1040,6 +1042,42 @@ mod tests {
         let auth = web.basic_auth.expect("basic auth");
         assert_eq!(auth.decoy, costly);
         assert!(auth.checks.available_permits() >= 1);
+    }
+
+    /// A failed login's line names the user, escaped and cut, and the peer; never a password.
+    #[test]
+    fn a_failed_login_is_logged_with_user_and_peer() {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .finish();
+        let auth = auth(&[("alice", "right")], 1);
+        tracing::subscriber::with_default(subscriber, || {
+            auth.log_failure("eve\"\n", peer([10, 0, 0, 9], 4242));
+            auth.log_failure(&"m".repeat(100), peer([10, 0, 0, 9], 4243));
+        });
+        let text = String::from_utf8(lines.0.lock().expect("lock").clone()).expect("utf-8");
+        assert_eq!(
+            text,
+            format!(
+                " WARN ssm_association_exporter::web: basic-auth login failed: unknown user or wrong password user=eve\\\"\\n peer=10.0.0.9:4242\n WARN ssm_association_exporter::web: basic-auth login failed: unknown user or wrong password user={}… peer=10.0.0.9:4243\n",
+                "m".repeat(64)
+            )
+        );
     }
 
     #[test]
