@@ -324,15 +324,18 @@ impl<S: Ssm> Poller<'_, S> {
                 }
                 let all = match self.list(&Discovery::default()).await {
                     Ok(all) => all,
-                    Err(e) => {
-                        // Explicit mode does not need the listing (it may not even be
-                        // allowed): describe each association, and stop trying to list.
-                        warn!(error = %e, "listing associations failed; describing each watched association instead from now on");
+                    // Explicit mode does not need the listing, and a role may not be allowed
+                    // it: a refused listing turns to describing each association for good.
+                    Err(e) if matches!(e.error, SsmError::Rejected { .. }) => {
+                        warn!(error = %e, "listing associations was refused; describing each watched association instead from now on");
                         return Ok(Plan {
                             jobs,
                             region_associations: Some(usize::MAX),
                         });
                     }
+                    // Any other failure passes: describing each association now would cost
+                    // more calls than the listing saves, in the cycle the API is struggling.
+                    Err(e) => return Err(e),
                 };
                 let total = all.len();
                 let mut by_id: std::collections::HashMap<String, Association> = all
@@ -655,8 +658,10 @@ fn settled(
     now: SystemTime,
     full_refresh_interval: Duration,
 ) -> bool {
-    if !prior.poll_ok
-        || prior.last_execution_date != association.last_execution_date
+    // `prior.poll_ok` is not asked: a state kept through a failure is still the reading of
+    // the last cycle that succeeded, so comparing it with this listing tells what changed
+    // since then. Re-reading everything after one failed listing would multiply its calls.
+    if prior.last_execution_date != association.last_execution_date
         || prior.overview != association.overview
     {
         return false;
@@ -912,6 +917,20 @@ mod tests {
             now,
             hour
         ));
+        // Kept through a failed cycle, it is still the last good reading: a listing that
+        // matches it says nothing changed since.
+        assert!(settled(
+            &AssociationState {
+                poll_ok: false,
+                ..state("Success", 500)
+            },
+            &same,
+            None,
+            &[],
+            None,
+            now,
+            hour
+        ));
         let pinned = |mut a: AssociationState| {
             if let Some(e) = a.execution.as_mut() {
                 e.pinned = true;
@@ -995,16 +1014,6 @@ mod tests {
                 state("Success", 500),
                 same.clone(),
                 Some("e2"),
-                hour,
-            ),
-            (
-                "last poll failed",
-                AssociationState {
-                    poll_ok: false,
-                    ..state("Success", 500)
-                },
-                same.clone(),
-                None,
                 hour,
             ),
             (

@@ -1,6 +1,6 @@
 //! Exact API calls per cycle: what change detection leaves to read.
 
-use ssm_association_exporter::sim::Sim;
+use ssm_association_exporter::sim::{Faults, Sim};
 
 use crate::harness::{Metrics, Rig, expected_targets, fleet};
 
@@ -247,5 +247,105 @@ async fn full_refresh_zero_rereads_everything_every_cycle() {
             ("ListAssociations", 1),
         ])
     );
+    rig.stop().await;
+}
+
+/// One listing that fails after its retries costs the next cycle nothing extra: the listing
+/// after it is compared with the last complete one, and only what changed between them is
+/// read.
+#[tokio::test]
+async fn a_failed_listing_costs_the_next_cycle_only_what_changed() {
+    let (sim, ids) = fleet_of_120();
+    let rig = Rig::start(sim, "").await;
+    rig.sim.set_faults(Faults {
+        throttle_rate: 1.0,
+        ..Faults::default()
+    });
+    let during = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[("ListAssociations", 2)]),
+        "one call and its one retry, then the cycle gives up"
+    );
+    assert_eq!(
+        during.get(
+            "ssm_association_poll_success",
+            &[("association_id", &ids[0])]
+        ),
+        Some(0.0)
+    );
+    // A run that starts while the listing is down is what the next listing finds changed.
+    let run = rig
+        .sim
+        .start_execution(&ids[9], fleet("i-009cccccccccc", 70, &["Failed"]))
+        .expect("association exists");
+    rig.sim.set_faults(Faults::default());
+    let after = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 2),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 3),
+        ]),
+        "ceil(120/50) listings, and 1 + ceil(70/50) for the new run"
+    );
+    for id in &ids {
+        assert_eq!(
+            after.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(1.0)
+        );
+    }
+    assert_eq!(
+        after.targets(&ids[9]),
+        expected_targets(&rig.sim, &ids[9], &run, |_| true)
+    );
+    rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 3)]));
+    rig.stop().await;
+}
+
+/// In explicit mode a listing that fails (not one that is refused) does not turn the exporter
+/// to describing each association: the cycle keeps the last values and lists again next time.
+#[tokio::test]
+async fn a_failed_listing_in_explicit_mode_lists_again_next_cycle() {
+    let sim = Sim::new(66);
+    for (id, prefix) in [
+        (A, "i-0ddddddddd01"),
+        (B, "i-0ddddddddd02"),
+        (C, "i-0ddddddddd03"),
+    ] {
+        sim.insert_association(id, None, "AWS-RunPatchBaseline");
+        sim.start_execution(id, fleet(prefix, 20, &["Success"]))
+            .expect("association exists");
+    }
+    let yaml = format!(
+        "associations:\n  - association_id: {A}\n  - association_id: {B}\n  - association_id: {C}\n"
+    );
+    let rig = Rig::start(sim, &yaml).await;
+    rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
+    rig.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    let during = rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 2)]));
+    for id in [A, B, C] {
+        assert_eq!(total(&during, id), 20.0);
+        assert_eq!(
+            during.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(0.0)
+        );
+    }
+    rig.sim.set_faults(Faults::default());
+    let after = rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
+    for id in [A, B, C] {
+        assert_eq!(
+            after.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(1.0)
+        );
+    }
     rig.stop().await;
 }
