@@ -1,11 +1,15 @@
 //! HTTP/1 plumbing shared by the exporter's server and the simulated SSM endpoint: accept,
 //! TLS when configured, serve each connection on its own task, and on shutdown stop accepting
-//! and let in-flight requests finish. A slow, oversized or malformed request costs its own
-//! connection and nothing else.
+//! and let in-flight requests finish. A slow, silent, oversized or malformed request, or a
+//! client that does not read its response, costs its own connection and nothing else: at the
+//! connection cap the least recently active connection not in a handler makes room.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -15,16 +19,17 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tracing::{debug, warn};
 
 pub type Body = Full<Bytes>;
 
-/// A client gets this long to send its request headers, and an idle keep-alive connection
-/// is closed after it: hyper's header timer runs while it waits for the next request too.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The client's address, in the extensions of every request handed to a handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
+
 /// A TLS handshake that takes longer is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers larger than this end the connection (hyper answers 431).
@@ -32,23 +37,43 @@ const MAX_HEADER_BYTES: usize = 16 * 1024;
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// After shutdown is asked for, in-flight requests get this long to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Refusals (a 503 to a client over the cap) being written at once; past it, the connection
+/// is closed without one, so that refusing costs little under a flood.
+const MAX_REFUSALS: usize = 64;
+/// How long a refusal may take to write and to see the client's side close.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What one connection may hold and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections open at once. At the cap, a new connection closes the one that has waited
+    /// longest without a request in a handler (idle, silent, or not reading its response);
+    /// when every one is in a handler, the newcomer gets 503.
+    pub max_connections: usize,
+    /// A client gets this long to send its request headers, and an idle keep-alive connection
+    /// is closed after it: hyper's header timer runs while it waits for the next request too.
+    pub header_read_timeout: Duration,
+    /// A response must be taken by the client within this long of its first byte; a client
+    /// that does not read loses its connection. No next pipelined request is read before.
+    pub write_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            header_read_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// How connections are taken.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Serve HTTPS with this configuration; `None` for plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// Connections served at once; further ones wait in the listen backlog.
-    pub max_connections: usize,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            tls: None,
-            max_connections: 256,
-        }
-    }
+    pub limits: Limits,
 }
 
 /// Serves `handler` on every connection of `listener` until `shutdown` completes, then drains.
@@ -64,21 +89,16 @@ pub async fn serve<H, Fut, E>(
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
 {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let limits = options.limits;
+    let open = Arc::new(Connections::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let acceptor = options.tls.map(tokio_rustls::TlsAcceptor::from);
     tokio::pin!(shutdown);
     loop {
-        // Taking a slot before accepting leaves excess clients in the kernel's backlog.
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
+        // Every client is accepted and answered: one left in the backlog would hear nothing.
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: the listener stays usable, and a
                     // pause keeps the loop from spinning until descriptors are freed.
@@ -89,31 +109,59 @@ pub async fn serve<H, Fut, E>(
             },
             () = &mut shutdown => break,
         };
+        let Some((ticket, evicted)) = open.admit() else {
+            debug!(%peer, "every connection is serving a request; refusing a new one");
+            if let Ok(permit) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(refuse(stream, acceptor.is_none(), permit));
+            }
+            continue;
+        };
+        let ticket = Arc::new(ticket);
         let handler = handler.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let _slot = slot;
-            let service = service_fn(handler);
-            let result = match acceptor {
-                None => watcher.watch(connection(stream, service)).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => watcher.watch(connection(tls, service)).await,
-                        Ok(Err(e)) => {
-                            debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            debug!("TLS handshake timed out");
-                            return;
+            let service = {
+                let ticket = Arc::clone(&ticket);
+                service_fn(move |mut request: Request<Incoming>| {
+                    request.extensions_mut().insert(Peer(peer));
+                    let serving = ticket.serving();
+                    let response = handler(request);
+                    async move {
+                        let response = response.await;
+                        drop(serving);
+                        response
+                    }
+                })
+            };
+            let served = async move {
+                match acceptor {
+                    None => watcher.watch(connection(stream, service, limits)).await,
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(tls)) => watcher.watch(connection(tls, service, limits)).await,
+                            Ok(Err(e)) => {
+                                debug!(error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                debug!("TLS handshake timed out");
+                                Ok(())
+                            }
                         }
                     }
                 }
             };
-            if let Err(e) = result {
-                debug!(error = %e, "connection ended with an error");
+            tokio::select! {
+                result = served => {
+                    if let Err(e) = result {
+                        debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                _ = evicted => debug!(%peer, "connection closed to make room for a new one"),
             }
+            drop(ticket);
         });
     }
     drop(listener);
@@ -125,8 +173,140 @@ pub async fn serve<H, Fut, E>(
     }
 }
 
+/// Answers a client over the cap with 503 and closes. Over TLS, where an answer would need a
+/// handshake first, the connection is only closed.
+async fn refuse(mut stream: TcpStream, plain: bool, _permit: OwnedSemaphorePermit) {
+    if !plain {
+        return;
+    }
+    const ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 22\r\nretry-after: 1\r\nconnection: close\r\n\r\nToo many connections.\n";
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+        stream.write_all(ANSWER).await?;
+        stream.shutdown().await?;
+        // Closing with the request unread would reset the connection, and the client could
+        // lose the answer: read until the client closes its side.
+        let mut sink = [0u8; 1024];
+        while stream.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+}
+
+/// The open connections of one server, for the cap and for choosing which one makes room.
+#[derive(Debug)]
+struct Connections {
+    cap: usize,
+    state: Mutex<Open>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    next_id: u64,
+    by_id: HashMap<u64, Slot>,
+}
+
+#[derive(Debug)]
+struct Slot {
+    /// Requests of this connection inside a handler now.
+    serving: usize,
+    /// When it was accepted or a handler last answered: the longer ago, the sooner it makes
+    /// room. A client that sends nothing, or does not read its answer, falls behind.
+    active_at: Instant,
+    /// Dropped to close the connection.
+    _evict: oneshot::Sender<()>,
+}
+
+impl Connections {
+    fn new(cap: usize) -> Self {
+        Connections {
+            cap: cap.max(1),
+            state: Mutex::new(Open::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Registers a new connection, closing the least recently active one that is not serving
+    /// a request if the cap is reached. `None`: every connection is serving one.
+    fn admit(self: &Arc<Self>) -> Option<(Ticket, oneshot::Receiver<()>)> {
+        let mut open = self.lock();
+        if open.by_id.len() >= self.cap {
+            let victim = open
+                .by_id
+                .iter()
+                .filter(|(_, slot)| slot.serving == 0)
+                .min_by_key(|(id, slot)| (slot.active_at, **id))
+                .map(|(id, _)| *id)?;
+            // Dropping its slot drops the sender its task listens on.
+            open.by_id.remove(&victim);
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        let (evict, evicted) = oneshot::channel();
+        open.by_id.insert(
+            id,
+            Slot {
+                serving: 0,
+                active_at: Instant::now(),
+                _evict: evict,
+            },
+        );
+        Some((
+            Ticket {
+                id,
+                open: Arc::clone(self),
+            },
+            evicted,
+        ))
+    }
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+struct Ticket {
+    id: u64,
+    open: Arc<Connections>,
+}
+
+impl Ticket {
+    /// Marks a request as in a handler until the guard drops.
+    fn serving(self: &Arc<Self>) -> Serving {
+        if let Some(slot) = self.open.lock().by_id.get_mut(&self.id) {
+            slot.serving += 1;
+        }
+        Serving(Arc::clone(self))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.open.lock().by_id.remove(&self.id);
+    }
+}
+
+/// A request in a handler: its connection is not closed to make room meanwhile.
+#[derive(Debug)]
+struct Serving(Arc<Ticket>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.open.lock().by_id.get_mut(&self.0.id) {
+            slot.serving = slot.serving.saturating_sub(1);
+            slot.active_at = Instant::now();
+        }
+    }
+}
+
 /// One HTTP/1.1 connection with the limits above.
-fn connection<I, S>(io: I, service: S) -> http1::Connection<TokioIo<I>, S>
+fn connection<I, S>(
+    io: I,
+    service: S,
+    limits: Limits,
+) -> http1::Connection<TokioIo<WriteDeadline<I>>, S>
 where
     I: AsyncRead + AsyncWrite + Unpin,
     S: hyper::service::HttpService<Incoming, ResBody = Body>,
@@ -134,9 +314,115 @@ where
 {
     http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
-        .serve_connection(TokioIo::new(io), service)
+        .serve_connection(
+            TokioIo::new(WriteDeadline::new(io, limits.write_timeout)),
+            service,
+        )
+}
+
+/// A stream whose writes fail once a response has been unsent for longer than `timeout`.
+///
+/// hyper writes a response and then flushes the stream, and flushes reach the stream only
+/// when hyper's own buffer is empty: so the clock starts at the first write after a complete
+/// flush and stops at the next complete flush. It is looked at only while a write waits for
+/// the client, which is when it matters.
+#[derive(Debug)]
+struct WriteDeadline<I> {
+    io: I,
+    timeout: Duration,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<I> WriteDeadline<I> {
+    fn new(io: I, timeout: Duration) -> Self {
+        WriteDeadline {
+            io,
+            timeout,
+            deadline: None,
+        }
+    }
+
+    fn start(&mut self) {
+        if self.deadline.is_none() {
+            self.deadline = Some(Box::pin(tokio::time::sleep(self.timeout)));
+        }
+    }
+
+    /// What to answer for a write that would wait: keep waiting, or fail past the deadline.
+    fn waiting<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let passed = self
+            .deadline
+            .as_mut()
+            .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+        if passed {
+            Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not take its response in time",
+            )))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for WriteDeadline<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.start();
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Pending => self.waiting(cx),
+            done => done,
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.start();
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Pending => self.waiting(cx),
+            done => done,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.deadline = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => self.waiting(cx),
+            failed => failed,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match Pin::new(&mut self.io).poll_shutdown(cx) {
+            Poll::Pending => self.waiting(cx),
+            done => done,
+        }
+    }
 }
 
 /// A response with a fixed body and content type.
@@ -151,4 +437,118 @@ pub fn response(
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_the_cap_the_least_recently_active_idle_connection_makes_room() {
+        let open = Arc::new(Connections::new(3));
+        let (first, mut first_evicted) = open.admit().expect("room");
+        let (second, mut second_evicted) = open.admit().expect("room");
+        let (third, mut third_evicted) = open.admit().expect("room");
+        let (first, second, third) = (Arc::new(first), Arc::new(second), Arc::new(third));
+        // The first answers a request now: it is the most recently active.
+        drop(first.serving());
+        let (_fourth, _) = open.admit().expect("the second makes room");
+        assert_eq!(
+            second_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
+        assert_eq!(
+            first_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+        assert_eq!(
+            third_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+        assert_eq!(open.lock().by_id.len(), 3);
+        drop(second);
+        assert_eq!(
+            open.lock().by_id.len(),
+            3,
+            "an evicted ticket frees nothing twice"
+        );
+        drop(third);
+        assert_eq!(open.lock().by_id.len(), 2);
+    }
+
+    #[test]
+    fn when_every_connection_is_in_a_handler_a_newcomer_is_refused() {
+        let open = Arc::new(Connections::new(2));
+        let (a, _a_evicted) = open.admit().expect("room");
+        let (b, _b_evicted) = open.admit().expect("room");
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        let serving_a = a.serving();
+        let serving_b = b.serving();
+        assert!(open.admit().is_none());
+        drop(serving_b);
+        let (_c, mut c_evicted) = open.admit().expect("b makes room once its answer is out");
+        // a still serves: c, however new, is the one that can make room.
+        let (_d, _) = open.admit().expect("c makes room");
+        assert_eq!(
+            c_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
+        drop(serving_a);
+    }
+
+    /// A client that stops reading: writes wait, and fail once the response has been
+    /// unsent for the timeout; a complete flush starts the clock over.
+    #[tokio::test(start_paused = true)]
+    async fn a_response_the_client_does_not_take_fails_at_the_deadline() {
+        let (server, mut client) = tokio::io::duplex(64);
+        let mut io = WriteDeadline::new(server, Duration::from_secs(30));
+        io.write_all(&[b'x'; 64]).await.expect("fits the buffer");
+        io.flush().await.expect("flushed");
+        let mut taken = [0u8; 64];
+        client
+            .read_exact(&mut taken)
+            .await
+            .expect("the client reads");
+
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        let started = tokio::time::Instant::now();
+        let error = io
+            .write_all(&[b'y'; 1024])
+            .await
+            .expect_err("the client never reads");
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+    }
+
+    /// Over the cap, a plain-HTTP client hears 503 rather than nothing.
+    #[tokio::test]
+    async fn a_refused_client_hears_503() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let client = tokio::spawn(async move {
+            let mut stream = TcpStream::connect(addr).await.expect("connect");
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .expect("send");
+            stream.shutdown().await.expect("close our side");
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer).await.expect("read");
+            String::from_utf8(answer).expect("text")
+        });
+        let (stream, _) = listener.accept().await.expect("accept");
+        let permit = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("permit");
+        refuse(stream, true, permit).await;
+        let answer = client.await.expect("client");
+        assert!(
+            answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("\r\n\r\nToo many connections.\n"),
+            "{answer}"
+        );
+    }
 }

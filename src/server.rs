@@ -14,7 +14,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::http::{self, Body, ServeOptions};
+use crate::http::{self, Body, Limits, ServeOptions};
 use crate::render::CONTENT_TYPE;
 use crate::web::WebConfig;
 
@@ -64,7 +64,8 @@ pub struct ServerOptions {
     pub web: WebConfig,
     /// Where `POST /-/reload` sends its request; `None` when there is no file to reload.
     pub reload: Option<mpsc::Sender<ReloadRequest>>,
-    pub max_connections: usize,
+    /// Connections at once, and how long a client may take to send and to read.
+    pub limits: Limits,
 }
 
 impl Default for ServerOptions {
@@ -73,7 +74,7 @@ impl Default for ServerOptions {
             telemetry_path: "/metrics".to_owned(),
             web: WebConfig::default(),
             reload: None,
-            max_connections: ServeOptions::default().max_connections,
+            limits: Limits::default(),
         }
     }
 }
@@ -87,7 +88,7 @@ pub async fn serve(
 ) {
     let serve_options = ServeOptions {
         tls: options.web.tls.clone(),
-        max_connections: options.max_connections,
+        limits: options.limits,
     };
     let options = Arc::new(options);
     let handler = move |request: Request<Incoming>| {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use ssm_association_exporter::config;
+use ssm_association_exporter::http::Limits;
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::Sim;
 use ssm_association_exporter::web;
@@ -395,5 +396,78 @@ async fn bad_requests_cost_only_their_own_connection() {
     assert_eq!(get(addr, "/-/reload").await.status, 405);
     assert_eq!(get(addr, "/metrics").await.status, 200);
     drop(slow);
+    rig.stop().await;
+}
+
+/// A scrape that must not be starved: it gets an answer well within Prometheus' default
+/// 10 s scrape timeout (before, it waited for a held connection to time out, or forever).
+async fn scrape_in_time<F: Future<Output = T>, T>(scrape: F) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(2), scrape)
+        .await
+        .expect("the scrape was starved")
+}
+
+fn capped(max_connections: usize) -> ServerOptions {
+    ServerOptions {
+        limits: Limits {
+            max_connections,
+            ..Limits::default()
+        },
+        ..ServerOptions::default()
+    }
+}
+
+/// Clients that pipeline scrapes and never read their answers, more of them than the cap:
+/// they cost their own connections, and a normal scrape gets through at once.
+#[tokio::test]
+async fn clients_that_do_not_read_cannot_hold_every_connection() {
+    let rig = serving(one_association(), "", capped(8)).await;
+    let addr = rig.exporter.local_addr();
+    let pipelined = "GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n".repeat(1500);
+    let mut stuck = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
+        s.write_all(pipelined.as_bytes()).await.expect("send");
+        stuck.push(s);
+    }
+    for _ in 0..3 {
+        let answer = scrape_in_time(get(addr, "/metrics")).await;
+        assert_eq!(answer.status, 200);
+        assert!(answer.body.contains("ssm_association_execution_targets{"));
+    }
+    drop(stuck);
+    rig.stop().await;
+}
+
+/// Connections that send nothing, more than the cap, over HTTP and over TLS: a scrape that
+/// arrives after them still gets its answer at once.
+#[tokio::test]
+async fn silent_connections_cannot_hold_every_connection() {
+    let rig = serving(one_association(), "", capped(8)).await;
+    let addr = rig.exporter.local_addr();
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    assert_eq!(scrape_in_time(get(addr, "/metrics")).await.status, 200);
+    drop(silent);
+    rig.stop().await;
+
+    let pki = make_pki("silent");
+    let web = web_config(
+        &pki.dir,
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n",
+    );
+    let rig = serving(one_association(), "", ServerOptions { web, ..capped(8) }).await;
+    let addr = rig.exporter.local_addr();
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    let answer = scrape_in_time(https(addr, &pki.ca, None, ALL, "/metrics", &[]))
+        .await
+        .expect("https");
+    assert_eq!(answer.status, 200);
+    drop(silent);
     rig.stop().await;
 }
