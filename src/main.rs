@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use futures_util::FutureExt;
 use ssm_association_exporter::app::{Exporter, ExporterError, aws_sources};
 use ssm_association_exporter::config::{self, Config, Shard};
+use ssm_association_exporter::http::Limits;
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
 use ssm_association_exporter::sim::{self, Sim, SimServer};
@@ -58,8 +60,15 @@ struct Flags {
     #[arg(long = "web.config.file", value_name = "PATH")]
     web_config_file: Option<PathBuf>,
 
-    /// Connections served at once; more wait in the listen backlog.
-    #[arg(long = "web.max-connections", value_name = "N", default_value_t = 256)]
+    /// Connections open at once. At the cap, a new one closes the connection idle longest
+    /// (silent, between requests, or not reading its answer); if every one is being answered,
+    /// the newcomer gets 503.
+    #[arg(
+        long = "web.max-connections",
+        value_name = "N",
+        default_value_t = 256,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
     max_connections: usize,
 
     /// This replica's shard, from 0: it polls only the associations whose ID hashes to it.
@@ -152,10 +161,12 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let listen_address = match flags.listen_address.strip_prefix(':') {
-        Some(port) => format!("0.0.0.0:{port}"),
-        None => flags.listen_address.clone(),
-    };
+    let listen_address = listen_address(&flags.listen_address).map_err(|message| {
+        Usage(format!(
+            "--web.listen-address {:?}: {message}",
+            flags.listen_address
+        ))
+    })?;
     if flags.config_check {
         println!("configuration OK: {}", config.summary());
         if flags.web_config_file.is_some() {
@@ -191,7 +202,10 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         ServerOptions {
             telemetry_path: flags.telemetry_path.clone(),
             reload: flags.config_file.is_some().then_some(reload_requests),
-            max_connections: flags.max_connections,
+            limits: Limits {
+                max_connections: flags.max_connections,
+                ..Limits::default()
+            },
             web: web.clone(),
         },
     )?;
@@ -223,16 +237,19 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
-        tokio::select! {
+        let first = tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => {
-                let _ = reload(flags.config_file.as_deref(), shard, &mut config, &exporter).await;
-            }
-            Some(reply) = reloads.recv() => {
-                let outcome = reload(flags.config_file.as_deref(), shard, &mut config, &exporter).await;
-                let _ = reply.send(outcome);
-            }
+            _ = hangup.recv() => None,
+            Some(reply) = reloads.recv() => Some(reply),
+        };
+        // One reload at a time, and whoever asked while it ran shares its outcome: a storm
+        // of requests or signals costs one reload, not one each.
+        let outcome = reload(flags.config_file.as_deref(), shard, &mut config, &exporter).await;
+        let _ = hangup.recv().now_or_never();
+        let waiting = std::iter::from_fn(|| reloads.try_recv().ok());
+        for reply in first.into_iter().chain(waiting) {
+            let _ = reply.send(outcome.clone());
         }
     }
     info!("shutting down");
@@ -256,7 +273,21 @@ async fn reload(
         warn!("reload asked for, but the exporter runs without --config.file");
         return Err("the exporter runs without --config.file".to_owned());
     };
-    match config::load(path) {
+    let loaded = config::load_with(path, |text| {
+        // A file caught mid-write reads empty, and empty means "discover everything at the
+        // defaults": too large a change to take from what may be an accident.
+        if text
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return Err(
+                "the file is empty; a reload keeps the running configuration (write {} for the defaults)"
+                    .to_owned(),
+            );
+        }
+        config::parse(text)
+    });
+    match loaded {
         Ok(mut new) => {
             new.shard = shard;
             match exporter.reload(Some(new.clone())).await {
@@ -281,6 +312,42 @@ async fn reload(
             Err(e.to_string())
         }
     }
+}
+
+/// `host:port` (a name, an IPv4 address, or an IPv6 one in brackets) or `:port` for every
+/// interface, as the address to bind.
+fn listen_address(flag: &str) -> Result<String, String> {
+    let Some((host, port)) = flag.rsplit_once(':') else {
+        return Err("must be host:port or :port".to_owned());
+    };
+    if port.parse::<u16>().is_err() {
+        return Err(format!("{port:?} is not a port number (0 to 65535)"));
+    }
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            host.is_empty()
+                || host.parse::<std::net::Ipv4Addr>().is_ok()
+                || (host.len() <= 253
+                    && host.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    }))
+        }
+    };
+    if !host_ok {
+        return Err(format!(
+            "{host:?} is not a host name, an IPv4 address or an IPv6 address in brackets"
+        ));
+    }
+    Ok(if host.is_empty() {
+        format!("0.0.0.0:{port}")
+    } else {
+        flag.to_owned()
+    })
 }
 
 /// Starts the simulated endpoint with the demo fleet.
@@ -312,4 +379,39 @@ fn demo_options(options: ClientOptions, endpoint_url: &str) -> ClientOptions {
 /// simulator does not mind.
 fn demo_config() -> Result<Config, Usage> {
     config::parse("poll_interval: 5s\napi:\n  requests_per_second: 50\n").map_err(Usage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listen_address;
+
+    #[test]
+    fn listen_addresses_are_checked_before_anything_starts() {
+        for (flag, want) in [
+            (":8467", Ok("0.0.0.0:8467")),
+            ("127.0.0.1:0", Ok("127.0.0.1:0")),
+            ("[::1]:9000", Ok("[::1]:9000")),
+            ("exporter.local:80", Ok("exporter.local:80")),
+            ("8467", Err("must be host:port or :port")),
+            (
+                "localhost:http",
+                Err("\"http\" is not a port number (0 to 65535)"),
+            ),
+            (":65536", Err("\"65536\" is not a port number (0 to 65535)")),
+            (
+                "::1:80",
+                Err("\"::1\" is not a host name, an IPv4 address or an IPv6 address in brackets"),
+            ),
+            (
+                "a b:80",
+                Err("\"a b\" is not a host name, an IPv4 address or an IPv6 address in brackets"),
+            ),
+        ] {
+            assert_eq!(
+                listen_address(flag),
+                want.map(str::to_owned).map_err(str::to_owned),
+                "{flag}"
+            );
+        }
+    }
 }

@@ -212,6 +212,29 @@ fn bad_flags_exit_2() {
     )));
     let out = run(&mut exporter(&["--no-such-flag"]));
     assert_eq!(out.status.code(), Some(2));
+    // The listen address is checked with the rest, before anything starts.
+    let out = run(&mut exporter(&[
+        "--web.listen-address",
+        "8467",
+        "--config.check",
+    ]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&logfmt(
+            "--web.listen-address \"8467\": must be host:port or :port"
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&mut exporter(&["--web.listen-address", "localhost:http"]));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(&mut exporter(&["--web.max-connections", "0"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--web.max-connections"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&mut exporter(&["--log.level", "loud"]));
     assert_eq!(out.status.code(), Some(2));
     let out = run(&mut exporter(&[
@@ -709,5 +732,73 @@ fn no_secret_in_any_log_line_even_at_trace() {
             assert!(!line.contains(secret), "{secret:?} in {line}");
         }
     }
+    runtime.block_on(server.stop());
+}
+
+/// A reload that reads an empty file (one caught mid-write) is refused, and the running
+/// configuration stays; reloads asked for at once share one run.
+#[test]
+fn an_empty_file_is_refused_on_reload_and_reloads_coalesce() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sim = Sim::new(23);
+    sim.insert_association(A, Some("watched"), "AWS-RunPatchBaseline");
+    let server = runtime.block_on(sim.start()).expect("simulator");
+    let good = format!(
+        "region: eu-west-1\nendpoint_url: {}\nassociations:\n  - association_id: {A}\n",
+        server.endpoint_url()
+    );
+    let config = temp_file("empty-reload.yaml", &good);
+    let mut command = on_loopback(&config, &[]);
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "env-secret");
+    let process = Process::spawn(command);
+    let addr = process.address();
+    process.wait_for("poll cycle finished");
+    let reloaded = |m: &Metrics| {
+        m.get(
+            "ssm_association_exporter_config_last_reload_successful",
+            &[],
+        )
+    };
+
+    for empty in ["", "\n  \n", "# nothing yet\n"] {
+        std::fs::write(&config, empty).expect("rewrite");
+        let answer = post(addr, "/-/reload");
+        assert_eq!(answer.status, 500);
+        assert!(
+            answer.body.contains(
+                "the file is empty; a reload keeps the running configuration (write {} for the defaults)"
+            ),
+            "{}",
+            answer.body
+        );
+        assert_eq!(reloaded(&scrape(addr)), Some(0.0));
+    }
+
+    std::fs::write(&config, &good).expect("rewrite");
+    const AT_ONCE: usize = 64;
+    let answers = runtime.block_on(async {
+        let posts: Vec<_> = (0..AT_ONCE)
+            .map(|_| tokio::spawn(crate::harness::send(addr, "POST", "/-/reload", &[], "")))
+            .collect();
+        let mut statuses = Vec::new();
+        for post in posts {
+            statuses.push(post.await.expect("request task").status);
+        }
+        statuses
+    });
+    assert_eq!(answers, vec![200; AT_ONCE]);
+    assert_eq!(reloaded(&scrape(addr)), Some(1.0));
+    let (code, lines) = process.finish();
+    assert_eq!(code, Some(0));
+    let runs = lines
+        .iter()
+        .filter(|l| l.contains("configuration reloaded"))
+        .count();
+    assert!(
+        (1..AT_ONCE).contains(&runs),
+        "{runs} reloads ran for {AT_ONCE} requests"
+    );
     runtime.block_on(server.stop());
 }
