@@ -440,7 +440,16 @@ impl Sim {
         let task = tokio::spawn(crate::http::serve(
             listener,
             handler,
-            crate::http::ServeOptions::default(),
+            crate::http::ServeOptions {
+                tls: None,
+                // Keep-alive connections stay usable as long as an AWS endpoint's do: the
+                // exporter's short idle limit would race the SDK's reuse of its pooled
+                // connections at the demo's 5 s poll interval.
+                limits: crate::http::Limits {
+                    header_read_timeout: std::time::Duration::from_secs(60),
+                    ..crate::http::Limits::default()
+                },
+            },
             async move {
                 let _ = stopped.wait_for(|s| *s).await;
             },
