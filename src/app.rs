@@ -8,11 +8,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::board::{Board, Exposition, Renderer};
 use crate::config::{Config, Place};
 use crate::limit::Limiter;
 use crate::poll::PollSettings;
-use crate::scheduler::{Board, Control, Renderer, Scheduler};
-use crate::server::{self, Exposition, ServerOptions};
+use crate::scheduler::{Control, Scheduler};
+use crate::server::{self, ServerOptions};
 use crate::ssm::Ssm;
 use crate::ssm::aws::{AwsSsm, ClientError, ClientOptions};
 use crate::telemetry::Telemetry;
@@ -52,7 +53,7 @@ pub struct Exporter {
     local_addr: SocketAddr,
     /// One per pair, in the order of the sources.
     controls: Vec<mpsc::Sender<Control>>,
-    board: Arc<watch::Sender<Board>>,
+    board: Board,
     configs: watch::Sender<Arc<Config>>,
     telemetry: Telemetry,
     exposition: watch::Receiver<Arc<Exposition>>,
@@ -111,8 +112,7 @@ impl Exporter {
         let local_addr = listener.local_addr().map_err(ExporterError::Listener)?;
         let places: Vec<Option<Place>> = sources.iter().map(|s| s.place.clone()).collect();
         let telemetry = Telemetry::new(places.iter().any(Option::is_some));
-        let (board, board_rx) = watch::channel(Board::new(places));
-        let board = Arc::new(board);
+        let board = Board::new(places);
         let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
         let (shutdown, stop) = watch::channel(false);
         let (configs, configs_rx) = watch::channel(Arc::new(config.clone()));
@@ -136,7 +136,7 @@ impl Exporter {
             controls.push(control);
         }
         let renderer = Renderer {
-            board: board_rx,
+            board: board.subscribe(),
             telemetry: telemetry.clone(),
             publish,
         };
@@ -206,7 +206,7 @@ impl Exporter {
             }
             None => self.telemetry.record_reload(false),
         }
-        let generation = self.bump();
+        let generation = self.board.bump();
         self.served(generation).await?;
         if changes_pairs {
             return Err(ExporterError::AccountsChanged);
@@ -216,16 +216,6 @@ impl Exporter {
             tracing::info!(config = %summary, "configuration reloaded");
         }
         Ok(())
-    }
-
-    /// Asks for a rendering of the board as it is, for a change outside the snapshots.
-    fn bump(&self) -> u64 {
-        let mut generation = 0;
-        self.board.send_modify(|board| {
-            board.generation += 1;
-            generation = board.generation;
-        });
-        generation
     }
 
     /// Waits until the board's `generation` is served; returns the cycles every pair finished.
@@ -259,24 +249,23 @@ impl Exporter {
     ///
     /// [`ExporterError::UnknownPlace`] if no pair polls `place`.
     pub async fn wait_for_place(&self, place: &Place, n: u64) -> Result<(), ExporterError> {
-        let polled = self
-            .board
+        let mut board = self.board.subscribe();
+        let polled = board
             .borrow()
-            .sources
+            .sources()
             .iter()
             .any(|s| s.place.as_ref() == Some(place));
         if !polled {
             return Err(ExporterError::UnknownPlace(place.clone()));
         }
-        let mut board = self.board.subscribe();
         let generation = board
             .wait_for(|b| {
-                b.sources
+                b.sources()
                     .iter()
                     .any(|s| s.place.as_ref() == Some(place) && s.cycles >= n)
             })
             .await
-            .map(|b| b.generation)
+            .map(|b| b.generation())
             .map_err(|_| ExporterError::Stopped)?;
         self.served(generation).await.map(drop)
     }

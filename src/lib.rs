@@ -3,10 +3,12 @@
 //!
 //! The data flows one way, a module per stage:
 //! [`config`] (which associations) → [`poll`] (through the [`ssm`] boundary) → [`snapshot`]
-//! (the counts) → [`render`] (exposition bytes, once per cycle) → [`server`] (serves the latest).
-//! [`scheduler`] runs the cycles, [`app`] wires the pieces, [`sim`] stands in for AWS.
+//! (the counts) → [`board`] (every pair's latest snapshot; its renderer calls [`render`] once
+//! per change) → [`server`] (serves the latest bytes). [`scheduler`] runs each pair's cycles,
+//! [`app`] wires the pieces, [`sim`] stands in for AWS.
 
 pub mod app;
+pub mod board;
 pub mod config;
 pub mod http;
 pub mod limit;

@@ -11,8 +11,6 @@ use crate::config::Place;
 use crate::snapshot::Snapshot;
 use crate::telemetry::{place_values, with_place_labels};
 
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
 /// One metric family of the snapshot: its name, help and label names, kept in one table so
 /// the README's metric list and the code cannot drift apart silently.
 struct Family {

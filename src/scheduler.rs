@@ -1,25 +1,23 @@
 //! When cycles run: at start, then every poll interval, and whenever one is asked for. There is
 //! one scheduler per (account, region) pair, so that a slow or failing pair never holds up the
 //! others; each runs its cycles one after another in a single task, so two cycles of a pair
-//! never overlap. Each posts its snapshots on the shared [`Board`], and the [`Renderer`]
-//! renders the board whole: the only writer of the published exposition.
+//! never overlap. Each posts its snapshots on the shared [`Board`]; the board's renderer
+//! publishes them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, error, info};
 
+use crate::board::{Board, Exposition};
 use crate::config::{Config, MIN_POLL_INTERVAL, Place};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once};
-use crate::render::render;
-use crate::server::Exposition;
 use crate::snapshot::Snapshot;
 use crate::ssm::Ssm;
-use crate::telemetry::{CycleRecord, SourceTelemetry, Telemetry};
+use crate::telemetry::{CycleRecord, SourceTelemetry};
 
 /// A request for a cycle; answered with that cycle's number once its result is served.
 pub type Trigger = oneshot::Sender<u64>;
@@ -29,49 +27,6 @@ pub type Trigger = oneshot::Sender<u64>;
 pub enum Control {
     /// Run a cycle that starts after this request.
     Poll(Trigger),
-}
-
-/// The latest snapshot of every pair, in the order of the configuration.
-#[derive(Debug, Clone, Default)]
-pub struct Board {
-    pub sources: Vec<Posted>,
-    /// Counts every change, so that a waiter can tell when the exposition has caught up.
-    pub generation: u64,
-}
-
-#[derive(Debug, Clone)]
-pub struct Posted {
-    pub place: Option<Place>,
-    pub snapshot: Arc<Snapshot>,
-    /// Cycles of this pair finished so far.
-    pub cycles: u64,
-}
-
-impl Board {
-    /// An empty snapshot for each pair, before any cycle.
-    pub fn new(places: impl IntoIterator<Item = Option<Place>>) -> Board {
-        Board {
-            sources: places
-                .into_iter()
-                .map(|place| Posted {
-                    place,
-                    snapshot: Arc::new(Snapshot::default()),
-                    cycles: 0,
-                })
-                .collect(),
-            generation: 0,
-        }
-    }
-
-    /// Cycles that every pair has finished.
-    pub fn cycles(&self) -> u64 {
-        self.sources.iter().map(|s| s.cycles).min().unwrap_or(0)
-    }
-
-    /// Whether some pair has finished a cycle: then there is something true to serve.
-    pub fn ready(&self) -> bool {
-        self.sources.iter().any(|s| s.cycles > 0)
-    }
 }
 
 /// Everything one pair's scheduler needs; it owns the pair's client and limit.
@@ -86,7 +41,7 @@ pub struct Scheduler<S> {
     pub settings: PollSettings,
     pub interval: Duration,
     pub telemetry: SourceTelemetry,
-    pub board: Arc<watch::Sender<Board>>,
+    pub board: Board,
     /// What the renderer published: a cycle is reported once its result is served.
     pub served: watch::Receiver<Arc<Exposition>>,
     /// The latest configuration: a reload reaches every pair at once and never waits for a
@@ -154,16 +109,7 @@ impl<S: Ssm> Scheduler<S> {
                 calls: cycle.calls,
             });
             snapshot = Arc::new(cycle.snapshot);
-            let slot = self.slot;
-            let mut generation = 0;
-            self.board.send_modify(|board| {
-                if let Some(posted) = board.sources.get_mut(slot) {
-                    posted.snapshot = snapshot.clone();
-                    posted.cycles = cycles;
-                }
-                board.generation += 1;
-                generation = board.generation;
-            });
+            let generation = self.board.post(self.slot, snapshot.clone(), cycles);
             tokio::select! {
                 served = self.served.wait_for(|e| e.generation >= generation) => if served.is_err() {
                     error!("the renderer has stopped; this pair stops polling");
@@ -200,62 +146,6 @@ impl<S: Ssm> Scheduler<S> {
     }
 }
 
-/// Renders the board, and its gzip form, once for every scrape until the next change.
-#[derive(Debug)]
-pub struct Renderer {
-    pub board: watch::Receiver<Board>,
-    pub telemetry: Telemetry,
-    /// Where each rendering goes; the server reads the other end.
-    pub publish: watch::Sender<Arc<Exposition>>,
-}
-
-impl Renderer {
-    /// Renders at start and after every change of the board, until `shutdown`. Changes that
-    /// arrive during a rendering are rendered together, once.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        loop {
-            let board = self.board.borrow_and_update().clone();
-            self.publish_rendered(&board);
-            tokio::select! {
-                changed = self.board.changed() => if changed.is_err() { return },
-                _ = shutdown.wait_for(|stop| *stop) => return,
-            }
-        }
-    }
-
-    fn publish_rendered(&self, board: &Board) {
-        let sources: Vec<(Option<&Place>, &Snapshot)> = board
-            .sources
-            .iter()
-            .map(|s| (s.place.as_ref(), s.snapshot.as_ref()))
-            .collect();
-        let (cycles, ready, generation) = (board.cycles(), board.ready(), board.generation);
-        match render(&sources, self.telemetry.gather()) {
-            Ok(body) => {
-                self.publish.send_replace(Arc::new(Exposition::new(
-                    Bytes::from(body),
-                    cycles,
-                    ready,
-                    generation,
-                )));
-            }
-            // Keep serving the previous bytes (stale numbers beat none), but count the change,
-            // so that whoever waits for it is not left waiting.
-            Err(e) => {
-                error!(error = %e, "cannot render metrics; serving the previous ones");
-                self.publish.send_modify(|current| {
-                    *current = Arc::new(Exposition {
-                        cycles,
-                        ready,
-                        generation,
-                        ..Exposition::clone(current)
-                    });
-                });
-            }
-        }
-    }
-}
-
 /// The interval between cycle starts. The first cycle runs at once, and the interval counts
 /// from its start; a cycle longer than the interval pushes the next one back instead of
 /// starting a burst of catch-up cycles. A config built without `config::parse` could hold a
@@ -272,10 +162,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+    use crate::board::Posts;
     use crate::config::{Discovery, TargetFilter, Watch};
     use crate::ssm::{
         Association, AssociationQuery, Execution, ExecutionQuery, Page, SsmError, Target,
     };
+    use crate::telemetry::Telemetry;
 
     /// An account with no associations, whose listing takes `delay` and is counted.
     #[derive(Debug, Default)]
@@ -338,12 +230,13 @@ mod tests {
         ssm: Arc<Empty>,
         interval: Duration,
     ) -> (
-        watch::Receiver<Board>,
+        watch::Receiver<Posts>,
         mpsc::Sender<Control>,
         watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ) {
-        let (board, published) = watch::channel(Board::new([None]));
+        let board = Board::new([None]);
+        let published = board.subscribe();
         // No renderer here: serve every generation at once.
         let (_, served) = watch::channel(Arc::new(Exposition {
             generation: u64::MAX,
@@ -366,7 +259,7 @@ mod tests {
             },
             interval,
             telemetry: Telemetry::new(false).source(None),
-            board: Arc::new(board),
+            board,
             served,
             configs: watch::channel(Arc::new(crate::config::parse("").expect("valid"))).1,
         };
@@ -374,75 +267,11 @@ mod tests {
         (published, triggers, stop, task)
     }
 
-    async fn cycles_after(published: &mut watch::Receiver<Board>, n: u64) {
+    async fn cycles_after(published: &mut watch::Receiver<Posts>, n: u64) {
         published
             .wait_for(|b| b.cycles() >= n)
             .await
             .expect("scheduler runs");
-    }
-
-    /// The renderer serves every change of the board: readiness once any pair has a cycle,
-    /// `cycles` as the fewest any pair has, the generation it rendered, each pair's series
-    /// with its place.
-    #[tokio::test]
-    async fn the_renderer_serves_the_whole_board() {
-        let place = |region: &str| Place {
-            account_id: "111111111111".into(),
-            region: region.into(),
-        };
-        let (board, board_rx) = watch::channel(Board::new([
-            Some(place("us-east-1")),
-            Some(place("eu-west-1")),
-        ]));
-        let (publish, mut served) = watch::channel(Arc::new(Exposition::default()));
-        let (stop, stopped) = watch::channel(false);
-        let renderer = Renderer {
-            board: board_rx,
-            telemetry: Telemetry::new(true),
-            publish,
-        };
-        let task = tokio::spawn(renderer.run(stopped));
-        let post = |slot: usize, id: &str| {
-            let mut snapshot = Snapshot::default();
-            let mut a = crate::snapshot::AssociationState::unknown(id);
-            a.poll_ok = true;
-            snapshot.associations.push(a);
-            board.send_modify(|b| {
-                b.sources[slot].snapshot = Arc::new(snapshot);
-                b.sources[slot].cycles += 1;
-                b.generation += 1;
-            });
-            board.borrow().generation
-        };
-        let first = post(0, "11111111-1111-1111-1111-111111111111");
-        let e = served
-            .wait_for(|e| e.generation >= first)
-            .await
-            .expect("renderer runs")
-            .clone();
-        assert!(e.ready);
-        assert_eq!(e.cycles, 0);
-        let second = post(1, "22222222-2222-2222-2222-222222222222");
-        let e = served
-            .wait_for(|e| e.generation >= second)
-            .await
-            .expect("renderer runs")
-            .clone();
-        assert_eq!((e.ready, e.cycles, e.generation), (true, 1, second));
-        let text = String::from_utf8(e.body.to_vec()).expect("utf-8");
-        let polled: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("ssm_association_poll_success{"))
-            .collect();
-        assert_eq!(
-            polled,
-            [
-                r#"ssm_association_poll_success{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",region="us-east-1"} 1"#,
-                r#"ssm_association_poll_success{account_id="111111111111",association_id="22222222-2222-2222-2222-222222222222",region="eu-west-1"} 1"#,
-            ]
-        );
-        stop.send_replace(true);
-        task.await.expect("renderer stops");
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,56 +2,18 @@
 //! cycle (gzip ones, compressed once, when the scraper accepts them): no handler calls AWS,
 //! waits for a poll, or renders anything.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::board::{CONTENT_TYPE, Exposition};
 use crate::http::{self, Body, Limits, ServeOptions};
-use crate::render::CONTENT_TYPE;
 use crate::web::WebConfig;
-
-/// What a scrape hands out: the bytes rendered after the last cycle.
-#[derive(Debug, Clone, Default)]
-pub struct Exposition {
-    pub body: Bytes,
-    /// The same bytes gzip-compressed, for the scrapers that accept it (Prometheus does).
-    pub gzip: Bytes,
-    /// Cycles every (account, region) pair has finished.
-    pub cycles: u64,
-    /// Some pair has finished a cycle. A pair that hangs or fails must not hold the others'
-    /// series back from Prometheus, so readiness does not wait for every pair.
-    pub ready: bool,
-    /// The generation of the board it was rendered from.
-    pub generation: u64,
-}
-
-impl Exposition {
-    /// Compresses `body` once, for every scrape until the next rendering.
-    pub fn new(body: Bytes, cycles: u64, ready: bool, generation: u64) -> Exposition {
-        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
-        // Writing to a Vec cannot fail; should it, the plain body is served instead.
-        let gzip = encoder
-            .write_all(&body)
-            .and_then(|()| encoder.finish())
-            .map(Bytes::from)
-            .unwrap_or_default();
-        Exposition {
-            body,
-            gzip,
-            cycles,
-            ready,
-            generation,
-        }
-    }
-}
 
 /// A request to reload the configuration file; answered with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -258,18 +220,5 @@ mod tests {
             assert_eq!(accepts_gzip(Some(&value)), want, "{header:?}");
         }
         assert!(!accepts_gzip(None));
-    }
-
-    #[test]
-    fn the_gzip_form_holds_the_same_bytes() {
-        use std::io::Read;
-        let body = Bytes::from("metric 1\n".repeat(1000));
-        let exposition = Exposition::new(body.clone(), 3, true, 0);
-        assert!(exposition.gzip.len() < body.len() / 10);
-        let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(&exposition.gzip[..])
-            .read_to_end(&mut plain)
-            .expect("valid gzip");
-        assert_eq!(plain, body);
     }
 }
