@@ -173,10 +173,10 @@ pub async fn poll_once<S: Ssm>(
             }
         }
     }
-    states.sort_by(|a, b| a.association_id.cmp(&b.association_id));
+    states.sort_by(|a, b| a.id().cmp(b.id()));
     // A listing that repeated an association (pages shifting under us) would otherwise
     // render duplicate series.
-    states.dedup_by(|a, b| a.association_id == b.association_id);
+    states.dedup_by(|a, b| a.id() == b.id());
     Cycle {
         snapshot: Snapshot {
             associations: states,
@@ -238,11 +238,6 @@ enum Outcome {
     Polled(Box<AssociationState>),
     /// The association does not exist (any more): its series go.
     Gone,
-}
-
-/// A polled association, boxed: states are large, `Gone` is nothing.
-fn done(state: AssociationState) -> Result<Outcome, CallError> {
-    Ok(Outcome::Polled(Box::new(state)))
 }
 
 /// What a listing's consumer is handed.
@@ -390,22 +385,37 @@ impl<S: Ssm> Poller<'_, S> {
     }
 
     async fn poll(&self, job: Job, prior: Option<&AssociationState>) -> Result<Outcome, CallError> {
+        // Whichever call says so, an association SSM does not have is gone: its series go.
+        match self.read(job, prior).await {
+            Ok(state) => Ok(Outcome::Polled(Box::new(state))),
+            Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads of one association what may have changed since `prior`.
+    async fn read(
+        &self,
+        job: Job,
+        prior: Option<&AssociationState>,
+    ) -> Result<AssociationState, CallError> {
         let id = job.association_id.as_str();
-        let pinned = job.pinned.as_deref();
-        let filters = job.filters.as_slice();
+        let wanted = Wanted {
+            pinned: job.pinned.as_deref(),
+            filters: &job.filters,
+            failed_targets: self.failed_targets,
+            now: self.now,
+            full_refresh_interval: self.full_refresh_interval,
+        };
         let association = match job.listed {
             Some(a) => a,
-            None => match self
-                .call(
+            None => {
+                self.call(
                     Operation::DescribeAssociation,
                     self.ssm.describe_association(id),
                 )
-                .await
-            {
-                Ok(a) => a,
-                Err(e) if e.is(&SsmError::AssociationDoesNotExist) => return Ok(Outcome::Gone),
-                Err(e) => return Err(e),
-            },
+                .await?
+            }
         };
         // Our own spelling of the ID keys the series, whatever case the API answers in.
         let association = Association {
@@ -413,84 +423,49 @@ impl<S: Ssm> Poller<'_, S> {
             ..association
         };
         if let Some(prior) = prior
-            && settled(
-                prior,
-                &association,
-                pinned,
-                filters,
-                self.failed_targets,
-                self.now,
-                self.full_refresh_interval,
-            )
+            && settled(prior, &association, &wanted)
         {
-            return done(polled(association, prior.execution.clone(), self.now));
+            return Ok(polled(association, prior.execution.clone(), self.now));
         }
 
-        let execution = match pinned {
-            Some(pin) => match self.pinned_execution(id, pin).await {
-                Ok(Some(e)) => e,
-                Ok(None) => return done(pinned_gone(association, pin, self.now)),
-                Err(e) if e.is(&SsmError::AssociationDoesNotExist) => return Ok(Outcome::Gone),
-                Err(e) => return Err(e),
+        let execution = match wanted.pinned {
+            Some(pin) => match self.pinned_execution(id, pin).await? {
+                Some(e) => e,
+                None => return Ok(pinned_gone(association, pin, self.now)),
             },
-            None => match self.newest_execution(id).await {
-                Ok(Some(e)) => e,
-                Ok(None) => return done(polled(association, None, self.now)),
-                Err(e) if e.is(&SsmError::AssociationDoesNotExist) => return Ok(Outcome::Gone),
-                Err(e) => return Err(e),
+            None => match self.newest_execution(id).await? {
+                Some(e) => e,
+                None => return Ok(polled(association, None, self.now)),
             },
         };
         if let Some(known) = prior.and_then(|p| p.execution.as_ref())
-            && unchanged(
-                known,
-                &execution,
-                filters,
-                self.failed_targets,
-                pinned.is_some(),
-                self.now,
-                self.full_refresh_interval,
-            )
+            && unchanged(known, &execution, &wanted)
         {
-            let counted = Counted {
-                targets: known.targets.clone(),
-                failed: known.failed.clone(),
+            let kept = ExecutionState {
+                execution,
+                ..known.clone()
             };
-            let kept =
-                execution_state(execution, counted, filters, pinned.is_some(), known.read_at);
-            return done(polled(association, Some(kept), self.now));
+            return Ok(polled(association, Some(kept), self.now));
         }
 
-        match self.count(id, &execution, filters).await {
-            Ok(counted) => {
-                let counted =
-                    execution_state(execution, counted, filters, pinned.is_some(), self.now);
-                done(polled(association, Some(counted), self.now))
-            }
-            Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
-            Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => match pinned {
-                Some(pin) => done(pinned_gone(association, pin, self.now)),
+        let first = execution.execution_id.clone();
+        let counted = match self.count(id, execution, &wanted).await {
+            Ok(counted) => counted,
+            Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => match wanted.pinned {
+                Some(pin) => return Ok(pinned_gone(association, pin, self.now)),
                 // The execution expired between listing and reading: move on to the newest
                 // that exists, once.
-                None => match self.newest_execution(id).await {
-                    Ok(Some(newer)) if newer.execution_id != execution.execution_id => {
-                        match self.count(id, &newer, filters).await {
-                            Ok(counted) => {
-                                let counted =
-                                    execution_state(newer, counted, filters, false, self.now);
-                                done(polled(association, Some(counted), self.now))
-                            }
-                            Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
-                            Err(e) => Err(e),
-                        }
+                None => match self.newest_execution(id).await? {
+                    Some(newer) if newer.execution_id != first => {
+                        self.count(id, newer, &wanted).await?
                     }
-                    Ok(Some(_)) => Err(e),
-                    Ok(None) => done(polled(association, None, self.now)),
-                    Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
-                    Err(e) => Err(e),
+                    Some(_) => return Err(e),
+                    None => return Ok(polled(association, None, self.now)),
                 },
             },
-            Err(e) => Err(e),
-        }
+            Err(e) => return Err(e),
+        };
+        Ok(polled(association, Some(counted), self.now))
     }
 
     /// The newest execution of an association, `None` if it never ran.
@@ -565,9 +540,9 @@ impl<S: Ssm> Poller<'_, S> {
     async fn count(
         &self,
         association_id: &str,
-        execution: &Execution,
-        filters: &[TargetFilter],
-    ) -> Result<Counted, CallError> {
+        execution: Execution,
+        wanted: &Wanted<'_>,
+    ) -> Result<ExecutionState, CallError> {
         let fresh = || Counted {
             targets: TargetCounts::default(),
             failed: self.failed_targets.map(FailedTargets::new),
@@ -579,7 +554,7 @@ impl<S: Ssm> Poller<'_, S> {
                 self.ssm.describe_association_execution_targets(
                     association_id,
                     &execution.execution_id,
-                    filters,
+                    wanted.filters,
                     token,
                 )
             },
@@ -599,7 +574,14 @@ impl<S: Ssm> Poller<'_, S> {
             },
         )
         .await?;
-        Ok(counted)
+        Ok(ExecutionState {
+            execution,
+            targets: counted.targets,
+            filters: wanted.filters.to_vec(),
+            read_at: self.now,
+            failed: counted.failed,
+            pinned: wanted.pinned.is_some(),
+        })
     }
 
     /// Follows a listing to its end, or until `each` breaks, handing over each page as it
@@ -647,22 +629,38 @@ impl<S: Ssm> Poller<'_, S> {
     }
 }
 
-/// Whether the association is as `prior` left it: no run since, nothing in flight, counts
-/// young enough. Then it costs no call at all.
-fn settled(
-    prior: &AssociationState,
-    association: &Association,
-    pinned: Option<&str>,
-    filters: &[TargetFilter],
+/// What this cycle wants of an association's counts, for deciding whether earlier ones stand.
+struct Wanted<'a> {
+    pinned: Option<&'a str>,
+    filters: &'a [TargetFilter],
     failed_targets: Option<usize>,
     now: SystemTime,
     full_refresh_interval: Duration,
-) -> bool {
+}
+
+impl Wanted<'_> {
+    /// Whether counts read earlier can stand for this cycle: those of a finished run, read with
+    /// the same filters, naming limit and pin, young enough.
+    fn kept_by(&self, e: &ExecutionState) -> bool {
+        finished(e.execution.status.as_deref())
+            && e.filters == self.filters
+            && e.failed.as_ref().map(|f| f.limit) == self.failed_targets
+            && match self.pinned {
+                Some(p) => e.pinned && p.eq_ignore_ascii_case(&e.execution.execution_id),
+                None => !e.pinned,
+            }
+            && young(e.read_at, self.now, self.full_refresh_interval)
+    }
+}
+
+/// Whether the association is as `prior` left it: no run since, nothing in flight, counts
+/// young enough. Then it costs no call at all.
+fn settled(prior: &AssociationState, association: &Association, wanted: &Wanted<'_>) -> bool {
     // `prior.poll_ok` is not asked: a state kept through a failure is still the reading of
     // the last cycle that succeeded, so comparing it with this listing tells what changed
     // since then. Re-reading everything after one failed listing would multiply its calls.
-    if prior.last_execution_date != association.last_execution_date
-        || prior.overview != association.overview
+    if prior.association.last_execution_date != association.last_execution_date
+        || prior.association.overview != association.overview
     {
         return false;
     }
@@ -670,46 +668,26 @@ fn settled(
         // Never ran, and still has not: no pin to look for, nothing to count. Without an
         // overview, a first run could not be told apart.
         None => {
-            pinned.is_none()
+            wanted.pinned.is_none()
                 && association.last_execution_date.is_none()
                 && association.overview.is_some()
         }
+        // Without either signal a new run could not be told apart.
         Some(e) => {
-            // Without either signal a new run could not be told apart.
-            let signals =
-                association.last_execution_date.is_some() || association.overview.is_some();
-            signals
-                && finished(e.status.as_deref())
-                && e.filters == filters
-                && e.failed.as_ref().map(|f| f.limit) == failed_targets
-                && match pinned {
-                    Some(p) => e.pinned && p.eq_ignore_ascii_case(&e.execution_id),
-                    None => !e.pinned,
-                }
-                && young(e.read_at, now, full_refresh_interval)
+            (association.last_execution_date.is_some() || association.overview.is_some())
+                && wanted.kept_by(e)
         }
     }
 }
 
 /// Whether an execution's counts can be kept: the same finished run with the same summary.
-fn unchanged(
-    known: &ExecutionState,
-    execution: &Execution,
-    filters: &[TargetFilter],
-    failed_targets: Option<usize>,
-    pinned: bool,
-    now: SystemTime,
-    full_refresh_interval: Duration,
-) -> bool {
-    known.execution_id == execution.execution_id
-        && known.status == execution.status
-        && known.detailed_status == execution.detailed_status
-        && known.resource_count_by_status == execution.resource_count_by_status
-        && finished(execution.status.as_deref())
-        && known.filters == filters
-        && known.failed.as_ref().map(|f| f.limit) == failed_targets
-        && known.pinned == pinned
-        && young(known.read_at, now, full_refresh_interval)
+fn unchanged(known: &ExecutionState, execution: &Execution, wanted: &Wanted<'_>) -> bool {
+    let before = &known.execution;
+    before.execution_id == execution.execution_id
+        && before.status == execution.status
+        && before.detailed_status == execution.detailed_status
+        && before.resource_count_by_status == execution.resource_count_by_status
+        && wanted.kept_by(known)
 }
 
 /// Whether counts read at `read_at` are within the full-refresh interval. A read in the future
@@ -736,28 +714,6 @@ struct Counted {
     failed: Option<FailedTargets>,
 }
 
-fn execution_state(
-    execution: Execution,
-    counted: Counted,
-    filters: &[TargetFilter],
-    pinned: bool,
-    read_at: SystemTime,
-) -> ExecutionState {
-    ExecutionState {
-        execution_id: execution.execution_id,
-        status: execution.status,
-        detailed_status: execution.detailed_status,
-        created_time: execution.created_time,
-        last_execution_date: execution.last_execution_date,
-        resource_count_by_status: execution.resource_count_by_status,
-        targets: counted.targets,
-        filters: filters.to_vec(),
-        read_at,
-        failed: counted.failed,
-        pinned,
-    }
-}
-
 /// A pinned execution that SSM no longer has (its retention ended): its series go, and the
 /// association reports a failed poll so that someone notices the pin is stale.
 fn pinned_gone(association: Association, execution_id: &str, now: SystemTime) -> AssociationState {
@@ -778,13 +734,7 @@ fn polled(
     now: SystemTime,
 ) -> AssociationState {
     AssociationState {
-        association_id: association.association_id,
-        name: association.association_name,
-        document_name: association.document_name,
-        document_version: association.document_version,
-        association_version: association.association_version,
-        last_execution_date: association.last_execution_date,
-        overview: association.overview,
+        association,
         execution,
         poll_ok: true,
         last_success: Some(now),
@@ -886,12 +836,14 @@ mod tests {
         polled(
             association(Some(100), Some("Success")),
             Some(ExecutionState {
-                execution_id: "e1".into(),
-                status: Some(status.into()),
-                detailed_status: Some(status.into()),
-                created_time: Some(at(90)),
-                last_execution_date: None,
-                resource_count_by_status: Some(format!("{{{status}=3}}")),
+                execution: Execution {
+                    execution_id: "e1".into(),
+                    status: Some(status.into()),
+                    detailed_status: Some(status.into()),
+                    created_time: Some(at(90)),
+                    last_execution_date: None,
+                    resource_count_by_status: Some(format!("{{{status}=3}}")),
+                },
                 targets: TargetCounts::default(),
                 filters: Vec::new(),
                 read_at: at(read_at),
@@ -902,13 +854,33 @@ mod tests {
         )
     }
 
+    /// `settled` with the cycle's wishes spelled out.
+    fn settled_with(
+        prior: &AssociationState,
+        current: &Association,
+        pinned: Option<&str>,
+        filters: &[TargetFilter],
+        failed_targets: Option<usize>,
+        now: SystemTime,
+        full_refresh_interval: Duration,
+    ) -> bool {
+        let wanted = Wanted {
+            pinned,
+            filters,
+            failed_targets,
+            now,
+            full_refresh_interval,
+        };
+        settled(prior, current, &wanted)
+    }
+
     /// When an association costs no call at all, and each reason it must be read again.
     #[test]
     fn settled_only_when_nothing_can_have_changed() {
         let hour = Duration::from_secs(3600);
         let now = at(1000);
         let same = association(Some(100), Some("Success"));
-        assert!(settled(
+        assert!(settled_with(
             &state("Success", 500),
             &same,
             None,
@@ -919,7 +891,7 @@ mod tests {
         ));
         // Kept through a failed cycle, it is still the last good reading: a listing that
         // matches it says nothing changed since.
-        assert!(settled(
+        assert!(settled_with(
             &AssociationState {
                 poll_ok: false,
                 ..state("Success", 500)
@@ -937,7 +909,7 @@ mod tests {
             }
             a
         };
-        assert!(settled(
+        assert!(settled_with(
             &pinned(state("Success", 500)),
             &same,
             Some("E1"),
@@ -947,7 +919,7 @@ mod tests {
             hour
         ));
         // A pin that was added, or removed, by a reload: the execution must be read again.
-        assert!(!settled(
+        assert!(!settled_with(
             &state("Success", 500),
             &same,
             Some("E1"),
@@ -956,7 +928,7 @@ mod tests {
             now,
             hour
         ));
-        assert!(!settled(
+        assert!(!settled_with(
             &pinned(state("Success", 500)),
             &same,
             None,
@@ -1030,12 +1002,12 @@ mod tests {
         ];
         for (why, prior, current, pin, refresh) in cases {
             assert!(
-                !settled(&prior, &current, pin, &[], None, now, refresh),
+                !settled_with(&prior, &current, pin, &[], None, now, refresh),
                 "{why}"
             );
         }
         let never_ran = polled(association(None, Some("Pending")), None, at(500));
-        assert!(settled(
+        assert!(settled_with(
             &never_ran,
             &association(None, Some("Pending")),
             None,
@@ -1046,7 +1018,7 @@ mod tests {
         ));
         // Without an overview, a first run could not be told apart: ask every cycle.
         let silent = polled(association(None, None), None, at(500));
-        assert!(!settled(
+        assert!(!settled_with(
             &silent,
             &association(None, None),
             None,
@@ -1055,7 +1027,7 @@ mod tests {
             now,
             hour
         ));
-        assert!(!settled(
+        assert!(!settled_with(
             &never_ran,
             &association(Some(600), None),
             None,
@@ -1069,7 +1041,7 @@ mod tests {
             value: crate::config::NonEmpty::new("Failed").expect("non-empty"),
         }];
         assert!(
-            !settled(
+            !settled_with(
                 &state("Success", 500),
                 &same,
                 None,
@@ -1081,7 +1053,7 @@ mod tests {
             "filters changed"
         );
         assert!(
-            !settled(
+            !settled_with(
                 &state("Success", 500),
                 &same,
                 None,

@@ -148,7 +148,7 @@ pub fn render(
         let place = place_values(placed, *place);
         let place = place.as_slice();
         for a in &snapshot.associations {
-            let id = a.association_id.as_str();
+            let id = a.id();
             poll_success.set(&[id], place, if a.poll_ok { 1.0 } else { 0.0 });
             if let Some(t) = a.last_success {
                 poll_last_success.set(&[id], place, seconds(t));
@@ -157,31 +157,33 @@ pub fn render(
                 // Never read: there is nothing true to say about it beyond the failure.
                 continue;
             }
+            let record = &a.association;
             info.set(
                 &[
                     id,
-                    text(&a.name),
-                    text(&a.document_name),
-                    text(&a.document_version),
-                    text(&a.association_version),
+                    text(&record.association_name),
+                    text(&record.document_name),
+                    text(&record.document_version),
+                    text(&record.association_version),
                 ],
                 place,
                 1.0,
             );
-            if let Some(t) = a.last_execution_date {
+            if let Some(t) = record.last_execution_date {
                 last_execution.set(&[id], place, seconds(t));
             }
             let Some(e) = &a.execution else { continue };
-            let exec = e.execution_id.as_str();
+            let run = &e.execution;
+            let exec = run.execution_id.as_str();
             execution_status.set(
-                &[id, exec, text(&e.status), text(&e.detailed_status)],
+                &[id, exec, text(&run.status), text(&run.detailed_status)],
                 place,
                 1.0,
             );
-            if let Some(t) = e.created_time {
+            if let Some(t) = run.created_time {
                 execution_created.set(&[id, exec], place, seconds(t));
             }
-            if let Some(t) = e.last_execution_date {
+            if let Some(t) = run.last_execution_date {
                 execution_last.set(&[id, exec], place, seconds(t));
             }
             for (key, count) in e.targets.iter() {
@@ -350,7 +352,7 @@ mod tests {
 
     use super::*;
     use crate::snapshot::{AssociationState, ExecutionState, TargetCounts};
-    use crate::ssm::Target;
+    use crate::ssm::{Association, Execution, Target};
     use crate::telemetry::PLACE_LABELS;
 
     fn at(seconds: f64) -> SystemTime {
@@ -377,19 +379,24 @@ mod tests {
         let snapshot = Snapshot {
             associations: vec![
                 AssociationState {
-                    association_id: "11111111-1111-1111-1111-111111111111".into(),
-                    name: Some("patch-linux".into()),
-                    document_name: Some("AWS-RunPatchBaseline".into()),
-                    document_version: Some("$DEFAULT".into()),
-                    association_version: Some("3".into()),
-                    last_execution_date: Some(at(1_700_000_100.5)),
-                    overview: None,
+                    association: Association {
+                        association_id: "11111111-1111-1111-1111-111111111111".into(),
+                        association_name: Some("patch-linux".into()),
+                        document_name: Some("AWS-RunPatchBaseline".into()),
+                        document_version: Some("$DEFAULT".into()),
+                        association_version: Some("3".into()),
+                        last_execution_date: Some(at(1_700_000_100.5)),
+                        overview: None,
+                    },
                     execution: Some(ExecutionState {
-                        execution_id: "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa".into(),
-                        status: Some("Failed".into()),
-                        detailed_status: Some("Failed".into()),
-                        created_time: Some(at(1_700_000_000.25)),
-                        last_execution_date: None,
+                        execution: Execution {
+                            execution_id: "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa".into(),
+                            status: Some("Failed".into()),
+                            detailed_status: Some("Failed".into()),
+                            created_time: Some(at(1_700_000_000.25)),
+                            last_execution_date: None,
+                            resource_count_by_status: None,
+                        },
                         targets: counts(&[
                             ("Success", "Success", "ManagedInstance"),
                             ("Success", "Success", "ManagedInstance"),
@@ -397,7 +404,6 @@ mod tests {
                             ("TimedOut", "ExecutionTimedOut", "ManagedInstance"),
                             ("Quarantined \"x\"", "New\\Value", "AWS::EC2::Instance"),
                         ]),
-                        resource_count_by_status: None,
                         filters: Vec::new(),
                         read_at: at(1_700_000_200.0),
                         failed: None,
@@ -407,33 +413,39 @@ mod tests {
                     last_success: Some(at(1_700_000_200.0)),
                 },
                 AssociationState {
-                    association_id: "22222222-2222-2222-2222-222222222222".into(),
-                    name: None,
-                    document_name: Some("AWS-GatherSoftwareInventory".into()),
-                    document_version: None,
-                    association_version: Some("1".into()),
-                    last_execution_date: None,
-                    overview: None,
+                    association: Association {
+                        association_id: "22222222-2222-2222-2222-222222222222".into(),
+                        association_name: None,
+                        document_name: Some("AWS-GatherSoftwareInventory".into()),
+                        document_version: None,
+                        association_version: Some("1".into()),
+                        last_execution_date: None,
+                        overview: None,
+                    },
                     execution: None,
                     poll_ok: true,
                     last_success: Some(at(1_700_000_200.0)),
                 },
                 AssociationState {
-                    association_id: "33333333-3333-3333-3333-333333333333".into(),
-                    name: Some("inventory".into()),
-                    document_name: Some("AWS-GatherSoftwareInventory".into()),
-                    document_version: Some("1".into()),
-                    association_version: Some("2".into()),
-                    last_execution_date: Some(at(1_699_000_000.0)),
-                    overview: None,
+                    association: Association {
+                        association_id: "33333333-3333-3333-3333-333333333333".into(),
+                        association_name: Some("inventory".into()),
+                        document_name: Some("AWS-GatherSoftwareInventory".into()),
+                        document_version: Some("1".into()),
+                        association_version: Some("2".into()),
+                        last_execution_date: Some(at(1_699_000_000.0)),
+                        overview: None,
+                    },
                     execution: Some(ExecutionState {
-                        execution_id: "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb".into(),
-                        status: Some("Success".into()),
-                        detailed_status: Some("Success".into()),
-                        created_time: Some(at(1_699_000_000.0)),
-                        last_execution_date: Some(at(1_699_000_060.125)),
+                        execution: Execution {
+                            execution_id: "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb".into(),
+                            status: Some("Success".into()),
+                            detailed_status: Some("Success".into()),
+                            created_time: Some(at(1_699_000_000.0)),
+                            last_execution_date: Some(at(1_699_000_060.125)),
+                            resource_count_by_status: None,
+                        },
                         targets: counts(&[("Success", "Success", "ManagedInstance")]),
-                        resource_count_by_status: None,
                         filters: Vec::new(),
                         read_at: at(1_699_500_000.0),
                         failed: None,
@@ -522,7 +534,7 @@ mod tests {
         let mut a = AssociationState::unknown("11111111-1111-1111-1111-111111111111");
         a.poll_ok = true;
         a.last_success = Some(at(1_700_000_000.0));
-        a.name = Some("patch".into());
+        a.association.association_name = Some("patch".into());
         snapshot.associations.push(a);
         let got = render(&[(Some(&place), &snapshot)], Vec::new()).expect("renders");
         let series: Vec<String> = String::from_utf8(got)

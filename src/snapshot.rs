@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::config::TargetFilter;
-use crate::ssm::{Overview, Target};
+use crate::ssm::{Association, Execution, Target};
 
 /// Every watched association, sorted by ID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,22 +20,19 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn get(&self, association_id: &str) -> Option<&AssociationState> {
         self.associations
-            .binary_search_by(|a| a.association_id.as_str().cmp(association_id))
+            .binary_search_by(|a| a.id().cmp(association_id))
             .ok()
             .map(|i| &self.associations[i])
     }
 }
 
+/// What is known of one association: SSM's own record of it and of its latest (or pinned)
+/// execution, as last read, and how its last poll went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssociationState {
-    pub association_id: String,
-    pub name: Option<String>,
-    pub document_name: Option<String>,
-    pub document_version: Option<String>,
-    pub association_version: Option<String>,
-    pub last_execution_date: Option<SystemTime>,
-    /// As SSM last reported it; with `last_execution_date`, what tells a new run.
-    pub overview: Option<Overview>,
+    /// As SSM last reported it, under our own spelling of its ID. Its last execution date and
+    /// overview are what tell a new run.
+    pub association: Association,
     /// The latest (or pinned) execution; `None` when the association never ran.
     pub execution: Option<ExecutionState>,
     /// Whether every call about this association succeeded in the last cycle. When one failed,
@@ -48,29 +45,32 @@ impl AssociationState {
     /// An association known only by its ID: nothing about it has been read yet.
     pub fn unknown(association_id: &str) -> Self {
         AssociationState {
-            association_id: association_id.to_owned(),
-            name: None,
-            document_name: None,
-            document_version: None,
-            association_version: None,
-            last_execution_date: None,
-            overview: None,
+            association: Association {
+                association_id: association_id.to_owned(),
+                association_name: None,
+                document_name: None,
+                document_version: None,
+                association_version: None,
+                last_execution_date: None,
+                overview: None,
+            },
             execution: None,
             poll_ok: false,
             last_success: None,
         }
     }
+
+    pub fn id(&self) -> &str {
+        &self.association.association_id
+    }
 }
 
+/// An execution as SSM last reported it, and its targets as counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionState {
-    pub execution_id: String,
-    pub status: Option<String>,
-    pub detailed_status: Option<String>,
-    pub created_time: Option<SystemTime>,
-    pub last_execution_date: Option<SystemTime>,
-    /// The execution's own summary of its targets; a change means the counts are stale.
-    pub resource_count_by_status: Option<String>,
+    /// As SSM last reported it. Its status, detailed status and `ResourceCountByStatus` are
+    /// the execution's own summary of its targets: a change means the counts are stale.
+    pub execution: Execution,
     pub targets: TargetCounts,
     /// The filters the targets were counted with.
     pub filters: Vec<TargetFilter>,
@@ -270,10 +270,7 @@ mod tests {
             ],
             region_associations: None,
         };
-        assert_eq!(
-            snapshot.get("c").map(|a| a.association_id.as_str()),
-            Some("c")
-        );
+        assert_eq!(snapshot.get("c").map(AssociationState::id), Some("c"));
         assert_eq!(snapshot.get("b"), None);
     }
 }
