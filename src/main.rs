@@ -258,6 +258,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         stop.send_replace(true);
         let _ = task.await;
     }
+    info!("stopped: polling ended and every in-flight request was answered");
     Ok(())
 }
 
