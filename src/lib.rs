@@ -8,17 +8,17 @@
 //! [`app`] wires the pieces, [`sim`] stands in for AWS.
 
 pub mod app;
-pub mod board;
+pub(crate) mod board;
 pub mod config;
 pub mod http;
-pub mod limit;
+pub(crate) mod limit;
 pub mod logging;
-pub mod poll;
+pub(crate) mod poll;
 pub mod render;
-pub mod scheduler;
+pub(crate) mod scheduler;
 pub mod server;
 pub mod sim;
-pub mod snapshot;
+pub(crate) mod snapshot;
 pub mod ssm;
 pub mod telemetry;
 pub mod web;
