@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::board::{CONTENT_TYPE, Exposition};
 use crate::http::{self, Body, Limits, ServeOptions};
-use crate::web::WebConfig;
+use crate::web::{Verdict, WebConfig};
 
 /// A request to reload the configuration file; answered with the outcome.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -79,16 +79,35 @@ async fn handle(
     let path = request.uri().path();
     if let Some(auth) = &options.web.basic_auth
         && !OPEN.contains(&path)
-        && !auth
-            .allows(request.headers().get(header::AUTHORIZATION))
-            .await
     {
-        let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"ssm-association-exporter\", charset=\"UTF-8\""),
-        );
-        return r;
+        let peer = request.extensions().get::<http::Peer>().map(|p| p.0);
+        match auth
+            .allows(peer, request.headers().get(header::AUTHORIZATION))
+            .await
+        {
+            Verdict::Allowed => {}
+            Verdict::Denied => {
+                let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized.\n");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Basic realm=\"ssm-association-exporter\", charset=\"UTF-8\"",
+                    ),
+                );
+                return r;
+            }
+            // Another check of this client's credentials is under way: one bcrypt check per
+            // client at a time, so that a flood from one cannot delay another's first login.
+            Verdict::Busy => {
+                let mut r = text(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "A check of this client's credentials is under way.\n",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
+        }
     }
     if path == "/-/reload" {
         return reload(request.method(), options).await;

@@ -471,3 +471,107 @@ async fn silent_connections_cannot_hold_every_connection() {
     drop(silent);
     rig.stop().await;
 }
+
+/// A flood of wrong passwords from one client: a scraper whose login is remembered keeps its
+/// latency, and another client's first login is checked at once rather than behind the flood.
+#[tokio::test]
+async fn a_wrong_password_flood_delays_neither_scrapes_nor_another_clients_login() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let dir = std::env::temp_dir().join(format!("sae-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // Cost 9: about 90 ms a check here, so that a queue of the flood's checks in front of a
+    // first login (32 connections' worth, two at a time) would take over a second.
+    let prometheus = bcrypt::hash("s3cret", 9).expect("hash");
+    let grafana = bcrypt::hash("other", 9).expect("hash");
+    let web = web_config(
+        &dir,
+        &format!("basic_auth_users:\n  prometheus: {prometheus}\n  grafana: {grafana}\n"),
+    );
+    let rig = serving_web(web).await;
+    let addr = rig.exporter.local_addr();
+    let scrape = basic("prometheus", "s3cret");
+    let warm = send(addr, "GET", "/metrics", &[("Authorization", &scrape)], "").await;
+    assert_eq!(
+        warm.status, 200,
+        "the scraper's login is remembered from here on"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let flood: Vec<_> = (0..32)
+        .map(|i| {
+            let (stop, refused) = (Arc::clone(&stop), Arc::clone(&refused));
+            tokio::spawn(async move {
+                let wrong = basic("prometheus", &format!("guess-{i}"));
+                // Bounded in count as well as by the flag.
+                for _ in 0..5_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let answer =
+                        send(addr, "GET", "/metrics", &[("Authorization", &wrong)], "").await;
+                    assert!([401, 429].contains(&answer.status), "{}", answer.status);
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // The flood is under way before anything is measured.
+    while refused.load(Ordering::Relaxed) < 50 {
+        tokio::task::yield_now().await;
+    }
+
+    // Measured on a thread and runtime of their own, so that the flood's tasks on this one
+    // cannot delay the measuring client.
+    let (measured, measurement) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let mut latencies = Vec::new();
+            for _ in 0..100 {
+                let started = Instant::now();
+                let answer = send(addr, "GET", "/metrics", &[("Authorization", &scrape)], "").await;
+                latencies.push(started.elapsed());
+                assert_eq!(answer.status, 200);
+            }
+            // Another client (another loopback address) logs in for the first time.
+            let started = Instant::now();
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind("127.0.0.2:0".parse().expect("address"))
+                .expect("bind 127.0.0.2");
+            let stream = socket.connect(addr).await.expect("connect");
+            let login = exchange(
+                stream,
+                "GET",
+                "/metrics",
+                &[("Authorization", &basic("grafana", "other"))],
+                "",
+            )
+            .await
+            .expect("answer");
+            let _ = measured.send((latencies, login, started.elapsed()));
+        });
+    });
+    let (mut latencies, login, first_login) = measurement.await.expect("the measuring thread");
+    stop.store(true, Ordering::Relaxed);
+    for task in flood {
+        task.await.expect("flood task");
+    }
+
+    assert_eq!(login.status, 200);
+    assert!(first_login < Duration::from_secs(1), "{first_login:?}");
+    latencies.sort();
+    let p99 = latencies[98];
+    eprintln!(
+        "FLOOD p99 {p99:?} first login {first_login:?} refused {}",
+        refused.load(Ordering::Relaxed)
+    );
+    assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
+    rig.stop().await;
+}
