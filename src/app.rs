@@ -2,6 +2,7 @@
 //! its tasks and its metrics, so several can run in one process.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -9,10 +10,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::board::{Board, Exposition, Renderer};
-use crate::config::{Config, Place};
-use crate::limit::Limiter;
-use crate::poll::PollSettings;
-use crate::scheduler::{Control, Scheduler};
+use crate::config::{Config, Place, Shard};
+use crate::reload::{Applier, Outcome, Reloader, Reloads};
+use crate::scheduler::{Control, PairSettings, Scheduler};
 use crate::server::{self, ServerOptions};
 use crate::ssm::Ssm;
 use crate::ssm::aws::{AwsSsm, ClientError, ClientOptions};
@@ -47,6 +47,27 @@ pub async fn aws_sources(
     Ok(sources)
 }
 
+/// What an exporter runs: a configuration, this replica's shard beside it, and the file that
+/// reloads read again.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub config: Config,
+    pub shard: Shard,
+    /// `None`: nothing to reload.
+    pub file: Option<PathBuf>,
+}
+
+/// A configuration alone: every association is this replica's, and nothing reloads.
+impl From<&Config> for Setup {
+    fn from(config: &Config) -> Self {
+        Setup {
+            config: config.clone(),
+            shard: Shard::ALL,
+            file: None,
+        }
+    }
+}
+
 /// A running exporter: polling in the background, serving on its listener.
 #[derive(Debug)]
 pub struct Exporter {
@@ -54,8 +75,8 @@ pub struct Exporter {
     /// One per pair, in the order of the sources.
     controls: Vec<mpsc::Sender<Control>>,
     board: Board,
-    configs: watch::Sender<Arc<Config>>,
-    telemetry: Telemetry,
+    applier: Applier,
+    reloads: Reloads,
     exposition: watch::Receiver<Arc<Exposition>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -72,8 +93,6 @@ pub enum ExporterError {
     NoSources,
     #[error("no pair polls {0}")]
     UnknownPlace(Place),
-    #[error("accounts changed: restart to apply them; the previous configuration keeps running")]
-    AccountsChanged,
 }
 
 impl Exporter {
@@ -85,11 +104,11 @@ impl Exporter {
     /// [`ExporterError::Listener`] if the listener has no local address.
     pub fn start<S: Ssm + 'static>(
         ssm: S,
-        config: &Config,
+        setup: impl Into<Setup>,
         listener: TcpListener,
         options: ServerOptions,
     ) -> Result<Exporter, ExporterError> {
-        Exporter::start_sources(vec![Source { place: None, ssm }], config, listener, options)
+        Exporter::start_sources(vec![Source { place: None, ssm }], setup, listener, options)
     }
 
     /// Starts one scheduler per source, each with its own limit, and serving on `listener`.
@@ -102,10 +121,15 @@ impl Exporter {
     /// [`ExporterError::NoSources`] for an empty list.
     pub fn start_sources<S: Ssm + 'static>(
         sources: Vec<Source<S>>,
-        config: &Config,
+        setup: impl Into<Setup>,
         listener: TcpListener,
         options: ServerOptions,
     ) -> Result<Exporter, ExporterError> {
+        let Setup {
+            config,
+            shard,
+            file,
+        } = setup.into();
         if sources.is_empty() {
             return Err(ExporterError::NoSources);
         }
@@ -123,9 +147,8 @@ impl Exporter {
             let scheduler = Scheduler {
                 ssm: source.ssm,
                 slot,
-                limiter: Limiter::for_api(&config.api),
-                settings: PollSettings::for_place(config, source.place.as_ref()),
-                interval: config.poll_interval,
+                shard,
+                pair: PairSettings::new(&config, shard, source.place.as_ref()),
                 telemetry: telemetry.source(source.place.as_ref()),
                 place: source.place,
                 board: board.clone(),
@@ -141,13 +164,23 @@ impl Exporter {
             publish,
         };
         tasks.push(tokio::spawn(renderer.run(stop.clone())));
-        let server = serve_apart(listener, exposition.clone(), options, stop)?;
+        let applier = Applier {
+            configs: Arc::new(configs),
+            telemetry,
+            board: board.clone(),
+            exposition: exposition.clone(),
+        };
+        let (reloader, reloads) = Reloader::new(file, shard, config, applier.clone());
+        if let Some((reloader, queue)) = reloader {
+            tasks.push(tokio::spawn(reloader.run(queue, stop.clone())));
+        }
+        let server = serve_apart(listener, exposition.clone(), options, reloads.clone(), stop)?;
         Ok(Exporter {
             local_addr,
             controls,
             board,
-            configs,
-            telemetry,
+            applier,
+            reloads,
             exposition,
             shutdown,
             tasks,
@@ -182,40 +215,29 @@ impl Exporter {
         Ok(self.exposition.borrow().cycles)
     }
 
-    /// Hands a reloaded configuration to the cycles that start after this call, every pair's
-    /// next one, or with `None` records that a reload was refused; returns once the outcome is
-    /// served. Accounts, regions, endpoints and the SDK's retry and timeout settings belong to
-    /// the clients, built at start: they need a restart.
+    /// Hands a configuration to the cycles that start after this call, every pair's next one,
+    /// or with `None` records that a reload was refused; returns once the outcome is served.
+    /// Accounts, regions, endpoints and the SDK's retry and timeout settings belong to the
+    /// clients, built at start: they need a restart.
     ///
     /// # Errors
     ///
-    /// [`ExporterError::AccountsChanged`] for a configuration that lists other accounts than
-    /// the running one, refused as an invalid one is: the pairs are fixed at start, and half
-    /// a change would leave explicit associations with no pair to poll them.
-    /// [`ExporterError::Stopped`] if the renderer is gone.
-    pub async fn reload(&self, config: Option<Config>) -> Result<(), ExporterError> {
-        let changes_pairs = config
-            .as_ref()
-            .is_some_and(|new| new.accounts != self.configs.borrow().accounts);
-        let config = config.filter(|_| !changes_pairs);
-        let summary = config.as_ref().map(Config::summary);
-        match config {
-            Some(config) => {
-                self.configs.send_replace(Arc::new(config));
-                self.telemetry.record_reload(true);
-            }
-            None => self.telemetry.record_reload(false),
-        }
-        let generation = self.board.bump();
-        self.served(generation).await?;
-        if changes_pairs {
-            return Err(ExporterError::AccountsChanged);
-        }
-        // Logged once the outcome is served: whoever reads the log can scrape it.
-        if let Some(summary) = summary {
-            tracing::info!(config = %summary, "configuration reloaded");
-        }
-        Ok(())
+    /// [`ReloadError::AccountsChanged`](crate::reload::ReloadError::AccountsChanged) for a
+    /// configuration that lists other accounts than the running one;
+    /// [`ReloadError::Stopped`](crate::reload::ReloadError::Stopped) if the renderer is gone.
+    pub async fn reload(&self, config: Option<Config>) -> Outcome {
+        self.applier.apply(config).await
+    }
+
+    /// Reads the configuration file again and applies it: the one entry that SIGHUP and
+    /// `POST /-/reload` share. One reload runs at a time; a call made while one runs shares
+    /// its outcome.
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError`](crate::reload::ReloadError): no file, a refused one, or a stopped exporter.
+    pub async fn reload_file(&self) -> Outcome {
+        self.reloads.reload().await
     }
 
     /// Waits until the board's `generation` is served; returns the cycles every pair finished.
@@ -289,6 +311,7 @@ fn serve_apart(
     listener: TcpListener,
     exposition: watch::Receiver<Arc<Exposition>>,
     options: ServerOptions,
+    reloads: Reloads,
     mut stop: watch::Receiver<bool>,
 ) -> Result<std::thread::JoinHandle<()>, ExporterError> {
     // A tokio listener belongs to the runtime that made it; hand it over as a std one.
@@ -310,7 +333,7 @@ fn serve_apart(
                         return;
                     }
                 };
-                server::serve(listener, exposition, options, async move {
+                server::serve(listener, exposition, options, reloads, async move {
                     // An error means the sender is gone, which is a stop too.
                     let _ = stop.wait_for(|stop| *stop).await;
                 })

@@ -14,6 +14,7 @@ pub mod http;
 pub(crate) mod limit;
 pub mod logging;
 pub(crate) mod poll;
+pub mod reload;
 pub mod render;
 pub(crate) mod scheduler;
 pub mod server;

@@ -1,14 +1,13 @@
 //! The binary: flags, logging, signals, exit codes. Exit code 2 means the configuration or the
 //! flags were wrong, and nothing was started.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use futures_util::FutureExt;
-use ssm_association_exporter::app::{Exporter, ExporterError, aws_sources};
+use ssm_association_exporter::app::{Exporter, Setup, aws_sources};
 use ssm_association_exporter::config::{self, Config, Shard};
 use ssm_association_exporter::http::Limits;
 use ssm_association_exporter::logging::{self, LogFormat};
@@ -18,8 +17,7 @@ use ssm_association_exporter::ssm::aws::ClientOptions;
 use ssm_association_exporter::web::{self, WebConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{error, info};
 
 /// The port: outside the 9100–9999 range where most exporters sit.
 const DEFAULT_LISTEN_ADDRESS: &str = ":8467";
@@ -194,14 +192,17 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
-    let (reload_requests, mut reloads) = mpsc::channel(4);
+    let summary = config.summary();
     let exporter = Exporter::start_sources(
         sources,
-        &config,
+        Setup {
+            config,
+            shard,
+            file: flags.config_file.clone(),
+        },
         listener,
         ServerOptions {
             telemetry_path: flags.telemetry_path.clone(),
-            reload: flags.config_file.is_some().then_some(reload_requests),
             limits: Limits {
                 max_connections: flags.max_connections,
                 ..Limits::default()
@@ -214,7 +215,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         tls = web.tls.is_some(),
         basic_auth = web.basic_auth.is_some(),
         telemetry_path = %flags.telemetry_path,
-        config = %config.summary(),
+        config = %summary,
         "listening"
     );
 
@@ -237,19 +238,13 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
-        let first = tokio::select! {
+        tokio::select! {
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
-            _ = hangup.recv() => None,
-            Some(reply) = reloads.recv() => Some(reply),
-        };
-        // One reload at a time, and whoever asked while it ran shares its outcome: a storm
-        // of requests or signals costs one reload, not one each.
-        let outcome = reload(flags.config_file.as_deref(), shard, &mut config, &exporter).await;
-        let _ = hangup.recv().now_or_never();
-        let waiting = std::iter::from_fn(|| reloads.try_recv().ok());
-        for reply in first.into_iter().chain(waiting) {
-            let _ = reply.send(outcome.clone());
+            // The reloader logs the outcome; a signal has no one to answer.
+            _ = hangup.recv() => {
+                let _ = exporter.reload_file().await;
+            }
         }
     }
     info!("shutting down");
@@ -260,59 +255,6 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     info!("stopped: polling ended and every in-flight request was answered");
     Ok(())
-}
-
-/// Reads the configuration file again. A valid one goes to every pair's scheduler for its next
-/// cycle; an invalid one, or one that changes `accounts`, is refused, and the running one stays.
-async fn reload(
-    path: Option<&Path>,
-    shard: Shard,
-    running: &mut Config,
-    exporter: &Exporter,
-) -> Result<(), String> {
-    let Some(path) = path else {
-        warn!("reload asked for, but the exporter runs without --config.file");
-        return Err("the exporter runs without --config.file".to_owned());
-    };
-    let loaded = config::load_with(path, |text| {
-        // A file caught mid-write reads empty, and empty means "discover everything at the
-        // defaults": too large a change to take from what may be an accident.
-        if text
-            .lines()
-            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
-        {
-            return Err(
-                "the file is empty; a reload keeps the running configuration (write {} for the defaults)"
-                    .to_owned(),
-            );
-        }
-        config::parse(text)
-    });
-    match loaded {
-        Ok(mut new) => {
-            new.shard = shard;
-            match exporter.reload(Some(new.clone())).await {
-                Ok(()) => {}
-                // Logged once the refusal is served, for whoever reads the log and then scrapes.
-                Err(e @ ExporterError::AccountsChanged) => {
-                    error!(file = %path.display(), "configuration reload refused: {e}");
-                    return Err(e.to_string());
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-            let restart = running.needs_restart(&new);
-            if !restart.is_empty() {
-                warn!(keys = ?restart, "these settings take effect only after a restart");
-            }
-            *running = new;
-            Ok(())
-        }
-        Err(e) => {
-            let _ = exporter.reload(None).await;
-            error!(error = %e, "configuration reload refused; the previous configuration keeps running");
-            Err(e.to_string())
-        }
-    }
 }
 
 /// `host:port` (a name, an IPv4 address, or an IPv6 one in brackets) or `:port` for every

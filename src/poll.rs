@@ -35,8 +35,8 @@ pub struct PollSettings {
 
 impl PollSettings {
     /// The settings of one (account, region) pair: explicit associations are those placed in
-    /// it; everything else is the same for every pair.
-    pub fn for_place(config: &Config, place: Option<&Place>) -> Self {
+    /// it; everything else is the same for every pair. Only what `shard` owns is polled.
+    pub fn for_place(config: &Config, shard: Shard, place: Option<&Place>) -> Self {
         let watch = match &config.watch {
             Watch::Explicit(list) => Watch::Explicit(
                 list.iter()
@@ -52,7 +52,7 @@ impl PollSettings {
             cycle_timeout: config.cycle_timeout,
             concurrency: config.api.max_in_flight,
             failed_targets: config.failed_targets,
-            shard: config.shard,
+            shard,
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, error, info};
 
 use crate::board::{Board, Exposition};
-use crate::config::{Config, MIN_POLL_INTERVAL, Place};
+use crate::config::{Config, MIN_POLL_INTERVAL, Place, Shard};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once};
 use crate::snapshot::Snapshot;
@@ -29,6 +29,26 @@ pub enum Control {
     Poll(Trigger),
 }
 
+/// What one pair runs with, derived from a configuration: at start and on every reload.
+#[derive(Debug)]
+pub struct PairSettings {
+    /// Every call of every cycle passes through it, so the limit holds across cycles.
+    pub limiter: Limiter,
+    pub poll: PollSettings,
+    pub interval: Duration,
+}
+
+impl PairSettings {
+    /// The settings of the pair at `place` under `config`, for this replica's `shard`.
+    pub fn new(config: &Config, shard: Shard, place: Option<&Place>) -> Self {
+        PairSettings {
+            limiter: Limiter::for_api(&config.api),
+            poll: PollSettings::for_place(config, shard, place),
+            interval: config.poll_interval,
+        }
+    }
+}
+
 /// Everything one pair's scheduler needs; it owns the pair's client and limit.
 #[derive(Debug)]
 pub struct Scheduler<S> {
@@ -36,10 +56,9 @@ pub struct Scheduler<S> {
     /// Its slot on the board.
     pub slot: usize,
     pub place: Option<Place>,
-    /// Every call of every cycle passes through it, so the limit holds across cycles.
-    pub limiter: Limiter,
-    pub settings: PollSettings,
-    pub interval: Duration,
+    /// This replica's shard: fixed for the process, beside whatever configuration it runs.
+    pub shard: Shard,
+    pub pair: PairSettings,
     pub telemetry: SourceTelemetry,
     pub board: Board,
     /// What the renderer published: a cycle is reported once its result is served.
@@ -57,7 +76,7 @@ impl<S: Ssm> Scheduler<S> {
         mut controls: mpsc::Receiver<Control>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut ticks = ticks(self.interval);
+        let mut ticks = ticks(self.pair.interval);
         let mut snapshot = Arc::new(Snapshot::default());
         // Every log line of the pair's cycles names it. At error level, so that the span exists
         // whatever the log level: a warning must still say which pair it is about.
@@ -93,7 +112,7 @@ impl<S: Ssm> Scheduler<S> {
             }
             let started = Instant::now();
             let cycle = tokio::select! {
-                cycle = poll_once(&self.ssm, &self.limiter, &self.settings, &snapshot, &self.telemetry).instrument(span.clone()) => cycle,
+                cycle = poll_once(&self.ssm, &self.pair.limiter, &self.pair.poll, &snapshot, &self.telemetry).instrument(span.clone()) => cycle,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             cycles += 1;
@@ -137,11 +156,10 @@ impl<S: Ssm> Scheduler<S> {
     /// Takes the configuration a reload posted, for the next cycles.
     fn reload(&mut self, ticks: &mut Interval) {
         let config = self.configs.borrow_and_update().clone();
-        self.settings = PollSettings::for_place(&config, self.place.as_ref());
-        self.limiter = Limiter::for_api(&config.api);
-        if config.poll_interval != self.interval {
-            self.interval = config.poll_interval;
-            *ticks = self::ticks(self.interval);
+        let before = self.pair.interval;
+        self.pair = PairSettings::new(&config, self.shard, self.place.as_ref());
+        if self.pair.interval != before {
+            *ticks = self::ticks(self.pair.interval);
         }
     }
 }
@@ -248,16 +266,19 @@ mod tests {
             ssm,
             slot: 0,
             place: None,
-            limiter: Limiter::new(1000.0, 1000, 4),
-            settings: PollSettings {
-                watch: Watch::Discover(Discovery::default()),
-                full_refresh_interval: Duration::from_secs(3600),
-                cycle_timeout: Duration::from_secs(600),
-                concurrency: 4,
-                failed_targets: None,
-                shard: crate::config::Shard::ALL,
+            shard: Shard::ALL,
+            pair: PairSettings {
+                limiter: Limiter::new(1000.0, 1000, 4),
+                poll: PollSettings {
+                    watch: Watch::Discover(Discovery::default()),
+                    full_refresh_interval: Duration::from_secs(3600),
+                    cycle_timeout: Duration::from_secs(600),
+                    concurrency: 4,
+                    failed_targets: None,
+                    shard: Shard::ALL,
+                },
+                interval,
             },
-            interval,
             telemetry: Telemetry::new(false).source(None),
             board,
             served,

@@ -9,14 +9,12 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 use crate::board::{CONTENT_TYPE, Exposition};
 use crate::http::{self, Body, Limits, ServeOptions};
+use crate::reload::{ReloadError, Reloads};
 use crate::web::{Verdict, WebConfig};
-
-/// A request to reload the configuration file; answered with the outcome.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
@@ -24,8 +22,6 @@ pub struct ServerOptions {
     pub telemetry_path: String,
     /// TLS, basic auth and extra headers (`--web.config.file`).
     pub web: WebConfig,
-    /// Where `POST /-/reload` sends its request; `None` when there is no file to reload.
-    pub reload: Option<mpsc::Sender<ReloadRequest>>,
     /// Connections at once, and how long a client may take to send and to read.
     pub limits: Limits,
 }
@@ -35,7 +31,6 @@ impl Default for ServerOptions {
         ServerOptions {
             telemetry_path: "/metrics".to_owned(),
             web: WebConfig::default(),
-            reload: None,
             limits: Limits::default(),
         }
     }
@@ -46,25 +41,33 @@ pub async fn serve(
     listener: TcpListener,
     exposition: watch::Receiver<Arc<Exposition>>,
     options: ServerOptions,
+    reloads: Reloads,
     shutdown: impl Future<Output = ()>,
 ) {
     let serve_options = ServeOptions {
         tls: options.web.tls.clone(),
         limits: options.limits,
     };
-    let options = Arc::new(options);
+    let routes = Arc::new(Routes { options, reloads });
     let handler = move |request: Request<Incoming>| {
         let current = Arc::clone(&exposition.borrow());
-        let options = Arc::clone(&options);
+        let routes = Arc::clone(&routes);
         async move {
-            let mut response = handle(&request, &current, &options).await;
-            for (name, value) in &options.web.headers {
+            let mut response = handle(&request, &current, &routes).await;
+            for (name, value) in &routes.options.web.headers {
                 response.headers_mut().insert(name.clone(), value.clone());
             }
             Ok::<_, std::convert::Infallible>(response)
         }
     };
     http::serve(listener, handler, serve_options, shutdown).await;
+}
+
+/// What the handlers share.
+#[derive(Debug)]
+struct Routes {
+    options: ServerOptions,
+    reloads: Reloads,
 }
 
 /// The endpoints that answer without credentials, so that liveness and readiness probes
@@ -74,8 +77,9 @@ const OPEN: [&str; 2] = ["/-/healthy", "/-/ready"];
 async fn handle(
     request: &Request<Incoming>,
     current: &Exposition,
-    options: &ServerOptions,
+    routes: &Routes,
 ) -> Response<Body> {
+    let options = &routes.options;
     let path = request.uri().path();
     if let Some(auth) = &options.web.basic_auth
         && !OPEN.contains(&path)
@@ -110,7 +114,7 @@ async fn handle(
         }
     }
     if path == "/-/reload" {
-        return reload(request.method(), options).await;
+        return reload(request.method(), &routes.reloads).await;
     }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return not_allowed("GET, HEAD");
@@ -163,27 +167,21 @@ fn accepts_gzip(header: Option<&HeaderValue>) -> bool {
     })
 }
 
-async fn reload(method: &Method, options: &ServerOptions) -> Response<Body> {
+async fn reload(method: &Method, reloads: &Reloads) -> Response<Body> {
     if method != Method::POST && method != Method::PUT {
         return not_allowed("POST, PUT");
     }
-    let Some(requests) = &options.reload else {
-        return text(
+    match reloads.reload().await {
+        Ok(()) => text(StatusCode::OK, "Configuration reloaded.\n"),
+        Err(ReloadError::NoFile) => text(
             StatusCode::BAD_REQUEST,
             "Nothing to reload: the exporter runs without --config.file.\n",
-        );
-    };
-    let (reply, outcome) = oneshot::channel();
-    if requests.send(reply).await.is_err() {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n");
-    }
-    match outcome.await {
-        Ok(Ok(())) => text(StatusCode::OK, "Configuration reloaded.\n"),
-        Ok(Err(message)) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Configuration refused, the previous one keeps running: {message}\n"),
         ),
-        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n"),
+        Err(ReloadError::Stopped) => text(StatusCode::SERVICE_UNAVAILABLE, "Shutting down.\n"),
+        Err(refused) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Configuration refused, the previous one keeps running: {refused}\n"),
+        ),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ssm_association_exporter::app::Exporter;
+use ssm_association_exporter::app::{Exporter, Setup};
 use ssm_association_exporter::config;
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
@@ -74,13 +74,13 @@ impl Rig {
         };
         let config = config::parse(&format!("poll_interval: 1h\n{api}{yaml}"))
             .expect("test config is valid");
-        Rig::launch_config(sim, config, adjust, serving).await
+        Rig::launch_config(sim, &config, adjust, serving).await
     }
 
     /// Starts an exporter with a prepared configuration (a shard, say), waiting for nothing.
     pub async fn launch_config(
         sim: Sim,
-        config: config::Config,
+        setup: impl Into<Setup>,
         adjust: impl FnOnce(ClientOptions) -> ClientOptions,
         serving: ServerOptions,
     ) -> Rig {
@@ -89,7 +89,7 @@ impl Rig {
             .await
             .expect("client builds");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let exporter = Exporter::start(ssm, &config, listener, serving).expect("exporter starts");
+        let exporter = Exporter::start(ssm, setup, listener, serving).expect("exporter starts");
         Rig {
             sim,
             server,

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ssm_association_exporter::app::Setup;
 use ssm_association_exporter::config::{self, Shard};
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::Sim;
@@ -22,12 +23,16 @@ async fn across_shards_every_association_is_polled_exactly_once() {
         .collect();
     let mut rigs = Vec::new();
     for index in 0..3 {
-        let mut config = config::parse(
+        let config = config::parse(
             "poll_interval: 1h\napi:\n  requests_per_second: 100000\n  burst: 1000\n",
         )
         .expect("valid");
-        config.shard = Shard::new(index, 3).expect("valid shard");
-        rigs.push(Rig::launch_config(sim.clone(), config, |o| o, ServerOptions::default()).await);
+        let setup = Setup {
+            config,
+            shard: Shard::new(index, 3).expect("valid shard"),
+            file: None,
+        };
+        rigs.push(Rig::launch_config(sim.clone(), setup, |o| o, ServerOptions::default()).await);
     }
     let mut watched: BTreeMap<String, usize> = BTreeMap::new();
     for rig in &rigs {

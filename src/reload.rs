@@ -1,0 +1,202 @@
+//! Reloading the configuration: one path for SIGHUP and `POST /-/reload`. The reloader owns
+//! the file and this replica's shard; one reload runs at a time, and asks that arrive while it
+//! runs share its outcome. A refused file changes nothing but the reload gauge.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info, warn};
+
+use crate::board::{Board, Exposition};
+use crate::config::{self, Config, Shard};
+use crate::telemetry::Telemetry;
+
+/// Why a reload changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the exporter runs without --config.file")]
+    NoFile,
+    /// The file could not be read or is not a valid configuration; the message names why.
+    #[error("{0}")]
+    Refused(String),
+    #[error("accounts changed: restart to apply them; the previous configuration keeps running")]
+    AccountsChanged,
+    #[error("the exporter has stopped")]
+    Stopped,
+}
+
+pub type Outcome = Result<(), ReloadError>;
+
+/// Asks for reloads: the server's `POST /-/reload` and the binary's SIGHUP hold one each.
+#[derive(Debug, Clone, Default)]
+pub struct Reloads {
+    /// `None` when there is no file to reload.
+    requests: Option<mpsc::Sender<oneshot::Sender<Outcome>>>,
+}
+
+impl Reloads {
+    /// Whether there is a file to reload.
+    pub fn configured(&self) -> bool {
+        self.requests.is_some()
+    }
+
+    /// Reads the file again and applies it, or shares the outcome of the reload under way.
+    ///
+    /// # Errors
+    ///
+    /// [`ReloadError`]: the file is refused, there is none, or the exporter has stopped.
+    pub async fn reload(&self) -> Outcome {
+        let Some(requests) = &self.requests else {
+            return Err(ReloadError::NoFile);
+        };
+        let (reply, outcome) = oneshot::channel();
+        requests
+            .send(reply)
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        outcome.await.unwrap_or(Err(ReloadError::Stopped))
+    }
+}
+
+/// Hands a configuration to every pair's next cycle, or records a refusal, and waits until the
+/// outcome is served.
+#[derive(Debug, Clone)]
+pub(crate) struct Applier {
+    pub(crate) configs: Arc<watch::Sender<Arc<Config>>>,
+    pub(crate) telemetry: Telemetry,
+    pub(crate) board: Board,
+    pub(crate) exposition: watch::Receiver<Arc<Exposition>>,
+}
+
+impl Applier {
+    /// Applies `config`, or with `None` records that a reload was refused. A configuration that
+    /// lists other accounts than the running one is refused as an invalid one is: the pairs
+    /// are fixed at start, and half a change would leave explicit associations with no pair.
+    pub(crate) async fn apply(&self, config: Option<Config>) -> Outcome {
+        let changes_pairs = config
+            .as_ref()
+            .is_some_and(|new| new.accounts != self.configs.borrow().accounts);
+        let config = config.filter(|_| !changes_pairs);
+        let summary = config.as_ref().map(Config::summary);
+        match config {
+            Some(config) => {
+                self.configs.send_replace(Arc::new(config));
+                self.telemetry.record_reload(true);
+            }
+            None => self.telemetry.record_reload(false),
+        }
+        let generation = self.board.bump();
+        self.exposition
+            .clone()
+            .wait_for(|e| e.generation >= generation)
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        if changes_pairs {
+            return Err(ReloadError::AccountsChanged);
+        }
+        // Logged once the outcome is served: whoever reads the log can scrape it.
+        if let Some(summary) = summary {
+            info!(config = %summary, "configuration reloaded");
+        }
+        Ok(())
+    }
+}
+
+/// The task that reads the file when asked.
+#[derive(Debug)]
+pub(crate) struct Reloader {
+    file: PathBuf,
+    shard: Shard,
+    /// The configuration running now, to say which changes need a restart.
+    running: Config,
+    applier: Applier,
+}
+
+impl Reloader {
+    /// A reloader for `file`, and the handle that asks it; with no file, only the handle, which
+    /// answers [`ReloadError::NoFile`].
+    pub(crate) fn new(
+        file: Option<PathBuf>,
+        shard: Shard,
+        running: Config,
+        applier: Applier,
+    ) -> (Option<(Reloader, ReloadQueue)>, Reloads) {
+        let Some(file) = file else {
+            return (None, Reloads::default());
+        };
+        let (requests, queue) = mpsc::channel(16);
+        let reloader = Reloader {
+            file,
+            shard,
+            running,
+            applier,
+        };
+        (
+            Some((reloader, ReloadQueue(queue))),
+            Reloads {
+                requests: Some(requests),
+            },
+        )
+    }
+
+    /// Serves reload requests until `shutdown` turns true.
+    pub(crate) async fn run(mut self, mut queue: ReloadQueue, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let first = tokio::select! {
+                Some(reply) = queue.0.recv() => reply,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            let outcome = self.reload_once().await;
+            let waiting = std::iter::from_fn(|| queue.0.try_recv().ok());
+            for reply in std::iter::once(first).chain(waiting) {
+                // The asker may have given up waiting; nothing to do then.
+                let _ = reply.send(outcome.clone());
+            }
+        }
+    }
+
+    async fn reload_once(&mut self) -> Outcome {
+        let loaded = config::load_with(&self.file, |text| {
+            // A file caught mid-write reads empty, and empty means "discover everything at the
+            // defaults": too large a change to take from what may be an accident.
+            if text
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+            {
+                return Err(
+                    "the file is empty; a reload keeps the running configuration (write {} for the defaults)"
+                        .to_owned(),
+                );
+            }
+            config::parse(text)
+        });
+        let mut new = match loaded {
+            Ok(new) => new,
+            Err(e) => {
+                let _ = self.applier.apply(None).await;
+                error!(error = %e, "configuration reload refused; the previous configuration keeps running");
+                return Err(ReloadError::Refused(e.to_string()));
+            }
+        };
+        new.shard = self.shard;
+        match self.applier.apply(Some(new.clone())).await {
+            Ok(()) => {}
+            Err(e @ ReloadError::AccountsChanged) => {
+                error!(file = %self.file.display(), "configuration reload refused: {e}");
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        let restart = self.running.needs_restart(&new);
+        if !restart.is_empty() {
+            warn!(keys = ?restart, "these settings take effect only after a restart");
+        }
+        self.running = new;
+        Ok(())
+    }
+}
+
+/// The reloader's end of the requests.
+#[derive(Debug)]
+pub(crate) struct ReloadQueue(mpsc::Receiver<oneshot::Sender<Outcome>>);
