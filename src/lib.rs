@@ -10,6 +10,7 @@
 pub mod app;
 pub(crate) mod board;
 pub mod config;
+pub mod events;
 pub mod http;
 pub(crate) mod limit;
 pub mod logging;
@@ -20,6 +21,7 @@ pub(crate) mod scheduler;
 pub mod server;
 pub mod sim;
 pub(crate) mod snapshot;
+pub mod sqs;
 pub mod ssm;
 pub mod telemetry;
 pub mod web;

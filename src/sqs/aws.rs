@@ -1,0 +1,270 @@
+//! [`Queue`] over the real `aws-sdk-sqs` client. The only file that names an `aws_sdk_sqs`
+//! type: SDK shapes become our records here, and SDK errors become [`SqsError`].
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::config::retry::RetryPartition;
+use aws_sdk_sqs::config::{Credentials, Region};
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+
+use super::{DeleteFailure, DeleteOutcome, Message, Queue, SqsError};
+use crate::ssm::aws::{ClientError, ClientOptions};
+
+/// Why the queue's client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Reading a queue with an assumed role needs the role provider `ssm::aws` builds.
+    #[error("the events queue cannot be read through an assumed role yet")]
+    Role,
+}
+
+/// The SQS client; cheap to clone, every clone shares one connection pool.
+#[derive(Debug, Clone)]
+pub struct AwsQueue {
+    client: aws_sdk_sqs::Client,
+    /// A call's time beyond its long poll's wait.
+    operation_timeout: Duration,
+}
+
+impl AwsQueue {
+    /// Builds the SQS client from the same options as the pair's SSM client: region,
+    /// credentials, retries and timeout. `endpoint_url` is SQS's own and beats
+    /// `AWS_ENDPOINT_URL_SQS`, which the SDK reads from the loaded config when it is `None`
+    /// (`aws_sdk_sqs::config::Builder::from(&SdkConfig)` looks up the `SQS` service key).
+    /// Nothing is sent yet.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::NoRegion`] when neither the options nor the chain name a region;
+    /// [`ConnectError::Role`] when the options name a role.
+    pub async fn connect(
+        options: &ClientOptions,
+        endpoint_url: Option<String>,
+    ) -> Result<Self, ConnectError> {
+        let shared = shared_config(options).await?;
+        let retry = if options.adaptive {
+            RetryConfig::adaptive()
+        } else {
+            RetryConfig::standard()
+        };
+        // A partition of its own: a throttled queue never spends the pair's SSM retry quota.
+        let mut builder = aws_sdk_sqs::config::Builder::from(&shared)
+            .retry_config(
+                retry
+                    .with_max_attempts(options.max_attempts)
+                    .with_initial_backoff(options.initial_backoff),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(options.operation_timeout)
+                    .build(),
+            )
+            .retry_partition(RetryPartition::new(format!(
+                "{}-sqs",
+                options.retry_partition
+            )));
+        if let Some(url) = endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        Ok(AwsQueue {
+            client: aws_sdk_sqs::Client::from_conf(builder.build()),
+            operation_timeout: options.operation_timeout,
+        })
+    }
+}
+
+/// The aws-config chain with the options' region and fixed credentials.
+// TODO(events): this stands in for the config `ssm::aws` loads (its private `loader`, and the
+// `AssumeRoleProvider` set up inline in `AwsSsm::connect`). Move those into one
+// `pub(crate) async fn shared_config(&ClientOptions) -> Result<SdkConfig, ClientError>` in
+// ssm/aws.rs, call it here, and drop this function and `ConnectError::Role`.
+async fn shared_config(options: &ClientOptions) -> Result<SdkConfig, ConnectError> {
+    if options.role.is_some() {
+        return Err(ConnectError::Role);
+    }
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &options.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some((key, secret)) = &options.static_credentials {
+        loader = loader.credentials_provider(Credentials::new(
+            key.clone(),
+            secret.clone(),
+            None,
+            None,
+            "ssm-association-exporter-static",
+        ));
+    }
+    let shared = loader.load().await;
+    if shared.region().is_none() {
+        return Err(ClientError::NoRegion.into());
+    }
+    Ok(shared)
+}
+
+impl Queue for AwsQueue {
+    async fn receive(
+        &self,
+        queue_url: &str,
+        wait: Duration,
+        max_messages: i32,
+    ) -> Result<Vec<Message>, SqsError> {
+        let seconds = i32::try_from(wait.as_secs()).unwrap_or(i32::MAX);
+        // The client's timeout covers the call's own work; a long poll adds its wait on top,
+        // or every empty 20 s poll would end as a timeout.
+        let timeout = TimeoutConfig::builder()
+            .operation_timeout(self.operation_timeout + wait)
+            .build();
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(queue_url)
+            .wait_time_seconds(seconds)
+            .max_number_of_messages(max_messages)
+            .customize()
+            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeout))
+            .send()
+            .await
+            .map_err(classify)?;
+        out.messages()
+            .iter()
+            .map(|m| {
+                // Without both, a message could be neither told apart nor deleted.
+                let (Some(message_id), Some(receipt_handle)) = (m.message_id(), m.receipt_handle())
+                else {
+                    return Err(SqsError::Response(
+                        "ReceiveMessage answered a message without MessageId or ReceiptHandle"
+                            .into(),
+                    ));
+                };
+                Ok(Message {
+                    message_id: message_id.to_owned(),
+                    receipt_handle: receipt_handle.to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete(
+        &self,
+        queue_url: &str,
+        entries: &[(String, String)],
+    ) -> Result<DeleteOutcome, SqsError> {
+        let entries = entries
+            .iter()
+            .map(|(id, receipt_handle)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(id)
+                    .receipt_handle(receipt_handle)
+                    .build()
+                    .map_err(|e| SqsError::Setup(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(DeleteOutcome {
+            deleted: out.successful().iter().map(|s| s.id().to_owned()).collect(),
+            failed: out
+                .failed()
+                .iter()
+                .map(|f| DeleteFailure {
+                    id: f.id().to_owned(),
+                    code: f.code().to_owned(),
+                    message: f.message().unwrap_or_default().to_owned(),
+                    sender_fault: f.sender_fault(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Codes that mean "slow down". SQS's JSON protocol names its errors by their old query codes
+/// (the `x-amzn-query-error` header wins over `__type`), so both forms are listed.
+const THROTTLING_CODES: &[&str] = &[
+    "RequestThrottled",
+    "ThrottlingException",
+    "Throttling",
+    "KMS.ThrottlingException",
+];
+
+/// Codes of a caller that may not use the queue, or the key it is encrypted with.
+const ACCESS_DENIED_CODES: &[&str] = &[
+    "AccessDenied",
+    "AccessDeniedException",
+    "KMS.AccessDeniedException",
+];
+
+/// Whether the call failed because no credentials could be had; the SDK reports it as a
+/// dispatch failure, like a network error.
+fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if e.is::<CredentialsError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+fn classify<E>(err: SdkError<E, HttpResponse>) -> SqsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let context = || DisplayErrorContext(&err).to_string();
+    if from_credentials(&err) {
+        return SqsError::Credentials(context());
+    }
+    match &err {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().unwrap_or_default().to_owned();
+            let message = service.err().message().unwrap_or_default().to_owned();
+            let status = service.raw().status().as_u16();
+            match code.as_str() {
+                "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
+                    SqsError::QueueDoesNotExist
+                }
+                c if THROTTLING_CODES.contains(&c) => SqsError::Throttled { message },
+                c if ACCESS_DENIED_CODES.contains(&c) => SqsError::AccessDenied { code, message },
+                "" => SqsError::Service {
+                    code: format!("HTTP {status}"),
+                    message,
+                },
+                _ if status >= 500 => SqsError::Service { code, message },
+                _ => SqsError::Rejected { code, message },
+            }
+        }
+        SdkError::TimeoutError(_) => SqsError::Timeout(context()),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => SqsError::Timeout(context()),
+        SdkError::DispatchFailure(failure) if failure.is_user() => SqsError::Setup(context()),
+        SdkError::DispatchFailure(_) => SqsError::Network(context()),
+        // A 5xx whose body is not JSON (a load balancer's page) is still the service failing.
+        SdkError::ResponseError(response) if response.raw().status().as_u16() >= 500 => {
+            SqsError::Service {
+                code: format!("HTTP {}", response.raw().status().as_u16()),
+                message: context(),
+            }
+        }
+        SdkError::ResponseError(_) => SqsError::Response(context()),
+        SdkError::ConstructionFailure(_) => SqsError::Setup(context()),
+        _ => SqsError::Service {
+            code: "unknown".into(),
+            message: context(),
+        },
+    }
+}
