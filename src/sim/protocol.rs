@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Association, Execution, Fault, Recorded, Sim, State};
 use crate::config::is_uuid;
+use crate::events::parse_time;
 use crate::http::{self, Body};
 
 const JSON: &str = "application/x-amz-json-1.1";
@@ -839,71 +840,9 @@ fn output_source_id(execution_id: &str, resource_id: &str) -> String {
     super::uuid(h, h.rotate_left(29))
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` into seconds since the epoch; anything else, including
-/// out-of-range fields, is `None`.
-pub(super) fn parse_time(s: &str) -> Option<f64> {
-    fn number(s: &str, digits: usize, max: i64) -> Option<i64> {
-        if s.len() != digits || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok().filter(|n| *n <= max)
-    }
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, m, day) = (
-        number(d.next()?, 4, 9999)?,
-        number(d.next()?, 2, 12)?,
-        number(d.next()?, 2, 31)?,
-    );
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':');
-    let (hh, mm, ss) = (
-        number(t.next()?, 2, 23)?,
-        number(t.next()?, 2, 59)?,
-        number(t.next()?, 2, 60)?,
-    );
-    if d.next().is_some() || t.next().is_some() || m == 0 || day == 0 {
-        return None;
-    }
-    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let frac: f64 = format!("0.{frac}").parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm); every input is bounded above.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3_600 + mm * 60 + ss) as f64 + frac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(parse_time("2019-02-18T16:00:00Z"), Some(1_550_505_600.0));
-        assert_eq!(parse_time("2018-04-10T19:15:38.5Z"), Some(1_523_387_738.5));
-        assert_eq!(parse_time("2018-04-10"), None);
-        for bad in [
-            "2018-13-10T00:00:00Z",
-            "9999999999999999-01-01T00:00:00Z",
-            "2018-01-01T-1:00:00Z",
-            "2018-01-01T00:00:00.5e10Z",
-            "2018-01-01T00:00:00.Z",
-            "2018-01-01T00:00Z",
-            "2018-01-01-01T00:00:00Z",
-            "２０１８-01-01T00:00:00Z",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn attempts() {
