@@ -1,9 +1,12 @@
 //! A simulated SSM endpoint: the four association operations over the real awsJson1.1 wire
 //! protocol, on loopback, with state that tests script and faults they switch on. The demo,
-//! the tests and the benchmarks all talk to it through the real `aws-sdk-ssm` client.
+//! the tests and the benchmarks all talk to it through the real `aws-sdk-ssm` client. Its SQS
+//! side (`sqs`) shares the endpoint: queues that tests create, and State Manager's events,
+//! which the simulated SSM puts into the queues subscribed to its account and region.
 
 pub mod demo;
 mod protocol;
+mod sqs;
 mod sts;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,14 +15,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// The simulator's state; clones share it.
 #[derive(Debug, Clone)]
 pub struct Sim {
     state: Arc<Mutex<State>>,
+    /// Woken whenever a message is put in any queue, for long polls waiting outside the lock.
+    queue_changed: Arc<Notify>,
 }
+
+/// The account the simulated SSM is in when no caller is expected (the user guide's example).
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
+/// The region the simulated SSM is in when no caller is expected.
+pub const DEFAULT_REGION: &str = "us-east-2";
 
 /// One target of an execution, as the simulator stores it.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +112,8 @@ pub enum Fault {
 pub struct Recorded {
     pub operation: String,
     pub association_id: Option<String>,
+    /// The `QueueUrl` of an SQS request.
+    pub queue_url: Option<String>,
     /// From the SDK's `amz-sdk-request: attempt=N; max=M` header.
     pub attempt: Option<u32>,
     pub max_results: Option<i64>,
@@ -124,8 +136,12 @@ struct State {
     expire_on_read: Vec<(String, String)>,
     /// Roles that STS `AssumeRole` grants, by ARN.
     roles: BTreeMap<String, sts::RoleRule>,
-    /// The account and region SSM requests must be signed for, when set.
+    /// The account and region SSM requests must be signed for, when set; also where the
+    /// simulated SSM's events come from.
     caller: Option<(String, String)>,
+    queues: sqs::Queues,
+    /// The URL of the running endpoint, for queue URLs.
+    endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -236,7 +252,10 @@ impl Sim {
                 expire_on_read: Vec::new(),
                 roles: BTreeMap::new(),
                 caller: None,
+                queues: sqs::Queues::default(),
+                endpoint: None,
             })),
+            queue_changed: Arc::new(Notify::new()),
         }
     }
 
@@ -289,6 +308,7 @@ impl Sim {
             .latest()
             .map_or(now(), |e| (e.created + 1.0).max(now()));
         state.insert_execution(association_id, &id, created, targets)?;
+        self.queue_changed.notify_waiters();
         Some(id)
     }
 
@@ -301,8 +321,11 @@ impl Sim {
         created: f64,
         targets: Vec<SimTarget>,
     ) -> Option<()> {
-        self.lock()
-            .insert_execution(association_id, execution_id, created, targets)
+        let inserted = self
+            .lock()
+            .insert_execution(association_id, execution_id, created, targets);
+        self.queue_changed.notify_waiters();
+        inserted
     }
 
     /// Sets a target's status and detailed status; adds the target (a managed instance) if
@@ -319,9 +342,16 @@ impl Sim {
         let execution = state
             .association_mut(association_id)?
             .execution_mut(execution_id)?;
+        let run_before = execution.status();
         let position = execution
             .targets
             .binary_search_by(|t| t.resource_id.as_str().cmp(resource_id));
+        let before = position.ok().map(|i| {
+            (
+                execution.targets[i].status.clone(),
+                execution.targets[i].detailed_status.clone(),
+            )
+        });
         let target = match position {
             Ok(i) => &mut execution.targets[i],
             Err(i) => {
@@ -334,6 +364,16 @@ impl Sim {
         target.status = status.to_owned();
         target.detailed_status = detailed_status.to_owned();
         target.last_execution_date = Some(now());
+        let target_changed = before != Some((status.to_owned(), detailed_status.to_owned()));
+        let run_changed = execution.status() != run_before;
+        if target_changed {
+            state.target_changed(association_id, execution_id, resource_id);
+        }
+        if run_changed {
+            state.association_changed(association_id);
+        }
+        drop(state);
+        self.queue_changed.notify_waiters();
         Some(())
     }
 
@@ -349,7 +389,13 @@ impl Sim {
         let execution = state
             .association_mut(association_id)?
             .execution_mut(execution_id)?;
+        let before = execution.status();
         execution.status = Some((status.to_owned(), detailed_status.to_owned()));
+        if execution.status() != before {
+            state.association_changed(association_id);
+        }
+        drop(state);
+        self.queue_changed.notify_waiters();
         Some(())
     }
 
@@ -418,6 +464,60 @@ impl Sim {
         };
     }
 
+    /// Creates an SQS queue (nothing if it exists) and returns its URL,
+    /// `{endpoint}/{account}/{name}`. Queues are told apart by the URL's path, so a URL made
+    /// before [`Sim::start`] (host `localhost`) names the same queue.
+    pub fn create_queue(&self, account: &str, name: &str) -> String {
+        let mut state = self.lock();
+        let path = format!("/{account}/{name}");
+        state.queues.create(path.clone());
+        let endpoint = state.endpoint.as_deref().unwrap_or("http://localhost");
+        format!("{endpoint}{path}")
+    }
+
+    /// Sets how long a received message stays hidden before it can be received again
+    /// (SQS's default: 30 s). `None` if there is no such queue.
+    pub fn set_visibility_timeout(&self, queue_url: &str, timeout: Duration) -> Option<()> {
+        self.lock()
+            .queues
+            .set_visibility(sqs::queue_path(queue_url), timeout)
+    }
+
+    /// Delivers the simulated SSM's State Manager events for `account` and `region` to the
+    /// queue, as an EventBridge rule would; they are emitted while the SSM side is in that
+    /// place (the expected caller's, else [`DEFAULT_ACCOUNT`] and [`DEFAULT_REGION`]).
+    /// `None` if there is no such queue.
+    pub fn subscribe(&self, queue_url: &str, account: &str, region: &str) -> Option<()> {
+        self.lock()
+            .queues
+            .subscribe(sqs::queue_path(queue_url), account, region)
+    }
+
+    /// Puts a message with this body in the queue, whatever it holds; returns its ID, or
+    /// `None` if there is no such queue.
+    pub fn send_raw(&self, queue_url: &str, body: &str) -> Option<String> {
+        let mut state = self.lock();
+        let id = state.message_id();
+        state
+            .queues
+            .push(sqs::queue_path(queue_url), id.clone(), body.to_owned())?;
+        drop(state);
+        self.queue_changed.notify_waiters();
+        Some(id)
+    }
+
+    /// Messages in the queue that are not deleted, hidden ones included; `None` if there is
+    /// no such queue.
+    pub fn queue_depth(&self, queue_url: &str) -> Option<usize> {
+        self.lock().queues.depth(sqs::queue_path(queue_url))
+    }
+
+    /// Makes every SQS call on the queue fail with `fault`, or heals it with `None`.
+    /// `Throttle` answers `RequestThrottled`, `AccessDenied` a 403 `AccessDenied`.
+    pub fn fail_queue(&self, queue_url: &str, fault: Option<Fault>) {
+        self.lock().queues.fail(sqs::queue_path(queue_url), fault);
+    }
+
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
@@ -435,6 +535,7 @@ impl Sim {
     pub async fn start(&self) -> std::io::Result<SimServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        self.lock().endpoint = Some(format!("http://{addr}"));
         let (stop, mut stopped) = watch::channel(false);
         let handler = protocol::handler(self.clone());
         let task = tokio::spawn(crate::http::serve(
@@ -513,6 +614,7 @@ impl State {
         let association = self.association_mut(association_id)?;
         targets.sort_by(|a, b| a.resource_id.cmp(&b.resource_id));
         let version = association.version;
+        let resources: Vec<String> = targets.iter().map(|t| t.resource_id.clone()).collect();
         association.executions.push(Execution {
             id: execution_id.to_ascii_lowercase(),
             association_version: version,
@@ -520,6 +622,11 @@ impl State {
             status: None,
             targets,
         });
+        // A run starts: its association's state, then each target's first status.
+        self.association_changed(association_id);
+        for resource_id in resources {
+            self.target_changed(association_id, execution_id, &resource_id);
+        }
         Some(())
     }
 

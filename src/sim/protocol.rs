@@ -1,6 +1,7 @@
 //! The awsJson1.1 side of the simulator: routing on `X-Amz-Target`, request validation, the
 //! four operations, pagination tokens and the error envelopes, as ssm-api.md §1, §3, §4 and §9
-//! describe them; a request without `X-Amz-Target` goes to the STS stub. Signatures are not
+//! describe them; a request without `X-Amz-Target` goes to the STS stub, one whose target starts
+//! `AmazonSQS.` to the SQS side. Signatures are not
 //! checked, but the key ID and region of the credential scope are, when the simulator expects
 //! a caller.
 
@@ -20,7 +21,7 @@ use crate::http::{self, Body};
 
 const JSON: &str = "application/x-amz-json-1.1";
 /// Far above any real request of these operations; a larger one is refused unread.
-const MAX_REQUEST_BYTES: usize = 64 * 1024;
+pub(super) const MAX_REQUEST_BYTES: usize = 64 * 1024;
 const DEFAULT_PAGE: usize = 50;
 
 type Handled = Pin<Box<dyn Future<Output = Result<Response<Body>, Reset>> + Send>>;
@@ -77,6 +78,16 @@ enum Answer {
 }
 
 async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, Reset> {
+    // SQS shares the endpoint, told apart by its target prefix, as the SDK sends it.
+    if let Some(operation) = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("AmazonSQS."))
+    {
+        let operation = operation.to_owned();
+        return super::sqs::handle(sim, operation, request).await;
+    }
     let operation = request
         .headers()
         .get("x-amz-target")
@@ -186,14 +197,14 @@ fn caller_refused(state: &State, scope: Option<&(String, String)>) -> Option<Api
     None
 }
 
-fn parse_attempt(header: &str) -> Option<u32> {
+pub(super) fn parse_attempt(header: &str) -> Option<u32> {
     header
         .split(';')
         .find_map(|part| part.trim().strip_prefix("attempt="))
         .and_then(|n| n.parse().ok())
 }
 
-fn add_request_id(r: &mut Response<Body>, request_id: &str) {
+pub(super) fn add_request_id(r: &mut Response<Body>, request_id: &str) {
     if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
         r.headers_mut().insert("x-amzn-requestid", v);
     }
@@ -229,6 +240,7 @@ fn answer(
     state.requests.push(Recorded {
         operation: operation.to_owned(),
         association_id: association_id.clone(),
+        queue_url: None,
         attempt,
         max_results: member("MaxResults").and_then(Value::as_i64),
         status: 0,
@@ -806,7 +818,7 @@ fn association<'a>(state: &'a State, id: &str) -> Result<&'a Association, ApiErr
 }
 
 /// The overview's Status is one of Pending, Success, Failed; DetailedStatus says more.
-fn overview_status(a: &Association) -> (&'static str, String) {
+pub(super) fn overview_status(a: &Association) -> (&'static str, String) {
     match a.latest().map(Execution::status) {
         None => ("Pending", "Associated".to_owned()),
         Some((s, d)) => match s.as_str() {

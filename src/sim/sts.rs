@@ -33,6 +33,7 @@ pub(super) fn answer(state: &mut State, body: &[u8]) -> (StatusCode, String) {
     state.requests.push(Recorded {
         operation: form.get("Action").cloned().unwrap_or_default(),
         association_id: None,
+        queue_url: None,
         attempt: None,
         max_results: None,
         status: 0,

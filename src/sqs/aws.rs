@@ -241,6 +241,9 @@ where
                 }
                 c if THROTTLING_CODES.contains(&c) => SqsError::Throttled { message },
                 c if ACCESS_DENIED_CODES.contains(&c) => SqsError::AccessDenied { code, message },
+                // A 200 whose body is not the output: the SDK reports it as a service error
+                // without a code, but the service answered; its answer was unreadable.
+                "" if status < 300 => SqsError::Response(context()),
                 "" => SqsError::Service {
                     code: format!("HTTP {status}"),
                     message,
