@@ -13,4 +13,5 @@ mod promtool;
 mod serving;
 mod shards;
 mod sim;
+mod sqs;
 mod ssm_client;
