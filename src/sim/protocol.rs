@@ -1,9 +1,8 @@
 //! The awsJson1.1 side of the simulator: routing on `X-Amz-Target`, request validation, the
 //! four operations, pagination tokens and the error envelopes, as ssm-api.md §1, §3, §4 and §9
 //! describe them; a request without `X-Amz-Target` goes to the STS stub, one whose target starts
-//! `AmazonSQS.` to the SQS side. Signatures are not
-//! checked, but the key ID and region of the credential scope are, when the simulator expects
-//! a caller.
+//! `AmazonSQS.` to the SQS side. Signatures are not checked, but the key ID and region of the
+//! credential scope are, when the simulator expects a caller.
 
 use std::future::Future;
 use std::pin::Pin;
