@@ -144,7 +144,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let mut config = match &flags.config_file {
         Some(path) => config::load(path).map_err(|e| Usage(e.to_string()))?,
         None if flags.demo => demo_config()?,
-        None => config::parse("").map_err(Usage)?,
+        None => config::parse("").map_err(|e| Usage(e.to_string()))?,
     };
     let shard = Shard::new(flags.shard, flags.total_shards).map_err(Usage)?;
     config.shard = shard;
@@ -321,7 +321,8 @@ fn demo_options(options: ClientOptions, endpoint_url: &str) -> ClientOptions {
 /// The demo watches everything, polling often enough to see runs evolve, at a rate the
 /// simulator does not mind.
 fn demo_config() -> Result<Config, Usage> {
-    config::parse("poll_interval: 5s\napi:\n  requests_per_second: 50\n").map_err(Usage)
+    config::parse("poll_interval: 5s\napi:\n  requests_per_second: 50\n")
+        .map_err(|e| Usage(e.to_string()))
 }
 
 #[cfg(test)]

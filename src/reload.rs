@@ -164,10 +164,9 @@ impl Reloader {
                 .lines()
                 .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
             {
-                return Err(
-                    "the file is empty; a reload keeps the running configuration (write {} for the defaults)"
-                        .to_owned(),
-                );
+                return Err(config::Invalid::new(
+                    "the file is empty; a reload keeps the running configuration (write {} for the defaults)",
+                ));
             }
             config::parse(text)
         });

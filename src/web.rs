@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde::de::{IgnoredAny, MapAccess, Visitor};
 use tokio::sync::Semaphore;
 
-use crate::config::{self, ConfigError, line_suffix, locate};
+use crate::config::{self, ConfigError, Invalid, locate};
 
 /// A loaded web configuration.
 #[derive(Debug, Clone, Default)]
@@ -112,12 +112,10 @@ pub fn load(path: &Path) -> Result<WebConfig, ConfigError> {
 ///
 /// # Errors
 ///
-/// A message naming the key and the line.
-pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
+/// [`Invalid`] naming the key and the line.
+pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, Invalid> {
     let raw: RawWebConfig = config::from_yaml(text)?;
-    let at = |path: &str, message: String| {
-        format!("{path}: {message}{}", line_suffix(locate(text, path)))
-    };
+    let at = |path: &str, message: String| Invalid::at(text, path, message);
     if raw.rate_limit.is_some() {
         return Err(at(
             "rate_limit",
@@ -149,16 +147,14 @@ pub fn parse(text: &str, dir: &Path) -> Result<WebConfig, String> {
             for (user, hash) in users {
                 let key = format!("basic_auth_users.{user}");
                 if user.is_empty() {
-                    return Err(format!(
-                        "basic_auth_users: a user name must not be empty{}",
-                        line_suffix(user_lines(text, "").first().copied())
-                    ));
+                    return Err(
+                        Invalid::of("basic_auth_users", "a user name must not be empty")
+                            .on_line(user_lines(text, "").first().copied()),
+                    );
                 }
                 if checked.contains_key(&user) {
-                    return Err(format!(
-                        "{key}: repeated{}",
-                        line_suffix(user_lines(text, &user).get(1).copied())
-                    ));
+                    return Err(Invalid::of(key, "repeated")
+                        .on_line(user_lines(text, &user).get(1).copied()));
                 }
                 if user.contains(':') {
                     return Err(at(&key, "a user name cannot contain ':'".to_owned()));
@@ -859,7 +855,8 @@ mod tests {
             .filter_map(|(text, want)| {
                 let got = parse(text, Path::new("/nonexistent"))
                     .map(|_| ())
-                    .expect_err(text);
+                    .expect_err(text)
+                    .to_string();
                 (got != *want).then(|| format!("{text}\n  got: {got}\n want: {want}"))
             })
             .collect();

@@ -14,9 +14,9 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{Association, Execution, Fault, Recorded, Sim, State};
-use crate::config::is_uuid;
 use crate::events::parse_time;
 use crate::http::{self, Body};
+use crate::ssm::is_uuid;
 
 const JSON: &str = "application/x-amz-json-1.1";
 /// Far above any real request of these operations; a larger one is refused unread.

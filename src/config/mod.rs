@@ -1,0 +1,634 @@
+//! The configuration file: YAML in, a validated [`Config`] out. [`load`] is the one entry;
+//! no type past it can hold an ID or a duration that was not checked, and every error about
+//! content is an [`Invalid`] that names the key path and the line.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+mod duration;
+mod file;
+mod parse;
+mod yaml;
+
+pub use duration::{format_duration, parse_duration};
+pub use file::{FileError, MAX_FILE_BYTES, read_file};
+pub use parse::parse;
+pub(crate) use yaml::locate;
+pub use yaml::{MAX_FLOW_DEPTH, from_yaml};
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The AWS region; `None` leaves it to the standard chain (`AWS_REGION`, profile, IMDS).
+    pub region: Option<String>,
+    /// Overrides the SSM endpoint (`AWS_ENDPOINT_URL_SSM` does the same from the environment).
+    pub endpoint_url: Option<String>,
+    pub poll_interval: Duration,
+    pub watch: Watch,
+    /// A finished execution whose summary has not changed keeps its counts without a re-read
+    /// for at most this long; zero re-reads every target every cycle.
+    pub full_refresh_interval: Duration,
+    /// A cycle's associations not polled by then keep their last values, marked failed.
+    pub cycle_timeout: Duration,
+    pub api: Api,
+    /// Name failed and timed-out targets, at most this many per association; `None` (the
+    /// default) only counts them.
+    pub failed_targets: Option<usize>,
+    /// The share of the associations this replica polls: from flags, not from the file.
+    pub shard: Shard,
+    /// Accounts and regions to poll, each pair on its own client; empty: one pair, the
+    /// default credentials in `region`.
+    pub accounts: Vec<Account>,
+    /// Overrides the STS endpoint that roles are assumed through (`AWS_ENDPOINT_URL_STS` does
+    /// the same from the environment).
+    pub sts_endpoint_url: Option<String>,
+}
+
+/// One account and the regions polled in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Twelve digits: from the role ARN, or given for the default credentials.
+    pub account_id: String,
+    /// The role to assume; `None` polls with the default credentials.
+    pub role: Option<Role>,
+    pub regions: Vec<String>,
+    /// SSM endpoints by region, for VPC endpoints and simulators; the rest use the default.
+    pub endpoint_urls: std::collections::BTreeMap<String, String>,
+}
+
+/// A role assumed through STS, as `AssumeRole` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+}
+
+/// The session name when the configuration gives none: CloudTrail shows it.
+pub const DEFAULT_SESSION_NAME: &str = "ssm-association-exporter";
+
+/// Where associations come from, as labels: an account and a region. Series carry it only
+/// when the configuration lists `accounts`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Place {
+    pub account_id: String,
+    pub region: String,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.account_id, self.region)
+    }
+}
+
+/// One (account, region) pair to poll, with what its client needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// `None` without `accounts`: the series then carry no account or region labels.
+    pub place: Option<Place>,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub role: Option<Role>,
+}
+
+/// One of `total` replicas that split the associations between them by a stable hash of the
+/// association ID, without talking to each other (as kube-state-metrics shards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub total: u32,
+}
+
+impl Shard {
+    /// Every association: no sharding.
+    pub const ALL: Shard = Shard { index: 0, total: 1 };
+
+    /// # Errors
+    ///
+    /// A message when `index` is not below `total`, or `total` is 0.
+    pub fn new(index: u32, total: u32) -> Result<Shard, String> {
+        if total == 0 {
+            return Err("--total-shards must be at least 1".to_owned());
+        }
+        if index >= total {
+            return Err(format!(
+                "--shard {index} is not below --total-shards {total}: shards count from 0"
+            ));
+        }
+        Ok(Shard { index, total })
+    }
+
+    /// Whether this replica polls the association. The hash (FNV-1a of the lower-case ID) is
+    /// fixed: every replica, of every version, agrees on who polls what.
+    pub fn owns(&self, association_id: &str) -> bool {
+        if self.total <= 1 {
+            return true;
+        }
+        let hash = association_id
+            .bytes()
+            .map(|b| b.to_ascii_lowercase())
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+            });
+        hash % u64::from(self.total) == u64::from(self.index)
+    }
+}
+
+/// How the exporter treats the SSM API of one account and region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Api {
+    /// The steady rate of calls, with `burst` of them at once after a quiet spell.
+    pub requests_per_second: f64,
+    pub burst: u32,
+    /// Calls in flight at once; also how many associations are polled side by side.
+    pub max_in_flight: usize,
+    /// Attempts per call, the first included, with the SDK's backoff and jitter between.
+    pub max_attempts: u32,
+    pub retry_mode: RetryMode,
+    /// One call, every attempt included.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetryMode {
+    /// Exponential backoff with full jitter.
+    Standard,
+    /// Standard, plus a client-side rate that slows down after throttling answers.
+    Adaptive,
+}
+
+impl Default for Api {
+    /// Conservative: SSM's Describe and List limits are unpublished and low, shared by every
+    /// tool of the account and region.
+    fn default() -> Self {
+        Api {
+            requests_per_second: 5.0,
+            burst: 10,
+            max_in_flight: 4,
+            max_attempts: 5,
+            retry_mode: RetryMode::Standard,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Eq for Api {}
+
+/// Which associations a cycle polls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watch {
+    /// Exactly these, in the order of the file.
+    Explicit(Vec<WatchedAssociation>),
+    /// Every association ListAssociations returns, narrowed by the filter.
+    Discover(Discovery),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedAssociation {
+    pub association_id: AwsId,
+    /// Pins the exporter to this one execution instead of the latest.
+    pub execution_id: Option<AwsId>,
+    /// Sent as the API's `Filters`: only matching targets are counted.
+    pub filters: Vec<TargetFilter>,
+    /// Which account and region hold it; set exactly when the configuration lists `accounts`.
+    pub place: Option<Place>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// Kept client-side: the API's `AssociationName` filter is documented as a match, not a prefix.
+    pub name_prefix: Option<String>,
+    /// Sent as the `Name` filter of ListAssociations.
+    pub document_name: Option<String>,
+}
+
+/// One `AssociationExecutionTargetsFilter`: always an equality match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFilter {
+    pub key: TargetFilterKey,
+    pub value: NonEmpty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TargetFilterKey {
+    Status,
+    ResourceId,
+    ResourceType,
+}
+
+impl TargetFilterKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetFilterKey::Status => "Status",
+            TargetFilterKey::ResourceId => "ResourceId",
+            TargetFilterKey::ResourceType => "ResourceType",
+        }
+    }
+}
+
+/// An association or execution ID: a UUID, as the API's pattern requires, kept in lower case.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AwsId(String);
+
+impl AwsId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AwsId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A string that is not empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty(String);
+
+impl NonEmpty {
+    /// `None` for an empty string.
+    pub fn new(s: impl Into<String>) -> Option<Self> {
+        let s = s.into();
+        (!s.is_empty()).then_some(NonEmpty(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The shortest poll interval: tests go this low, real fleets never should.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// The safety valve for the assumption that finished executions do not change.
+pub const DEFAULT_FULL_REFRESH: Duration = Duration::from_secs(6 * 3600);
+pub const DEFAULT_CYCLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Failed targets named per association when naming is on: enough for an alert to list them,
+/// few enough that a fleet-wide failure does not flood Prometheus.
+pub const DEFAULT_FAILED_TARGETS: usize = 50;
+
+/// Why a configuration file was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: FileError,
+    },
+    #[error("{path}: {source}")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: Invalid,
+    },
+}
+
+/// Content that is not a valid configuration: the key path, what is wrong with its value,
+/// and the line, as `{key}: {message} at line {line}`. serde_yaml's own messages stand
+/// alone: they carry the key path and their position already.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{message}{}", key_prefix(.key), line_suffix(.line))]
+pub struct Invalid {
+    key: Option<String>,
+    message: String,
+    line: Option<usize>,
+}
+
+impl Invalid {
+    /// A message that names no key: serde_yaml's, or one about the whole text.
+    pub fn new(message: impl Into<String>) -> Self {
+        Invalid {
+            key: None,
+            message: message.into(),
+            line: None,
+        }
+    }
+
+    /// A problem with the value of `key`, at no line yet.
+    pub fn of(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Invalid {
+            key: Some(key.into()),
+            ..Invalid::new(message)
+        }
+    }
+
+    /// A problem with the value of the key path `key`, at its line in `text` if it can be found.
+    pub fn at(text: &str, key: &str, message: impl Into<String>) -> Self {
+        Invalid::of(key, message).on_line(locate(text, key))
+    }
+
+    /// Placed at `line` (1-based), for a problem whose line is not its key path's own: a list
+    /// item's at its list, a repeat at its second occurrence.
+    #[must_use]
+    pub fn on_line(self, line: Option<usize>) -> Self {
+        Invalid { line, ..self }
+    }
+}
+
+fn key_prefix(key: &Option<String>) -> String {
+    key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default()
+}
+
+fn line_suffix(line: &Option<usize>) -> String {
+    line.map(|l| format!(" at line {l}")).unwrap_or_default()
+}
+
+/// Reads and validates the file at `path`.
+///
+/// # Errors
+///
+/// [`ConfigError`] naming the file and, for bad content, the key and the line.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, parse)
+}
+
+/// Reads the file at `path` and hands its text to `parse`, naming the file in any error.
+///
+/// # Errors
+///
+/// [`ConfigError::Read`] if the file cannot be read, [`ConfigError::Invalid`] with the
+/// error of `parse` otherwise.
+pub fn load_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, Invalid>,
+) -> Result<T, ConfigError> {
+    let read = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let bytes = read_file(path).map_err(read)?;
+    let text = String::from_utf8(bytes).map_err(|_| read(FileError::NotText))?;
+    parse(&text).map_err(|source| ConfigError::Invalid {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `url` with its user information, if any, replaced by `***`: an endpoint may carry
+/// credentials (`http://user:pass@host`), and every URL the exporter prints goes through here.
+pub fn redacted_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(&url[start..], |end| &url[start..start + end]);
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
+    }
+}
+
+impl Config {
+    /// The keys whose change a reload cannot apply: they shape the AWS client, which is built
+    /// once at start.
+    pub fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.region != new.region {
+            keys.push("region");
+        }
+        if self.endpoint_url != new.endpoint_url {
+            keys.push("endpoint_url");
+        }
+        if self.api.max_attempts != new.api.max_attempts {
+            keys.push("api.max_attempts");
+        }
+        if self.api.retry_mode != new.api.retry_mode {
+            keys.push("api.retry_mode");
+        }
+        if self.api.timeout != new.api.timeout {
+            keys.push("api.timeout");
+        }
+        if self.accounts != new.accounts {
+            keys.push("accounts");
+        }
+        if self.sts_endpoint_url != new.sts_endpoint_url {
+            keys.push("sts_endpoint_url");
+        }
+        keys
+    }
+
+    /// Every (account, region) pair to poll, in the order of the file; without `accounts`,
+    /// the one pair of the default credentials.
+    pub fn sources(&self) -> Vec<SourceSpec> {
+        if self.accounts.is_empty() {
+            return vec![SourceSpec {
+                place: None,
+                region: self.region.clone(),
+                endpoint_url: self.endpoint_url.clone(),
+                role: None,
+            }];
+        }
+        self.accounts
+            .iter()
+            .flat_map(|a| {
+                a.regions.iter().map(|region| SourceSpec {
+                    place: Some(Place {
+                        account_id: a.account_id.clone(),
+                        region: region.clone(),
+                    }),
+                    region: Some(region.clone()),
+                    endpoint_url: a.endpoint_urls.get(region).cloned(),
+                    role: a.role.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// A one-line description, for `--config.check` and the start-up log.
+    pub fn summary(&self) -> String {
+        let watch = match &self.watch {
+            Watch::Explicit(list) => {
+                let pinned = list.iter().filter(|a| a.execution_id.is_some()).count();
+                format!("{} explicit associations ({pinned} pinned)", list.len())
+            }
+            Watch::Discover(d) => {
+                let mut s = "discovery of every association".to_owned();
+                if let Some(p) = &d.name_prefix {
+                    s.push_str(&format!(" named {p}*"));
+                }
+                if let Some(doc) = &d.document_name {
+                    s.push_str(&format!(" running {doc}"));
+                }
+                s
+            }
+        };
+        let shard = if self.shard.total > 1 {
+            format!(", shard {} of {}", self.shard.index, self.shard.total)
+        } else {
+            String::new()
+        };
+        let pairs = self.sources().len();
+        let place = if self.accounts.is_empty() {
+            format!(
+                "region {}, endpoint {}",
+                self.region.as_deref().unwrap_or("from the environment"),
+                self.endpoint_url
+                    .as_deref()
+                    .map_or("default".into(), redacted_url),
+            )
+        } else {
+            format!(
+                "{} accounts in {pairs} account-region pairs",
+                self.accounts.len()
+            )
+        };
+        let per = if pairs > 1 { " per pair" } else { "" };
+        format!(
+            "{watch}, poll interval {}, {place}, at most {} calls/s{per}{shard}",
+            format_duration(self.poll_interval),
+            self.api.requests_per_second,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_loads() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.yaml"));
+        let config = load(path).expect("config.example.yaml is valid");
+        assert_eq!(
+            config.summary(),
+            "3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default, at most 5 calls/s"
+        );
+        let Watch::Explicit(list) = &config.watch else {
+            panic!("expected explicit associations")
+        };
+        assert_eq!(list[2].filters.len(), 2);
+        // The commented-out discovery block is valid too, once the associations are gone.
+        let text = std::fs::read_to_string(path).expect("read example");
+        let start = text.find("associations:\n").expect("associations key");
+        let end = text
+            .find("# Narrowing for discovery")
+            .expect("discovery comment");
+        let accounts_at = text.find("# Several accounts").expect("accounts comment");
+        let accounts_key = text.find("# accounts:").expect("accounts key");
+        let sts_key = text.find("# sts_endpoint_url:").expect("sts key");
+        let uncomment = |block: &str| -> String {
+            block
+                .lines()
+                .skip(1)
+                .map(|l| l.strip_prefix("# ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let discovery = uncomment(&text[end..accounts_at]);
+        let swapped = format!("{}{discovery}\n", &text[..start]);
+        let config = parse(&swapped).expect("the example's discovery block is valid");
+        assert_eq!(
+            config.watch,
+            Watch::Discover(Discovery {
+                name_prefix: Some("patch-".into()),
+                document_name: Some("AWS-RunPatchBaseline".into()),
+            })
+        );
+        // And so is the accounts block, in place of the region.
+        // The keys without the prose between them: the line before each is skipped.
+        let accounts = format!(
+            "{}\n{}",
+            uncomment(&text[accounts_key - 1..text.find("#\n# STS").expect("STS comment")]),
+            uncomment(&text[sts_key - 1..])
+        );
+        let with_accounts = format!(
+            "{}{accounts}\n",
+            text[..start].replace("\nregion: us-east-2\n", "\n")
+        );
+        let config = parse(&with_accounts).expect("the example's accounts block is valid");
+        assert_eq!(config.sources().len(), 3);
+        assert_eq!(
+            config.sts_endpoint_url.as_deref(),
+            Some("https://sts.us-east-1.amazonaws.com")
+        );
+    }
+
+    #[test]
+    fn shards_split_every_id_exactly_once() {
+        assert_eq!(
+            Shard::new(0, 0),
+            Err("--total-shards must be at least 1".to_owned())
+        );
+        assert_eq!(
+            Shard::new(3, 3),
+            Err("--shard 3 is not below --total-shards 3: shards count from 0".to_owned())
+        );
+        let shards: Vec<Shard> = (0..4).map(|i| Shard::new(i, 4).expect("valid")).collect();
+        let mut per_shard = [0usize; 4];
+        for n in 0..1000u32 {
+            let id = format!("{n:08x}-85c6-4d40-926b-7c791a0b1c2d");
+            let owners: Vec<usize> = (0..4).filter(|&i| shards[i].owns(&id)).collect();
+            assert_eq!(owners.len(), 1, "{id}");
+            assert!(
+                shards[owners[0]].owns(&id.to_ascii_uppercase()),
+                "case does not matter"
+            );
+            per_shard[owners[0]] += 1;
+        }
+        // FNV spreads UUIDs evenly enough: each shard gets a fair part.
+        assert!(
+            per_shard.iter().all(|&n| (200..=300).contains(&n)),
+            "{per_shard:?}"
+        );
+        // The hash is fixed: this ID belongs to shard 0 of 4 in every build.
+        let owner = (0..4).find(|&i| shards[i].owns("fa94c678-85c6-4d40-926b-7c791a0b1c2d"));
+        assert_eq!(owner, Some(0));
+        assert!(Shard::ALL.owns("anything"));
+    }
+
+    #[test]
+    fn userinfo_is_redacted_from_printed_urls() {
+        for (url, shown) in [
+            (
+                "http://user:pass@127.0.0.1:4566/x",
+                "http://***@127.0.0.1:4566/x",
+            ),
+            (
+                "https://token@ssm.example.com",
+                "https://***@ssm.example.com",
+            ),
+            ("http://a:b@c@host/p@q", "http://***@host/p@q"),
+            ("http://127.0.0.1:4566/a@b", "http://127.0.0.1:4566/a@b"),
+            (
+                "https://ssm.us-east-1.amazonaws.com",
+                "https://ssm.us-east-1.amazonaws.com",
+            ),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
+        let config = parse("region: us-east-1\nendpoint_url: http://user:pass@127.0.0.1:4566\n")
+            .expect("valid");
+        assert_eq!(
+            config.summary(),
+            "discovery of every association, poll interval 1m, region us-east-1, endpoint http://***@127.0.0.1:4566, at most 5 calls/s"
+        );
+    }
+
+    #[test]
+    fn load_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("sae-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("bad.yaml");
+        std::fs::write(&path, "poll_interval: soon\n").expect("write");
+        let err = load(&path).expect_err("bad file");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: poll_interval: \"soon\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+                path.display()
+            )
+        );
+        let missing = dir.join("missing.yaml");
+        let err = load(&missing).expect_err("missing file");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: cannot read: ", missing.display())),
+            "{err}"
+        );
+    }
+}
