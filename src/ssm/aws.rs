@@ -1,6 +1,7 @@
 //! [`Ssm`] over the real `aws-sdk-ssm` client. The only file that names an `aws_sdk_ssm` type:
 //! SDK shapes become our records here, and SDK errors become [`SsmError`].
 
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use aws_config::BehaviorVersion;
@@ -18,10 +19,11 @@ use super::{
     Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Overview, Page, Ssm,
     SsmError, Target,
 };
-use crate::config::{Config, RetryMode, Role, SourceSpec, TargetFilter};
+use crate::config::{Config, RetryMode, Role, SourceSpec, TargetFilter, redacted_url};
 
 /// How to build the client. Everything left `None` comes from the standard aws-config chain.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows the access key ID of static credentials but never the secret.
+#[derive(Clone)]
 pub struct ClientOptions {
     pub region: Option<String>,
     /// Takes precedence over `AWS_ENDPOINT_URL_SSM` and `AWS_ENDPOINT_URL`.
@@ -83,6 +85,43 @@ impl Default for ClientOptions {
             role: None,
             sts_endpoint_url: None,
         }
+    }
+}
+
+impl fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ClientOptions {
+            region,
+            endpoint_url,
+            static_credentials,
+            max_attempts,
+            initial_backoff,
+            operation_timeout,
+            adaptive,
+            retry_partition,
+            role,
+            sts_endpoint_url,
+        } = self;
+        f.debug_struct("ClientOptions")
+            .field("region", region)
+            .field("endpoint_url", &endpoint_url.as_deref().map(redacted_url))
+            .field(
+                "static_credentials",
+                &static_credentials
+                    .as_ref()
+                    .map(|(key_id, _)| (key_id, "***")),
+            )
+            .field("max_attempts", max_attempts)
+            .field("initial_backoff", initial_backoff)
+            .field("operation_timeout", operation_timeout)
+            .field("adaptive", adaptive)
+            .field("retry_partition", retry_partition)
+            .field("role", role)
+            .field(
+                "sts_endpoint_url",
+                &sts_endpoint_url.as_deref().map(redacted_url),
+            )
+            .finish()
     }
 }
 
@@ -465,6 +504,35 @@ where
 mod tests {
     use super::*;
     use aws_sdk_ssm::operation::list_associations::ListAssociationsError;
+
+    /// Options print for logs and panics without the secret of static credentials, or the
+    /// user information of an endpoint.
+    #[test]
+    fn debug_keeps_the_secret_out() {
+        let options = ClientOptions {
+            region: Some("eu-west-1".to_owned()),
+            endpoint_url: Some("http://user:pass@127.0.0.1:4566".to_owned()),
+            static_credentials: Some(("AKIDSHOWN".to_owned(), "never-printed".to_owned())),
+            ..ClientOptions::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("never-printed"), "{shown}");
+        assert!(!shown.contains("pass"), "{shown}");
+        for field in [
+            "region: Some(\"eu-west-1\")",
+            "endpoint_url: Some(\"http://***@127.0.0.1:4566\")",
+            "static_credentials: Some((\"AKIDSHOWN\", \"***\"))",
+            "max_attempts: 3",
+            "initial_backoff: 1s",
+            "operation_timeout: 30s",
+            "adaptive: false",
+            "retry_partition: \"ssm-association-exporter\"",
+            "role: None",
+            "sts_endpoint_url: None",
+        ] {
+            assert!(shown.contains(field), "{field} in {shown}");
+        }
+    }
 
     /// An unreadable answer becomes an error of about 1 KiB, without the response's headers.
     #[test]
