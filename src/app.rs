@@ -170,7 +170,7 @@ impl Exporter {
             board: board.clone(),
             exposition: exposition.clone(),
         };
-        let (reloader, reloads) = Reloader::new(file, shard, config, applier.clone());
+        let (reloader, reloads) = Reloader::new(file, config, applier.clone());
         if let Some((reloader, queue)) = reloader {
             tasks.push(tokio::spawn(reloader.run(queue, stop.clone())));
         }

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::config::is_uuid;
+use crate::ssm::is_uuid;
 
 /// The `source` of every Systems Manager event.
 pub const SOURCE: &str = "aws.ssm";

@@ -141,13 +141,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
-    let mut config = match &flags.config_file {
+    let config = match &flags.config_file {
         Some(path) => config::load(path).map_err(|e| Usage(e.to_string()))?,
         None if flags.demo => demo_config()?,
         None => config::parse("").map_err(|e| Usage(e.to_string()))?,
     };
     let shard = Shard::new(flags.shard, flags.total_shards).map_err(Usage)?;
-    config.shard = shard;
     let web = match &flags.web_config_file {
         Some(path) => web::load(path).map_err(|e| Usage(e.to_string()))?,
         None => WebConfig::default(),
@@ -166,7 +165,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         ))
     })?;
     if flags.config_check {
-        println!("configuration OK: {}", config.summary());
+        println!("configuration OK: {}{}", config.summary(), shard.summary());
         if flags.web_config_file.is_some() {
             println!("web configuration OK: {}", web.summary());
         }
@@ -192,7 +191,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
-    let summary = config.summary();
+    let summary = format!("{}{}", config.summary(), shard.summary());
     let exporter = Exporter::start_sources(
         sources,
         Setup {

@@ -1,6 +1,7 @@
 //! Reloading the configuration: one path for SIGHUP and `POST /-/reload`. The reloader owns
-//! the file and this replica's shard; one reload runs at a time, and asks that arrive while it
-//! runs share its outcome. A refused file changes nothing but the reload gauge.
+//! the file; one reload runs at a time, and asks that arrive while it runs share its outcome.
+//! A refused file changes nothing but the reload gauge. The shard is the schedulers': no file
+//! sets it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::board::{Board, Exposition};
-use crate::config::{self, Config, Shard};
+use crate::config::{self, Config};
 use crate::telemetry::Telemetry;
 
 /// Why a reload changed nothing.
@@ -107,7 +108,6 @@ impl Applier {
 #[derive(Debug)]
 pub(crate) struct Reloader {
     file: PathBuf,
-    shard: Shard,
     /// The configuration running now, to say which changes need a restart.
     running: Config,
     applier: Applier,
@@ -118,7 +118,6 @@ impl Reloader {
     /// answers [`ReloadError::NoFile`].
     pub(crate) fn new(
         file: Option<PathBuf>,
-        shard: Shard,
         running: Config,
         applier: Applier,
     ) -> (Option<(Reloader, ReloadQueue)>, Reloads) {
@@ -128,7 +127,6 @@ impl Reloader {
         let (requests, queue) = mpsc::channel(16);
         let reloader = Reloader {
             file,
-            shard,
             running,
             applier,
         };
@@ -170,7 +168,7 @@ impl Reloader {
             }
             config::parse(text)
         });
-        let mut new = match loaded {
+        let new = match loaded {
             Ok(new) => new,
             Err(e) => {
                 let _ = self.applier.apply(None).await;
@@ -178,7 +176,6 @@ impl Reloader {
                 return Err(ReloadError::Refused(e.to_string()));
             }
         };
-        new.shard = self.shard;
         match self.applier.apply(Some(new.clone())).await {
             Ok(()) => {}
             Err(e @ ReloadError::AccountsChanged) => {

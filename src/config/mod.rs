@@ -37,8 +37,6 @@ pub struct Config {
     /// Name failed and timed-out targets, at most this many per association; `None` (the
     /// default) only counts them.
     pub failed_targets: Option<usize>,
-    /// The share of the associations this replica polls: from flags, not from the file.
-    pub shard: Shard,
     /// Accounts and regions to poll, each pair on its own client; empty: one pair, the
     /// default credentials in `region`.
     pub accounts: Vec<Account>,
@@ -119,6 +117,15 @@ impl Shard {
             ));
         }
         Ok(Shard { index, total })
+    }
+
+    /// How a summary names it: nothing without sharding.
+    pub fn summary(&self) -> String {
+        if self.total > 1 {
+            format!(", shard {} of {}", self.index, self.total)
+        } else {
+            String::new()
+        }
     }
 
     /// Whether this replica polls the association. The hash (FNV-1a of the lower-case ID) is
@@ -457,11 +464,6 @@ impl Config {
                 s
             }
         };
-        let shard = if self.shard.total > 1 {
-            format!(", shard {} of {}", self.shard.index, self.shard.total)
-        } else {
-            String::new()
-        };
         let pairs = self.sources().len();
         let place = if self.accounts.is_empty() {
             format!(
@@ -479,7 +481,7 @@ impl Config {
         };
         let per = if pairs > 1 { " per pair" } else { "" };
         format!(
-            "{watch}, poll interval {}, {place}, at most {} calls/s{per}{shard}",
+            "{watch}, poll interval {}, {place}, at most {} calls/s{per}",
             format_duration(self.poll_interval),
             self.api.requests_per_second,
         )

@@ -12,8 +12,8 @@ use super::yaml::from_yaml;
 use super::{
     Account, Api, AwsId, Config, DEFAULT_CYCLE_TIMEOUT, DEFAULT_FAILED_TARGETS,
     DEFAULT_FULL_REFRESH, DEFAULT_POLL_INTERVAL, DEFAULT_SESSION_NAME, Discovery, Invalid,
-    MIN_POLL_INTERVAL, NonEmpty, Place, RetryMode, Role, Shard, TargetFilter, TargetFilterKey,
-    Watch, WatchedAssociation, locate,
+    MIN_POLL_INTERVAL, NonEmpty, Place, RetryMode, Role, TargetFilter, TargetFilterKey, Watch,
+    WatchedAssociation, locate,
 };
 use crate::ssm::is_uuid;
 
@@ -141,7 +141,6 @@ pub fn parse(text: &str) -> Result<Config, Invalid> {
         cycle_timeout,
         api,
         failed_targets,
-        shard: Shard::ALL,
         accounts,
         sts_endpoint_url: endpoints.sts_endpoint_url,
     })
