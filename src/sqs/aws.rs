@@ -5,26 +5,14 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_credential_types::provider::error::CredentialsError;
+
 use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::config::retry::RetryPartition;
-use aws_sdk_sqs::config::{Credentials, Region};
-use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 
 use super::{DeleteFailure, DeleteOutcome, Message, Queue, SqsError};
-use crate::ssm::aws::{ClientError, ClientOptions};
-
-/// Why the queue's client could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error(transparent)]
-    Client(#[from] ClientError),
-    /// Reading a queue with an assumed role needs the role provider `ssm::aws` builds.
-    #[error("the events queue cannot be read through an assumed role yet")]
-    Role,
-}
+use crate::ssm::aws::{ClientError, ClientOptions, error_text, from_credentials, shared_config};
 
 /// The SQS client; cheap to clone, every clone shares one connection pool.
 #[derive(Debug, Clone)]
@@ -43,12 +31,11 @@ impl AwsQueue {
     ///
     /// # Errors
     ///
-    /// [`ClientError::NoRegion`] when neither the options nor the chain name a region;
-    /// [`ConnectError::Role`] when the options name a role.
+    /// [`ClientError::NoRegion`] when neither the options nor the chain name a region.
     pub async fn connect(
         options: &ClientOptions,
         endpoint_url: Option<String>,
-    ) -> Result<Self, ConnectError> {
+    ) -> Result<Self, ClientError> {
         let shared = shared_config(options).await?;
         let retry = if options.adaptive {
             RetryConfig::adaptive()
@@ -79,35 +66,6 @@ impl AwsQueue {
             operation_timeout: options.operation_timeout,
         })
     }
-}
-
-/// The aws-config chain with the options' region and fixed credentials.
-// TODO(events): this stands in for the config `ssm::aws` loads (its private `loader`, and the
-// `AssumeRoleProvider` set up inline in `AwsSsm::connect`). Move those into one
-// `pub(crate) async fn shared_config(&ClientOptions) -> Result<SdkConfig, ClientError>` in
-// ssm/aws.rs, call it here, and drop this function and `ConnectError::Role`.
-async fn shared_config(options: &ClientOptions) -> Result<SdkConfig, ConnectError> {
-    if options.role.is_some() {
-        return Err(ConnectError::Role);
-    }
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(region) = &options.region {
-        loader = loader.region(Region::new(region.clone()));
-    }
-    if let Some((key, secret)) = &options.static_credentials {
-        loader = loader.credentials_provider(Credentials::new(
-            key.clone(),
-            secret.clone(),
-            None,
-            None,
-            "ssm-association-exporter-static",
-        ));
-    }
-    let shared = loader.load().await;
-    if shared.region().is_none() {
-        return Err(ClientError::NoRegion.into());
-    }
-    Ok(shared)
 }
 
 impl Queue for AwsQueue {
@@ -209,24 +167,11 @@ const ACCESS_DENIED_CODES: &[&str] = &[
     "KMS.AccessDeniedException",
 ];
 
-/// Whether the call failed because no credentials could be had; the SDK reports it as a
-/// dispatch failure, like a network error.
-fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(err);
-    while let Some(e) = source {
-        if e.is::<CredentialsError>() {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
-
 fn classify<E>(err: SdkError<E, HttpResponse>) -> SqsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let context = || DisplayErrorContext(&err).to_string();
+    let context = || error_text(&err);
     if from_credentials(&err) {
         return SqsError::Credentials(context());
     }

@@ -4,10 +4,11 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
-use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ssm::config::http::HttpResponse;
 use aws_sdk_ssm::config::retry::RetryPartition;
@@ -146,39 +147,50 @@ impl AwsSsm {
     ///
     /// [`ClientError::NoRegion`] when neither the options nor the chain name a region.
     pub async fn connect(options: &ClientOptions) -> Result<Self, ClientError> {
-        let shared = loader(options).load().await;
-        if shared.region().is_none() {
-            return Err(ClientError::NoRegion);
-        }
+        let shared = shared_config(options).await?;
         let mut builder = aws_sdk_ssm::config::Builder::from(&shared)
             .retry_partition(RetryPartition::new(options.retry_partition.clone()));
         if let Some(url) = &options.endpoint_url {
             builder = builder.endpoint_url(url.clone());
         }
-        if let Some(role) = &options.role {
-            // STS in the pair's own region, with the base credentials (static, or the chain's).
-            // An endpoint given to the loader beats the environment's, as `endpoint_url` does
-            // for SSM.
-            let sts = match &options.sts_endpoint_url {
-                Some(url) => loader(options).endpoint_url(url.clone()).load().await,
-                None => shared.clone(),
-            };
-            let mut provider = AssumeRoleProvider::builder(role.arn.clone())
-                .session_name(role.session_name.clone())
-                .configure(&sts);
-            if let Some(region) = shared.region() {
-                provider = provider.region(region.clone());
-            }
-            if let Some(id) = &role.external_id {
-                provider = provider.external_id(id.clone());
-            }
-            // The SSM client caches what the role yields and asks again before it expires.
-            builder = builder.credentials_provider(provider.build().await);
-        }
         Ok(AwsSsm {
             client: aws_sdk_ssm::Client::from_conf(builder.build()),
         })
     }
+}
+
+/// The aws-config chain of a pair, with its role assumed when the options name one: what
+/// every client of the pair (SSM, and SQS for events) is built from.
+///
+/// # Errors
+///
+/// [`ClientError::NoRegion`] when neither the options nor the chain name a region.
+pub(crate) async fn shared_config(options: &ClientOptions) -> Result<SdkConfig, ClientError> {
+    let shared = loader(options).load().await;
+    if shared.region().is_none() {
+        return Err(ClientError::NoRegion);
+    }
+    let Some(role) = &options.role else {
+        return Ok(shared);
+    };
+    // STS in the pair's own region, with the base credentials (static, or the chain's). An
+    // endpoint given to the loader beats the environment's, as `endpoint_url` does for SSM.
+    let sts = match &options.sts_endpoint_url {
+        Some(url) => loader(options).endpoint_url(url.clone()).load().await,
+        None => shared.clone(),
+    };
+    let mut provider = AssumeRoleProvider::builder(role.arn.clone())
+        .session_name(role.session_name.clone())
+        .configure(&sts);
+    if let Some(region) = shared.region() {
+        provider = provider.region(region.clone());
+    }
+    if let Some(id) = &role.external_id {
+        provider = provider.external_id(id.clone());
+    }
+    // Each client caches what the role yields and asks again before it expires.
+    let provider = SharedCredentialsProvider::new(provider.build().await);
+    Ok(shared.into_builder().credentials_provider(provider).build())
 }
 
 /// The aws-config loader for `options`: retries, timeout, region, fixed credentials.
@@ -398,7 +410,7 @@ const THROTTLING_CODES: &[&str] = &[
 
 /// Whether the call failed because no credentials could be had: a role that cannot be
 /// assumed, an empty chain. The SDK reports it as a dispatch failure, like a network error.
-fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+pub(crate) fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(err);
     while let Some(e) = source {
         if e.is::<CredentialsError>() {
@@ -438,12 +450,14 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn classify<E>(err: SdkError<E, HttpResponse>) -> SsmError
+/// What an SDK error says, for an error's text: the error and its sources, and for an answer
+/// that could not be read its status and body (what tells a proxy's page from a bug), cut to
+/// [`MAX_ERROR_TEXT`]. Any service's client errors have this type.
+pub(crate) fn error_text<E>(err: &SdkError<E, HttpResponse>) -> String
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + Send + Sync + 'static,
 {
-    let context = || match &err {
-        // What the service answered, for whoever must tell a proxy's page from a bug.
+    match err {
         SdkError::ResponseError(response) => {
             let raw = response.raw();
             let body = raw
@@ -453,12 +467,19 @@ where
                 .unwrap_or_default();
             cut(&format!(
                 "{}; HTTP {}, body: {body}",
-                chain(&err),
+                chain(err),
                 raw.status().as_u16()
             ))
         }
-        _ => cut(&chain(&err)),
-    };
+        _ => cut(&chain(err)),
+    }
+}
+
+fn classify<E>(err: SdkError<E, HttpResponse>) -> SsmError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let context = || error_text(&err);
     if from_credentials(&err) {
         return SsmError::Credentials(context());
     }

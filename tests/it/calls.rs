@@ -185,9 +185,9 @@ async fn a_finished_execution_whose_summary_moves_is_read_again() {
     rig.stop().await;
 }
 
-#[tokio::test]
-async fn explicit_associations_are_listed_once_listing_is_cheaper() {
-    let sim = Sim::new(64);
+/// A, B and C with one finished run of 20 targets each, and the configuration that lists them.
+fn three_watched(seed: u64) -> (Sim, String) {
+    let sim = Sim::new(seed);
     for (id, prefix) in [
         (A, "i-0eeeeeeeeee1"),
         (B, "i-0eeeeeeeeee2"),
@@ -200,6 +200,12 @@ async fn explicit_associations_are_listed_once_listing_is_cheaper() {
     let yaml = format!(
         "associations:\n  - association_id: {A}\n  - association_id: {B}\n  - association_id: {C}\n"
     );
+    (sim, yaml)
+}
+
+#[tokio::test]
+async fn explicit_associations_are_listed_once_listing_is_cheaper() {
+    let (sim, yaml) = three_watched(64);
     let rig = Rig::launch(sim, &yaml).await;
     rig.exporter.wait_for_cycle(1).await.expect("first cycle");
     assert_eq!(
@@ -309,19 +315,7 @@ async fn a_failed_listing_costs_the_next_cycle_only_what_changed() {
 /// to describing each association: the cycle keeps the last values and lists again next time.
 #[tokio::test]
 async fn a_failed_listing_in_explicit_mode_lists_again_next_cycle() {
-    let sim = Sim::new(66);
-    for (id, prefix) in [
-        (A, "i-0ddddddddd01"),
-        (B, "i-0ddddddddd02"),
-        (C, "i-0ddddddddd03"),
-    ] {
-        sim.insert_association(id, None, "AWS-RunPatchBaseline");
-        sim.start_execution(id, fleet(prefix, 20, &["Success"]))
-            .expect("association exists");
-    }
-    let yaml = format!(
-        "associations:\n  - association_id: {A}\n  - association_id: {B}\n  - association_id: {C}\n"
-    );
+    let (sim, yaml) = three_watched(66);
     let rig = Rig::start(sim, &yaml).await;
     rig.cycle().await;
     assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
