@@ -10,6 +10,7 @@
 pub mod app;
 pub(crate) mod board;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod http;
 pub(crate) mod limit;

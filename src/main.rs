@@ -3,17 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use ssm_association_exporter::app::{Exporter, Setup, aws_sources};
-use ssm_association_exporter::config::{self, Config, Shard};
+use ssm_association_exporter::config::{self, Shard};
+use ssm_association_exporter::demo::Demo;
 use ssm_association_exporter::http::Limits;
 use ssm_association_exporter::logging::{self, LogFormat};
 use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
-use ssm_association_exporter::sim::{self, Sim, SimServer};
-use ssm_association_exporter::ssm::aws::ClientOptions;
 use ssm_association_exporter::web::{self, WebConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
@@ -143,7 +141,7 @@ fn main() -> ExitCode {
 async fn run(flags: Flags) -> anyhow::Result<()> {
     let config = match &flags.config_file {
         Some(path) => config::load(path).map_err(|e| Usage(e.to_string()))?,
-        None if flags.demo => demo_config()?,
+        None if flags.demo => Demo::config().map_err(|e| Usage(e.to_string()))?,
         None => config::parse("").map_err(|e| Usage(e.to_string()))?,
     };
     let shard = Shard::new(flags.shard, flags.total_shards).map_err(Usage)?;
@@ -173,13 +171,16 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     }
 
     let demo = if flags.demo {
-        Some(start_demo().await?)
+        Some(
+            Demo::start()
+                .await
+                .context("cannot start the simulated SSM endpoint")?,
+        )
     } else {
         None
     };
-    let demo_endpoint = demo.as_ref().map(|(_, server)| server.endpoint_url());
-    let mut sources = aws_sources(&config, |options| match &demo_endpoint {
-        Some(url) => demo_options(options, url),
+    let mut sources = aws_sources(&config, |options| match &demo {
+        Some(demo) => demo.client_options(options),
         None => options,
     })
     .await
@@ -218,21 +219,6 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         "listening"
     );
 
-    let (stop_demo, demo_task) = match demo {
-        Some((sim, server)) => {
-            let (stop, mut stopped) = tokio::sync::watch::channel(false);
-            let task = tokio::spawn(async move {
-                sim::demo::run(sim, Duration::from_secs(3), async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await;
-                server.stop().await;
-            });
-            (Some(stop), Some(task))
-        }
-        None => (None, None),
-    };
-
     let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
     let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
@@ -248,9 +234,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     }
     info!("shutting down");
     exporter.shutdown().await;
-    if let (Some(stop), Some(task)) = (stop_demo, demo_task) {
-        stop.send_replace(true);
-        let _ = task.await;
+    if let Some(demo) = demo {
+        demo.stop().await;
     }
     info!("stopped: polling ended and every in-flight request was answered");
     Ok(())
@@ -290,38 +275,6 @@ fn listen_address(flag: &str) -> Result<String, String> {
     } else {
         flag.to_owned()
     })
-}
-
-/// Starts the simulated endpoint with the demo fleet.
-async fn start_demo() -> anyhow::Result<(Sim, SimServer)> {
-    let sim = Sim::new(42);
-    sim::demo::seed(&sim);
-    let server = sim
-        .start()
-        .await
-        .context("cannot start the simulated SSM endpoint")?;
-    info!(endpoint = %server.endpoint_url(), "demo: simulated SSM endpoint started");
-    Ok((sim, server))
-}
-
-/// Client options pointed at the demo's simulated endpoint.
-fn demo_options(options: ClientOptions, endpoint_url: &str) -> ClientOptions {
-    ClientOptions {
-        region: options.region.or_else(|| Some("us-east-2".to_owned())),
-        endpoint_url: Some(endpoint_url.to_owned()),
-        static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
-        // The simulator is the one account there is.
-        role: None,
-        initial_backoff: Duration::from_millis(100),
-        ..options
-    }
-}
-
-/// The demo watches everything, polling often enough to see runs evolve, at a rate the
-/// simulator does not mind.
-fn demo_config() -> Result<Config, Usage> {
-    config::parse("poll_interval: 5s\napi:\n  requests_per_second: 50\n")
-        .map_err(|e| Usage(e.to_string()))
 }
 
 #[cfg(test)]

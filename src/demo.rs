@@ -1,0 +1,82 @@
+//! The `--demo` wiring: the simulated SSM endpoint seeded with the demo fleet, its runs
+//! evolving in the background, the client options that point at it and the configuration the
+//! demo runs without a file. Nothing here reaches beyond loopback.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::config::{self, Config, Invalid};
+use crate::sim::{self, Sim, SimServer};
+use crate::ssm::aws::ClientOptions;
+
+/// How often the demo fleet's runs move on.
+const STEP: Duration = Duration::from_secs(3);
+
+/// A running demo endpoint.
+#[derive(Debug)]
+pub struct Demo {
+    endpoint_url: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Demo {
+    /// Seeds the demo fleet, serves it on loopback and lets its runs evolve.
+    ///
+    /// # Errors
+    ///
+    /// The bind error of the simulated endpoint.
+    pub async fn start() -> std::io::Result<Demo> {
+        let sim = Sim::new(42);
+        sim::demo::seed(&sim);
+        let server: SimServer = sim.start().await?;
+        let endpoint_url = server.endpoint_url();
+        info!(endpoint = %endpoint_url, "demo: simulated SSM endpoint started");
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            sim::demo::run(sim, STEP, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+            server.stop().await;
+        });
+        Ok(Demo {
+            endpoint_url,
+            stop,
+            task,
+        })
+    }
+
+    /// `options` pointed at the simulated endpoint, with the simulator's credentials.
+    pub fn client_options(&self, options: ClientOptions) -> ClientOptions {
+        ClientOptions {
+            region: options.region.or_else(|| Some("us-east-2".to_owned())),
+            endpoint_url: Some(self.endpoint_url.clone()),
+            static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
+            // The simulator is the one account there is.
+            role: None,
+            initial_backoff: Duration::from_millis(100),
+            ..options
+        }
+    }
+
+    /// The demo watches everything, polling often enough to see runs evolve, at a rate the
+    /// simulator does not mind.
+    ///
+    /// # Errors
+    ///
+    /// None in practice: the text is fixed and valid.
+    pub fn config() -> Result<Config, Invalid> {
+        config::parse("poll_interval: 5s\napi:\n  requests_per_second: 50\n")
+    }
+
+    /// Stops the runs and the endpoint.
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        // A task that panicked has nothing left to stop.
+        let _ = self.task.await;
+    }
+}
