@@ -10,13 +10,16 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::board::{Board, Exposition, Renderer};
-use crate::config::{Config, Place, Shard};
+use crate::config::{Config, Place, Shard, SourceSpec};
+use crate::listener::{Listener, Route};
 use crate::reload::{Applier, Outcome, Reloader, Reloads};
-use crate::scheduler::{Control, PairSettings, Scheduler};
+use crate::scheduler::{Control, Hints, PairSettings, Scheduler};
 use crate::server::{self, ServerOptions};
+use crate::sqs::Queue;
+use crate::sqs::aws::AwsQueue;
 use crate::ssm::Ssm;
 use crate::ssm::aws::{AwsSsm, ClientError, ClientOptions};
-use crate::telemetry::Telemetry;
+use crate::telemetry::{EventsTelemetry, Telemetry};
 
 /// One (account, region) pair to poll: its client and, when `accounts` are configured, its
 /// place, which its series carry as labels.
@@ -68,6 +71,46 @@ impl From<&Config> for Setup {
     }
 }
 
+/// The client of the events queue of `config`, if it has one: with the credentials of the
+/// pair whose account and region the queue's URL names, or else the default chain in the
+/// queue's region; `adjust` changes the options as [`aws_sources`] does.
+///
+/// # Errors
+///
+/// [`ClientError`] if the client cannot be built.
+pub async fn aws_queue(
+    config: &Config,
+    adjust: impl Fn(ClientOptions) -> ClientOptions,
+) -> Result<Option<AwsQueue>, ClientError> {
+    let Some(events) = &config.events else {
+        return Ok(None);
+    };
+    let sources = config.sources();
+    let pair = sources
+        .iter()
+        .find(|s| s.place.is_some() && s.place == events.queue_place);
+    let options = match pair {
+        Some(spec) => ClientOptions::for_source(config, spec),
+        None => {
+            let spec = SourceSpec {
+                place: None,
+                region: events
+                    .queue_place
+                    .as_ref()
+                    .map(|p| p.region.clone())
+                    .or_else(|| config.region.clone()),
+                endpoint_url: None,
+                role: None,
+            };
+            ClientOptions::for_source(config, &spec)
+        }
+    };
+    let options = adjust(options);
+    AwsQueue::connect(&options, events.endpoint_url.clone())
+        .await
+        .map(Some)
+}
+
 /// A running exporter: polling in the background, serving on its listener.
 #[derive(Debug)]
 pub struct Exporter {
@@ -75,6 +118,11 @@ pub struct Exporter {
     /// One per pair, in the order of the sources.
     controls: Vec<mpsc::Sender<Control>>,
     board: Board,
+    /// Each pair's place and the associations events named for it, for the queue's reader.
+    hints: Vec<(Option<Place>, Arc<Hints>)>,
+    /// With events configured: their metrics, and the region a pair without a place takes.
+    events: Option<(EventsTelemetry, Option<String>, String)>,
+    stop: watch::Receiver<bool>,
     applier: Applier,
     reloads: Reloads,
     exposition: watch::Receiver<Arc<Exposition>>,
@@ -93,6 +141,8 @@ pub enum ExporterError {
     NoSources,
     #[error("no pair polls {0}")]
     UnknownPlace(Place),
+    #[error("the configuration has no events queue")]
+    NoEvents,
 }
 
 impl Exporter {
@@ -142,13 +192,20 @@ impl Exporter {
         let (configs, configs_rx) = watch::channel(Arc::new(config.clone()));
         let mut controls = Vec::new();
         let mut tasks = Vec::new();
+        let mut hints = Vec::new();
+        let events_telemetry = config.events.as_ref().map(|_| telemetry.events());
         for (slot, source) in sources.into_iter().enumerate() {
             let (control, control_rx) = mpsc::channel(16);
+            let pair = PairSettings::new(&config, shard, source.place.as_ref());
+            let pair_hints = Arc::new(Hints::new(pair.poll.clone()));
+            hints.push((source.place.clone(), pair_hints.clone()));
             let scheduler = Scheduler {
                 ssm: source.ssm,
                 slot,
                 shard,
-                pair: PairSettings::new(&config, shard, source.place.as_ref()),
+                pair,
+                hints: pair_hints,
+                events: events_telemetry.clone(),
                 telemetry: telemetry.source(source.place.as_ref()),
                 place: source.place,
                 board: board.clone(),
@@ -170,15 +227,32 @@ impl Exporter {
             board: board.clone(),
             exposition: exposition.clone(),
         };
+        let events = config.events.as_ref().zip(events_telemetry).map(|(e, t)| {
+            let region = e
+                .queue_place
+                .as_ref()
+                .map(|p| p.region.clone())
+                .or_else(|| config.region.clone());
+            (t, region, e.queue_url.clone())
+        });
         let (reloader, reloads) = Reloader::new(file, config, applier.clone());
         if let Some((reloader, queue)) = reloader {
             tasks.push(tokio::spawn(reloader.run(queue, stop.clone())));
         }
-        let server = serve_apart(listener, exposition.clone(), options, reloads.clone(), stop)?;
+        let server = serve_apart(
+            listener,
+            exposition.clone(),
+            options,
+            reloads.clone(),
+            stop.clone(),
+        )?;
         Ok(Exporter {
             local_addr,
             controls,
             board,
+            hints,
+            events,
+            stop,
             applier,
             reloads,
             exposition,
@@ -190,6 +264,52 @@ impl Exporter {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Starts reading the configuration's events queue through `queue`: each event's pair
+    /// polls its association between cycles.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::NoEvents`] if the configuration names no queue.
+    pub fn listen<Q: Queue + 'static>(&mut self, queue: Q) -> Result<(), ExporterError> {
+        let Some((telemetry, region, queue_url)) = self.events.clone() else {
+            return Err(ExporterError::NoEvents);
+        };
+        let routes = self
+            .hints
+            .iter()
+            .map(|(place, hints)| Route {
+                place: place.clone(),
+                region: region.clone(),
+                hints: hints.clone(),
+            })
+            .collect();
+        let listener = Listener {
+            queue,
+            queue_url,
+            routes,
+            telemetry,
+        };
+        self.tasks
+            .push(tokio::spawn(listener.run(self.stop.clone())));
+        Ok(())
+    }
+
+    /// Waits until the pairs have published `n` targeted polls in all, and they are served.
+    ///
+    /// # Errors
+    ///
+    /// [`ExporterError::Stopped`] if the schedulers are gone first.
+    pub async fn wait_for_targeted(&self, n: u64) -> Result<(), ExporterError> {
+        let generation = self
+            .board
+            .subscribe()
+            .wait_for(|b| b.sources().iter().map(|s| s.targeted).sum::<u64>() >= n)
+            .await
+            .map(|b| b.generation())
+            .map_err(|_| ExporterError::Stopped)?;
+        self.served(generation).await.map(drop)
     }
 
     /// Runs a cycle of every pair that starts after this call and waits until their results

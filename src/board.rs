@@ -69,6 +69,8 @@ pub struct Posted {
     pub snapshot: Arc<Snapshot>,
     /// Cycles of this pair finished so far.
     pub cycles: u64,
+    /// Targeted polls (of associations events named) of this pair published so far.
+    pub targeted: u64,
 }
 
 impl Posts {
@@ -107,6 +109,7 @@ impl Board {
                     place,
                     snapshot: Arc::new(Snapshot::default()),
                     cycles: 0,
+                    targeted: 0,
                 })
                 .collect(),
             generation: 0,
@@ -124,6 +127,22 @@ impl Board {
             if let Some(posted) = posts.sources.get_mut(slot) {
                 posted.snapshot = snapshot;
                 posted.cycles = cycles;
+            }
+            posts.generation += 1;
+            generation = posts.generation;
+        });
+        generation
+    }
+
+    /// Posts the snapshot of the pair at `slot` after a targeted poll between its cycles;
+    /// returns the generation whose exposition will show it.
+    pub fn post_targeted(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64) -> u64 {
+        let mut generation = 0;
+        self.posts.send_modify(|posts| {
+            if let Some(posted) = posts.sources.get_mut(slot) {
+                posted.snapshot = snapshot;
+                posted.cycles = cycles;
+                posted.targeted += 1;
             }
             posts.generation += 1;
             generation = posts.generation;

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::config::{self, Config, Invalid};
+use crate::config::{self, Config, Events, Invalid};
 use crate::sim::{self, Sim, SimServer};
 use crate::ssm::aws::ClientOptions;
 
@@ -19,6 +19,8 @@ const STEP: Duration = Duration::from_secs(3);
 #[derive(Debug)]
 pub struct Demo {
     endpoint_url: String,
+    /// The simulated queue the demo's State Manager events arrive on.
+    queue_url: String,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -34,6 +36,8 @@ impl Demo {
         sim::demo::seed(&sim);
         let server: SimServer = sim.start().await?;
         let endpoint_url = server.endpoint_url();
+        let queue_url = sim.create_queue(sim::DEFAULT_ACCOUNT, "ssm-association-events");
+        sim.subscribe(&queue_url, sim::DEFAULT_ACCOUNT, sim::DEFAULT_REGION);
         info!(endpoint = %endpoint_url, "demo: simulated SSM endpoint started");
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -45,6 +49,7 @@ impl Demo {
         });
         Ok(Demo {
             endpoint_url,
+            queue_url,
             stop,
             task,
         })
@@ -60,6 +65,16 @@ impl Demo {
             role: None,
             initial_backoff: Duration::from_millis(100),
             ..options
+        }
+    }
+
+    /// The simulated events queue: the demo reads State Manager's events, so that a run's end
+    /// reaches `/metrics` within about a second.
+    pub fn events(&self) -> Events {
+        Events {
+            queue_url: self.queue_url.clone(),
+            queue_place: None,
+            endpoint_url: Some(self.endpoint_url.clone()),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod events;
 pub mod http;
 pub(crate) mod limit;
+pub(crate) mod listener;
 pub mod logging;
 pub(crate) mod poll;
 pub mod reload;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ssm_association_exporter::app::{Exporter, Setup, aws_sources};
+use ssm_association_exporter::app::{Exporter, Setup, aws_queue, aws_sources};
 use ssm_association_exporter::config::{self, Shard};
 use ssm_association_exporter::demo::Demo;
 use ssm_association_exporter::http::Limits;
@@ -179,12 +179,20 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut sources = aws_sources(&config, |options| match &demo {
+    let mut config = config;
+    if let Some(demo) = &demo {
+        config.events = Some(demo.events());
+    }
+    let adjust = |options| match &demo {
         Some(demo) => demo.client_options(options),
         None => options,
-    })
-    .await
-    .map_err(|e| Usage(e.to_string()))?;
+    };
+    let mut sources = aws_sources(&config, adjust)
+        .await
+        .map_err(|e| Usage(e.to_string()))?;
+    let queue = aws_queue(&config, adjust)
+        .await
+        .map_err(|e| Usage(e.to_string()))?;
     if demo.is_some() {
         // The demo has one simulated endpoint: one pair.
         sources.truncate(1);
@@ -193,7 +201,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
     let summary = format!("{}{}", config.summary(), shard.summary());
-    let exporter = Exporter::start_sources(
+    let mut exporter = Exporter::start_sources(
         sources,
         Setup {
             config,
@@ -210,6 +218,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             web: web.clone(),
         },
     )?;
+    if let Some(queue) = queue {
+        exporter.listen(queue)?;
+    }
     info!(
         address = %exporter.local_addr(),
         tls = web.tls.is_some(),

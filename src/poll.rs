@@ -145,38 +145,9 @@ pub async fn poll_once<S: Ssm>(
         }
     };
 
-    let outcomes: Vec<(String, Result<Outcome, CallError>)> = futures_util::stream::iter(plan.jobs)
-        .map(|job| {
-            let prior = previous.get(&job.association_id);
-            let poller = &poller;
-            async move {
-                let id = job.association_id.clone();
-                (id, within(deadline, poller.poll(job, prior)).await)
-            }
-        })
-        .buffer_unordered(settings.concurrency.max(1))
-        .collect()
+    let (states, failures) = poller
+        .run(plan.jobs, previous, deadline, settings.concurrency)
         .await;
-
-    let mut failures = 0;
-    let mut states = Vec::with_capacity(outcomes.len());
-    for (id, outcome) in outcomes {
-        match outcome {
-            Ok(Outcome::Polled(state)) => states.push(*state),
-            Ok(Outcome::Gone) => {
-                debug!(association_id = %id, "association does not exist; its series are dropped");
-            }
-            Err(e) => {
-                failures += 1;
-                warn!(association_id = %id, error = %e, "poll of association failed; keeping its last values");
-                states.push(stale(previous, &id));
-            }
-        }
-    }
-    states.sort_by(|a, b| a.id().cmp(b.id()));
-    // A listing that repeated an association (pages shifting under us) would otherwise
-    // render duplicate series.
-    states.dedup_by(|a, b| a.id() == b.id());
     Cycle {
         snapshot: Snapshot {
             associations: states,
@@ -185,6 +156,111 @@ pub async fn poll_once<S: Ssm>(
         failures,
         calls: poller.calls.into_inner(),
     }
+}
+
+/// Whether this pair may watch `association_id`, decided without a call: its shard owns it,
+/// and an explicit list names it (in discovery mode one not seen yet may be new).
+pub fn may_watch(settings: &PollSettings, association_id: &str) -> bool {
+    settings.shard.owns(association_id)
+        && match &settings.watch {
+            Watch::Explicit(list) => list.iter().any(|w| {
+                w.association_id
+                    .as_str()
+                    .eq_ignore_ascii_case(association_id)
+            }),
+            Watch::Discover(_) => true,
+        }
+}
+
+/// Polls only the associations `ids` names (those this pair may watch), each as a cycle
+/// would, and returns `previous` with their states replaced: between cycles, when events say
+/// they changed. No listing: each is described, then read as far as it changed.
+pub async fn poll_some<S: Ssm>(
+    ssm: &S,
+    limiter: &Limiter,
+    settings: &PollSettings,
+    previous: &Snapshot,
+    ids: &[String],
+    telemetry: &SourceTelemetry,
+) -> Cycle {
+    let deadline = Instant::now() + settings.cycle_timeout;
+    let poller = Poller {
+        ssm,
+        limiter,
+        telemetry,
+        calls: AtomicUsize::new(0),
+        now: SystemTime::now(),
+        full_refresh_interval: settings.full_refresh_interval,
+        failed_targets: settings.failed_targets,
+    };
+    let jobs: Vec<Job> = ids
+        .iter()
+        .filter(|id| may_watch(settings, id))
+        .map(|id| match &settings.watch {
+            Watch::Explicit(list) => {
+                let watched = list
+                    .iter()
+                    .find(|w| w.association_id.as_str().eq_ignore_ascii_case(id));
+                Job {
+                    association_id: watched
+                        .map_or_else(|| id.clone(), |w| w.association_id.as_str().to_owned()),
+                    listed: None,
+                    pinned: watched
+                        .and_then(|w| w.execution_id.as_ref())
+                        .map(|e| e.as_str().to_owned()),
+                    filters: watched.map(|w| w.filters.clone()).unwrap_or_default(),
+                    narrowing: None,
+                }
+            }
+            Watch::Discover(discovery) => Job {
+                // The spelling its series already carry, if it has any.
+                association_id: previous
+                    .associations
+                    .iter()
+                    .find(|a| a.id().eq_ignore_ascii_case(id))
+                    .map_or_else(|| id.clone(), |a| a.id().to_owned()),
+                listed: None,
+                pinned: None,
+                filters: Vec::new(),
+                narrowing: Some(discovery.clone()),
+            },
+        })
+        .collect();
+    let polled: Vec<String> = jobs.iter().map(|j| j.association_id.clone()).collect();
+    let (fresh, failures) = poller
+        .run(jobs, previous, deadline, settings.concurrency)
+        .await;
+    let mut states: Vec<AssociationState> = previous
+        .associations
+        .iter()
+        .filter(|a| !polled.iter().any(|id| id == a.id()))
+        .cloned()
+        .chain(fresh)
+        .collect();
+    states.sort_by(|a, b| a.id().cmp(b.id()));
+    Cycle {
+        snapshot: Snapshot {
+            associations: states,
+            region_associations: previous.region_associations,
+        },
+        failures,
+        calls: poller.calls.into_inner(),
+    }
+}
+
+/// Whether discovery with `narrowing` takes `association`.
+fn discovered(narrowing: &Discovery, association: &Association) -> bool {
+    !association.association_id.is_empty()
+        && narrowing.name_prefix.as_ref().is_none_or(|prefix| {
+            association
+                .association_name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(prefix.as_str()))
+        })
+        && narrowing
+            .document_name
+            .as_ref()
+            .is_none_or(|d| association.document_name.as_ref() == Some(d))
 }
 
 /// `work`, or a timeout error once the cycle's deadline passes.
@@ -232,12 +308,17 @@ struct Job {
     listed: Option<Association>,
     pinned: Option<String>,
     filters: Vec<TargetFilter>,
+    /// Discovery's narrowing, for an association no listing selected: one it does not take
+    /// is left as it was.
+    narrowing: Option<Discovery>,
 }
 
 enum Outcome {
     Polled(Box<AssociationState>),
     /// The association does not exist (any more): its series go.
     Gone,
+    /// Described, it is not one discovery takes: nothing more is read.
+    Unwatched,
 }
 
 /// What a listing's consumer is handed.
@@ -293,6 +374,7 @@ impl<S: Ssm> Poller<'_, S> {
                         listed: Some(a),
                         pinned: None,
                         filters: Vec::new(),
+                        narrowing: None,
                     })
                     .collect();
                 Ok(Plan {
@@ -309,6 +391,7 @@ impl<S: Ssm> Poller<'_, S> {
                         listed: None,
                         pinned: w.execution_id.as_ref().map(|e| e.as_str().to_owned()),
                         filters: w.filters.clone(),
+                        narrowing: None,
                     })
                     .collect();
                 if !listing_is_cheaper(jobs.len(), previous) {
@@ -368,14 +451,9 @@ impl<S: Ssm> Poller<'_, S> {
             |step| {
                 match step {
                     Step::Restart => found.clear(),
-                    Step::Items(page) => found.extend(page.into_iter().filter(|a| {
-                        !a.association_id.is_empty()
-                            && discovery.name_prefix.as_ref().is_none_or(|prefix| {
-                                a.association_name
-                                    .as_deref()
-                                    .is_some_and(|n| n.starts_with(prefix.as_str()))
-                            })
-                    })),
+                    Step::Items(page) => {
+                        found.extend(page.into_iter().filter(|a| discovered(discovery, a)));
+                    }
                 }
                 ControlFlow::Continue(())
             },
@@ -387,10 +465,56 @@ impl<S: Ssm> Poller<'_, S> {
     async fn poll(&self, job: Job, prior: Option<&AssociationState>) -> Result<Outcome, CallError> {
         // Whichever call says so, an association SSM does not have is gone: its series go.
         match self.read(job, prior).await {
-            Ok(state) => Ok(Outcome::Polled(Box::new(state))),
+            Ok(Some(state)) => Ok(Outcome::Polled(Box::new(state))),
+            Ok(None) => Ok(Outcome::Unwatched),
             Err(e) if e.is(&SsmError::AssociationDoesNotExist) => Ok(Outcome::Gone),
             Err(e) => Err(e),
         }
+    }
+
+    /// Polls `jobs` side by side, `concurrency` at a time, until `deadline`; returns the
+    /// states they yield, sorted by ID, and how many failed. A failed one keeps its state from
+    /// `previous`; one that is gone yields none; one discovery does not take keeps its state
+    /// from `previous`, if it had one.
+    async fn run(
+        &self,
+        jobs: Vec<Job>,
+        previous: &Snapshot,
+        deadline: Instant,
+        concurrency: usize,
+    ) -> (Vec<AssociationState>, usize) {
+        let outcomes: Vec<(String, Result<Outcome, CallError>)> = futures_util::stream::iter(jobs)
+            .map(|job| {
+                let prior = previous.get(&job.association_id);
+                async move {
+                    let id = job.association_id.clone();
+                    (id, within(deadline, self.poll(job, prior)).await)
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut failures = 0;
+        let mut states = Vec::with_capacity(outcomes.len());
+        for (id, outcome) in outcomes {
+            match outcome {
+                Ok(Outcome::Polled(state)) => states.push(*state),
+                Ok(Outcome::Gone) => {
+                    debug!(association_id = %id, "association does not exist; its series are dropped");
+                }
+                Ok(Outcome::Unwatched) => states.extend(previous.get(&id).cloned()),
+                Err(e) => {
+                    failures += 1;
+                    warn!(association_id = %id, error = %e, "poll of association failed; keeping its last values");
+                    states.push(stale(previous, &id));
+                }
+            }
+        }
+        states.sort_by(|a, b| a.id().cmp(b.id()));
+        // A listing that repeated an association (pages shifting under us) would otherwise
+        // render duplicate series.
+        states.dedup_by(|a, b| a.id() == b.id());
+        (states, failures)
     }
 
     /// Reads of one association what may have changed since `prior`.
@@ -398,7 +522,7 @@ impl<S: Ssm> Poller<'_, S> {
         &self,
         job: Job,
         prior: Option<&AssociationState>,
-    ) -> Result<AssociationState, CallError> {
+    ) -> Result<Option<AssociationState>, CallError> {
         let id = job.association_id.as_str();
         let wanted = Wanted {
             pinned: job.pinned.as_deref(),
@@ -422,20 +546,25 @@ impl<S: Ssm> Poller<'_, S> {
             association_id: id.to_owned(),
             ..association
         };
+        if let Some(narrowing) = &job.narrowing
+            && !discovered(narrowing, &association)
+        {
+            return Ok(None);
+        }
         if let Some(prior) = prior
             && settled(prior, &association, &wanted)
         {
-            return Ok(polled(association, prior.execution.clone(), self.now));
+            return Ok(Some(polled(association, prior.execution.clone(), self.now)));
         }
 
         let execution = match wanted.pinned {
             Some(pin) => match self.pinned_execution(id, pin).await? {
                 Some(e) => e,
-                None => return Ok(pinned_gone(association, pin, self.now)),
+                None => return Ok(Some(pinned_gone(association, pin, self.now))),
             },
             None => match self.newest_execution(id).await? {
                 Some(e) => e,
-                None => return Ok(polled(association, None, self.now)),
+                None => return Ok(Some(polled(association, None, self.now))),
             },
         };
         if let Some(known) = prior.and_then(|p| p.execution.as_ref())
@@ -445,14 +574,14 @@ impl<S: Ssm> Poller<'_, S> {
                 execution,
                 ..known.clone()
             };
-            return Ok(polled(association, Some(kept), self.now));
+            return Ok(Some(polled(association, Some(kept), self.now)));
         }
 
         let first = execution.execution_id.clone();
         let counted = match self.count(id, execution, &wanted).await {
             Ok(counted) => counted,
             Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => match wanted.pinned {
-                Some(pin) => return Ok(pinned_gone(association, pin, self.now)),
+                Some(pin) => return Ok(Some(pinned_gone(association, pin, self.now))),
                 // The execution expired between listing and reading: move on to the newest
                 // that exists, once.
                 None => match self.newest_execution(id).await? {
@@ -460,12 +589,12 @@ impl<S: Ssm> Poller<'_, S> {
                         self.count(id, newer, &wanted).await?
                     }
                     Some(_) => return Err(e),
-                    None => return Ok(polled(association, None, self.now)),
+                    None => return Ok(Some(polled(association, None, self.now))),
                 },
             },
             Err(e) => return Err(e),
         };
-        Ok(polled(association, Some(counted), self.now))
+        Ok(Some(polled(association, Some(counted), self.now)))
     }
 
     /// The newest execution of an association, `None` if it never ran.

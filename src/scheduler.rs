@@ -4,6 +4,7 @@
 //! never overlap. Each posts its snapshots on the shared [`Board`]; the board's renderer
 //! publishes them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -14,10 +15,10 @@ use tracing::{Instrument, error, info};
 use crate::board::{Board, Exposition};
 use crate::config::{Config, MIN_POLL_INTERVAL, Place, Shard};
 use crate::limit::Limiter;
-use crate::poll::{PollSettings, poll_once};
+use crate::poll::{PollSettings, may_watch, poll_once, poll_some};
 use crate::snapshot::Snapshot;
 use crate::ssm::Ssm;
-use crate::telemetry::{CycleRecord, SourceTelemetry};
+use crate::telemetry::{CycleRecord, EventsTelemetry, SourceTelemetry};
 
 /// A request for a cycle; answered with that cycle's number once its result is served.
 pub type Trigger = oneshot::Sender<u64>;
@@ -27,6 +28,140 @@ pub type Trigger = oneshot::Sender<u64>;
 pub enum Control {
     /// Run a cycle that starts after this request.
     Poll(Trigger),
+}
+
+/// How long the events of one association are gathered before it is polled: a run over many
+/// instances sends an event per instance, close together.
+const COALESCE: Duration = Duration::from_millis(500);
+/// The least time between two targeted polls of one association: a long run's stream of
+/// instance events costs one poll per spell, not one per event.
+const MIN_SPACING: Duration = Duration::from_secs(5);
+
+/// Associations that events said changed, waiting for a targeted poll of their pair. The
+/// queue's reader adds to it; the pair's scheduler takes what is due between its cycles.
+#[derive(Debug)]
+pub struct Hints {
+    state: std::sync::Mutex<HintState>,
+    /// Wakes the scheduler when something new is due.
+    added: tokio::sync::Notify,
+}
+
+#[derive(Debug)]
+struct HintState {
+    /// What the pair watches, to ignore the rest without a call; kept current by reloads.
+    settings: PollSettings,
+    /// Association → when its poll is due, and the earliest event time waiting on it.
+    due: HashMap<String, (Instant, Option<SystemTime>)>,
+    /// When each association was last polled for an event.
+    polled: HashMap<String, Instant>,
+}
+
+/// What became of one event at its pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HintOutcome {
+    /// A poll of the association is now due.
+    Applied,
+    /// A poll of it was due already.
+    Coalesced,
+    /// The pair does not watch it: no call.
+    Ignored,
+}
+
+impl HintOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HintOutcome::Applied => "applied",
+            HintOutcome::Coalesced => "coalesced",
+            HintOutcome::Ignored => "ignored",
+        }
+    }
+}
+
+impl Hints {
+    pub fn new(settings: PollSettings) -> Self {
+        Hints {
+            state: std::sync::Mutex::new(HintState {
+                settings,
+                due: HashMap::new(),
+                polled: HashMap::new(),
+            }),
+            added: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HintState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that an event about `association_id`, sent at `time`, arrived now.
+    pub fn add(&self, association_id: &str, time: Option<SystemTime>) -> HintOutcome {
+        let id = association_id.to_ascii_lowercase();
+        let mut state = self.lock();
+        if !may_watch(&state.settings, &id) {
+            return HintOutcome::Ignored;
+        }
+        if let Some((_, first)) = state.due.get_mut(&id) {
+            *first = match (*first, time) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            return HintOutcome::Coalesced;
+        }
+        let now = Instant::now();
+        let spaced = state.polled.get(&id).map(|at| *at + MIN_SPACING);
+        let at = spaced.map_or(now + COALESCE, |s| s.max(now + COALESCE));
+        state.due.insert(id, (at, time));
+        drop(state);
+        self.added.notify_one();
+        HintOutcome::Applied
+    }
+
+    fn set_settings(&self, settings: PollSettings) {
+        self.lock().settings = settings;
+    }
+
+    /// Waits until some association's poll is due.
+    async fn due(&self) {
+        loop {
+            let added = self.added.notified();
+            let next = self.lock().due.values().map(|(at, _)| *at).min();
+            match next {
+                Some(at) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at.into()) => return,
+                        () = added => {}
+                    }
+                }
+                None => added.await,
+            }
+        }
+    }
+
+    /// Takes the associations whose poll is due now, with the earliest event time of each.
+    fn take_due(&self) -> Vec<(String, Option<SystemTime>)> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        let ids: Vec<String> = state
+            .due
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut taken = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some((_, first)) = state.due.remove(&id) {
+                state.polled.insert(id.clone(), now);
+                taken.push((id, first));
+            }
+        }
+        // Spacing only matters for a while; forget polls older than it.
+        state
+            .polled
+            .retain(|_, at| now.duration_since(*at) < MIN_SPACING);
+        taken
+    }
 }
 
 /// What one pair runs with, derived from a configuration: at start and on every reload.
@@ -66,6 +201,10 @@ pub struct Scheduler<S> {
     /// The latest configuration: a reload reaches every pair at once and never waits for a
     /// pair's queue, so no pair can be left on the old one.
     pub configs: watch::Receiver<Arc<Config>>,
+    /// Associations events say changed; polled between cycles.
+    pub hints: Arc<Hints>,
+    /// `None` when events are off.
+    pub events: Option<EventsTelemetry>,
 }
 
 impl<S: Ssm> Scheduler<S> {
@@ -91,6 +230,7 @@ impl<S: Ssm> Scheduler<S> {
         let mut cycles: u64 = 0;
         loop {
             let mut waiting: Vec<Trigger> = Vec::new();
+            let mut hinted = false;
             if cycles > 0 {
                 tokio::select! {
                     _ = ticks.tick() => {}
@@ -99,8 +239,21 @@ impl<S: Ssm> Scheduler<S> {
                         self.reload(&mut ticks);
                         continue;
                     }
+                    () = self.hints.due() => hinted = true,
                     _ = shutdown.wait_for(|stop| *stop) => return,
                 }
+            }
+            if hinted {
+                let due = self.hints.take_due();
+                // Between cycles, in this task: never beside a cycle's own work.
+                tokio::select! {
+                    polled = self.targeted(due, snapshot.clone(), cycles).instrument(span.clone()) => match polled {
+                        Some(next) => snapshot = next,
+                        None => return,
+                    },
+                    _ = shutdown.wait_for(|stop| *stop) => return,
+                }
+                continue;
             }
             // Requests that arrived meanwhile are served by this cycle, and a configuration
             // that arrived meanwhile applies to it.
@@ -153,11 +306,63 @@ impl<S: Ssm> Scheduler<S> {
         }
     }
 
+    /// Polls the associations events named, publishes, and returns the new snapshot; `None`
+    /// once the renderer has stopped.
+    async fn targeted(
+        &self,
+        hinted: Vec<(String, Option<SystemTime>)>,
+        snapshot: Arc<Snapshot>,
+        cycles: u64,
+    ) -> Option<Arc<Snapshot>> {
+        if hinted.is_empty() {
+            return Some(snapshot);
+        }
+        let ids: Vec<String> = hinted.iter().map(|(id, _)| id.clone()).collect();
+        let started = Instant::now();
+        let polled = poll_some(
+            &self.ssm,
+            &self.pair.limiter,
+            &self.pair.poll,
+            &snapshot,
+            &ids,
+            &self.telemetry,
+        )
+        .await;
+        let next = Arc::new(polled.snapshot);
+        let generation = self.board.post_targeted(self.slot, next.clone(), cycles);
+        if self
+            .served
+            .clone()
+            .wait_for(|e| e.generation >= generation)
+            .await
+            .is_err()
+        {
+            error!("the renderer has stopped; this pair stops polling");
+            return None;
+        }
+        if let Some(events) = &self.events {
+            events.record_targeted(self.telemetry.place());
+            let now = SystemTime::now();
+            for time in hinted.iter().filter_map(|(_, t)| *t) {
+                events.record_delay(now.duration_since(time).unwrap_or_default().as_secs_f64());
+            }
+        }
+        info!(
+            associations = ids.len(),
+            failures = polled.failures,
+            api_requests = polled.calls,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "targeted poll finished"
+        );
+        Some(next)
+    }
+
     /// Takes the configuration a reload posted, for the next cycles.
     fn reload(&mut self, ticks: &mut Interval) {
         let config = self.configs.borrow_and_update().clone();
         let before = self.pair.interval;
         self.pair = PairSettings::new(&config, self.shard, self.place.as_ref());
+        self.hints.set_settings(self.pair.poll.clone());
         if self.pair.interval != before {
             *ticks = self::ticks(self.pair.interval);
         }
@@ -283,6 +488,15 @@ mod tests {
             board,
             served,
             configs: watch::channel(Arc::new(crate::config::parse("").expect("valid"))).1,
+            hints: Arc::new(Hints::new(PollSettings {
+                watch: Watch::Discover(Discovery::default()),
+                full_refresh_interval: Duration::from_secs(3600),
+                cycle_timeout: Duration::from_secs(600),
+                concurrency: 4,
+                failed_targets: None,
+                shard: Shard::ALL,
+            })),
+            events: None,
         };
         let task = tokio::spawn(scheduler.run(trigger_rx, stopped));
         (published, triggers, stop, task)

@@ -3,7 +3,9 @@
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
-use prometheus::{Gauge, GaugeVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 use crate::config::Place;
 use crate::ssm::{Operation, SsmError};
@@ -234,9 +236,106 @@ impl Telemetry {
     pub fn gather(&self) -> Vec<MetricFamily> {
         self.registry.gather()
     }
+
+    /// The metrics of State Manager's events, registered when events are configured, so
+    /// that an exporter without them shows none. Call once.
+    pub fn events(&self) -> EventsTelemetry {
+        let received = IntCounterVec::new(
+            Opts::new(
+                "events_received_total",
+                "State Manager events read from the queue, by outcome: applied (an association will be polled for it), coalesced (a poll of it was already due), ignored (an account, region or association this exporter does not watch), invalid (not a State Manager event).",
+            )
+            .namespace(NAMESPACE),
+            &["outcome"],
+        )
+        .expect("static metric options are valid");
+        let targeted = IntCounterVec::new(
+            Opts::new(
+                "targeted_polls_total",
+                "Polls of single associations that events asked for, between the regular cycles.",
+            )
+            .namespace(NAMESPACE),
+            &with_place_labels(&[], self.placed),
+        )
+        .expect("static metric options are valid");
+        let queue_up = IntGauge::with_opts(
+            Opts::new(
+                "events_queue_up",
+                "1 while the last ReceiveMessage on the events queue succeeded, 0 while the queue is unreachable, denied or throttling (polling goes on).",
+            )
+            .namespace(NAMESPACE),
+        )
+        .expect("static metric options are valid");
+        let delay = Histogram::with_opts(
+            HistogramOpts::new(
+                "event_publish_delay_seconds",
+                "From an event's time to the publish of its association's new values on /metrics.",
+            )
+            .namespace(NAMESPACE)
+            .buckets(vec![0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+        )
+        .expect("static metric options are valid");
+        for outcome in EVENT_OUTCOMES {
+            received.with_label_values(&[outcome]);
+        }
+        let collectors: [Box<dyn Collector>; 4] = [
+            Box::new(received.clone()),
+            Box::new(targeted.clone()),
+            Box::new(queue_up.clone()),
+            Box::new(delay.clone()),
+        ];
+        for c in collectors {
+            // Registered once per exporter; a second call finds them there and shares them.
+            let _ = self.registry.register(c);
+        }
+        EventsTelemetry {
+            received,
+            targeted,
+            queue_up,
+            delay,
+        }
+    }
+}
+
+/// What becomes of a received event; the values of `events_received_total`'s label.
+pub const EVENT_OUTCOMES: [&str; 4] = ["applied", "coalesced", "ignored", "invalid"];
+
+/// The metrics of State Manager's events, shared by the queue's reader and the schedulers.
+#[derive(Debug, Clone)]
+pub struct EventsTelemetry {
+    received: IntCounterVec,
+    targeted: IntCounterVec,
+    queue_up: IntGauge,
+    delay: Histogram,
+}
+
+impl EventsTelemetry {
+    /// Counts a received event; `outcome` is one of [`EVENT_OUTCOMES`].
+    pub fn record_event(&self, outcome: &'static str) {
+        self.received.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a targeted poll of the pair with these place label values.
+    pub fn record_targeted(&self, place: &[String]) {
+        let place: Vec<&str> = place.iter().map(String::as_str).collect();
+        self.targeted.with_label_values(&place).inc();
+    }
+
+    pub fn record_queue_up(&self, up: bool) {
+        self.queue_up.set(i64::from(up));
+    }
+
+    pub fn record_delay(&self, seconds: f64) {
+        self.delay.observe(seconds.max(0.0));
+    }
 }
 
 impl SourceTelemetry {
+    /// The pair's place label values, or none when the exporter is not placed.
+    pub fn place(&self) -> &[String] {
+        &self.place
+    }
+
     /// `first`, then the pair's place labels, if any.
     fn labels<'a>(&'a self, first: &[&'a str]) -> Vec<&'a str> {
         first

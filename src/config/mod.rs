@@ -43,6 +43,20 @@ pub struct Config {
     /// Overrides the STS endpoint that roles are assumed through (`AWS_ENDPOINT_URL_STS` does
     /// the same from the environment).
     pub sts_endpoint_url: Option<String>,
+    /// The SQS queue State Manager's events arrive on; `None`: polling alone.
+    pub events: Option<Events>,
+}
+
+/// Where State Manager's events are read: an SQS queue an EventBridge rule feeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Events {
+    /// `https://sqs.<region>.amazonaws.com/<account>/<name>`, or a simulator's.
+    pub queue_url: String,
+    /// The account and region the URL names, when it has the AWS form: they choose whose
+    /// credentials read it.
+    pub queue_place: Option<Place>,
+    /// Overrides the SQS endpoint (`AWS_ENDPOINT_URL_SQS` does the same from the environment).
+    pub endpoint_url: Option<String>,
 }
 
 /// One account and the regions polled in it.
@@ -416,6 +430,9 @@ impl Config {
         if self.sts_endpoint_url != new.sts_endpoint_url {
             keys.push("sts_endpoint_url");
         }
+        if self.events != new.events {
+            keys.push("events");
+        }
         keys
     }
 
@@ -480,8 +497,11 @@ impl Config {
             )
         };
         let per = if pairs > 1 { " per pair" } else { "" };
+        let events = self.events.as_ref().map_or(String::new(), |e| {
+            format!(", events from {}", redacted_url(&e.queue_url))
+        });
         format!(
-            "{watch}, poll interval {}, {place}, at most {} calls/s{per}",
+            "{watch}, poll interval {}, {place}, at most {} calls/s{per}{events}",
             format_duration(self.poll_interval),
             self.api.requests_per_second,
         )

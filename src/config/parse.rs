@@ -11,7 +11,7 @@ use super::duration::{format_duration, parse_duration};
 use super::yaml::from_yaml;
 use super::{
     Account, Api, AwsId, Config, DEFAULT_CYCLE_TIMEOUT, DEFAULT_FAILED_TARGETS,
-    DEFAULT_FULL_REFRESH, DEFAULT_POLL_INTERVAL, DEFAULT_SESSION_NAME, Discovery, Invalid,
+    DEFAULT_FULL_REFRESH, DEFAULT_POLL_INTERVAL, DEFAULT_SESSION_NAME, Discovery, Events, Invalid,
     MIN_POLL_INTERVAL, NonEmpty, Place, RetryMode, Role, TargetFilter, TargetFilterKey, Watch,
     WatchedAssociation, locate,
 };
@@ -35,6 +35,14 @@ struct RawConfig {
     failed_targets: Option<RawFailedTargets>,
     accounts: Option<Vec<RawAccount>>,
     sts_endpoint_url: Option<String>,
+    events: Option<RawEvents>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvents {
+    queue_url: String,
+    endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +140,7 @@ pub fn parse(text: &str) -> Result<Config, Invalid> {
     )?;
     let api = api(text, raw.api)?;
     let failed_targets = failed_targets(text, raw.failed_targets)?;
+    let events = raw.events.map(|e| events(text, e)).transpose()?;
     Ok(Config {
         region: endpoints.region,
         endpoint_url: endpoints.endpoint_url,
@@ -143,6 +152,38 @@ pub fn parse(text: &str) -> Result<Config, Invalid> {
         failed_targets,
         accounts,
         sts_endpoint_url: endpoints.sts_endpoint_url,
+        events,
+    })
+}
+
+/// The events queue: an http(s) URL; the account and region it names, when it has the AWS
+/// form, choose whose credentials read it.
+fn events(text: &str, raw: RawEvents) -> Result<Events, Invalid> {
+    field(text, "events.queue_url", &raw.queue_url, non_empty)?;
+    field(text, "events.queue_url", &raw.queue_url, http_url)?;
+    let endpoint_url = text_field(text, "events.endpoint_url", raw.endpoint_url)?;
+    if let Some(url) = &endpoint_url {
+        field(text, "events.endpoint_url", url, http_url)?;
+    }
+    Ok(Events {
+        queue_place: queue_place(&raw.queue_url),
+        queue_url: raw.queue_url,
+        endpoint_url,
+    })
+}
+
+/// The account and region of `https://sqs.<region>.amazonaws.com/<account>/<name>`.
+fn queue_place(url: &str) -> Option<Place> {
+    let rest = url.strip_prefix("https://sqs.")?;
+    let (region, rest) = rest.split_once('.')?;
+    let (_, path) = rest.split_once('/')?;
+    let (account_id, _) = path.split_once('/')?;
+    (valid_region(region)
+        && account_id.len() == 12
+        && account_id.bytes().all(|b| b.is_ascii_digit()))
+    .then(|| Place {
+        account_id: account_id.to_owned(),
+        region: region.to_owned(),
     })
 }
 

@@ -99,6 +99,9 @@ pub fn step(sim: &Sim) {
             None => {}
         }
     }
+    drop(state);
+    // A long poll waiting on the demo's queue hears of the events this step sent.
+    sim.queue_changed.notify_waiters();
 }
 
 fn start_run(state: &mut State, association_id: &str) {
@@ -143,19 +146,34 @@ fn advance(state: &mut State, association_id: &str, execution_id: &str) {
         .filter(|&i| targets[i].status == "Pending" || targets[i].status == "InProgress")
         .collect();
     let batch = unfinished.len().div_ceil(3);
+    let mut moved = Vec::new();
     for (n, i) in unfinished.into_iter().enumerate() {
+        let before = targets[i].status.clone();
         if n < batch {
             finish(state, &mut targets[i]);
         } else {
             targets[i].status = "InProgress".to_owned();
             targets[i].detailed_status = "InProgress".to_owned();
         }
+        if targets[i].status != before {
+            moved.push(targets[i].resource_id.clone());
+        }
     }
-    if let Some(e) = state
+    let Some(e) = state
         .association_mut(association_id)
         .and_then(|a| a.execution_mut(execution_id))
-    {
-        e.targets = targets;
+    else {
+        return;
+    };
+    let status_before = e.status();
+    e.targets = targets;
+    let status_moved = e.status() != status_before;
+    // As State Manager announces them, for a queue subscribed to the demo's events.
+    for resource_id in moved {
+        state.target_changed(association_id, execution_id, &resource_id);
+    }
+    if status_moved {
+        state.association_changed(association_id);
     }
 }
 

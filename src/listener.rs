@@ -1,0 +1,136 @@
+//! The events queue's reader: long-polls SQS for State Manager's events, hands each to the
+//! pair its account and region name, and deletes what it has handled. Events are hints: the
+//! values always come from SSM. A message that is no State Manager event is counted, logged
+//! and deleted; an unreachable queue is retried with backoff while polling goes on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::Place;
+use crate::events;
+use crate::scheduler::{HintOutcome, Hints};
+use crate::sqs::{LONG_POLL, MAX_MESSAGES, Message, Queue};
+use crate::telemetry::EventsTelemetry;
+
+/// The first pause after a failed receive; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Where a pair's events go.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `None` without `accounts`: the one pair takes the events of `region`, whatever their
+    /// account says (it may not know its own account ID).
+    pub place: Option<Place>,
+    /// Without `accounts`, the region whose events the pair takes; `None`: every region's.
+    pub region: Option<String>,
+    pub hints: Arc<Hints>,
+}
+
+/// Reads the queue at `queue_url` until `shutdown`.
+#[derive(Debug)]
+pub struct Listener<Q> {
+    pub queue: Q,
+    pub queue_url: String,
+    pub routes: Vec<Route>,
+    pub telemetry: EventsTelemetry,
+}
+
+impl<Q: Queue> Listener<Q> {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = FIRST_BACKOFF;
+        let mut up = None;
+        loop {
+            // The first receive does not wait, so that the queue's health is known at once.
+            let wait = if up.is_some() {
+                LONG_POLL
+            } else {
+                Duration::ZERO
+            };
+            let received = tokio::select! {
+                received = self.queue.receive(&self.queue_url, wait, MAX_MESSAGES) => received,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match received {
+                Ok(messages) => {
+                    if up != Some(true) {
+                        info!("events queue reachable; reading State Manager's events");
+                    }
+                    up = Some(true);
+                    backoff = FIRST_BACKOFF;
+                    self.telemetry.record_queue_up(true);
+                    self.handle(messages).await;
+                }
+                Err(e) => {
+                    // Once per outage, not once per retry.
+                    if up != Some(false) {
+                        warn!(error = %e, kind = e.kind(), "cannot read the events queue; polling goes on, and the queue is retried with backoff");
+                    }
+                    up = Some(false);
+                    self.telemetry.record_queue_up(false);
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Routes each message and deletes every one: handled, ignored or unreadable alike, since
+    /// reading it again would change nothing.
+    async fn handle(&self, messages: Vec<Message>) {
+        if messages.is_empty() {
+            return;
+        }
+        let mut entries = Vec::with_capacity(messages.len());
+        for message in messages {
+            let outcome = self.route(&message.body);
+            self.telemetry.record_event(outcome);
+            entries.push((message.message_id, message.receipt_handle));
+        }
+        match self.queue.delete(&self.queue_url, &entries).await {
+            Ok(outcome) if outcome.failed.is_empty() => {}
+            // Not deleted, a message comes back after its visibility timeout; handling it
+            // twice changes nothing.
+            Ok(outcome) => warn!(
+                failed = outcome.failed.len(),
+                "some handled events could not be deleted; they will be read again"
+            ),
+            Err(e) => {
+                warn!(error = %e, kind = e.kind(), "handled events could not be deleted; they will be read again")
+            }
+        }
+    }
+
+    /// What becomes of one message: one of the outcome labels of `events_received_total`.
+    fn route(&self, body: &str) -> &'static str {
+        let event = match events::parse(body) {
+            Ok(event) => event,
+            Err(e) => {
+                warn!(error = %e, kind = e.kind(), "a message on the events queue is not a State Manager event; deleted");
+                return "invalid";
+            }
+        };
+        let route = self.routes.iter().find(|r| match &r.place {
+            Some(p) => p.account_id == event.account && p.region == event.region,
+            None => r
+                .region
+                .as_ref()
+                .is_none_or(|region| *region == event.region),
+        });
+        let Some(route) = route else {
+            debug!(account = %event.account, region = %event.region, "an event for an account and region this exporter does not poll; ignored");
+            return "ignored";
+        };
+        let outcome = route.hints.add(&event.association_id, event.time);
+        if outcome == HintOutcome::Ignored {
+            debug!(association_id = %event.association_id, "an event for an association this exporter does not watch; ignored");
+        }
+        outcome.as_str()
+    }
+}
