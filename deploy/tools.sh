@@ -11,6 +11,9 @@ python_requirements=(
   # Helm v4's Go library (with its lint, values schema and renderer) in a wheel: no helm
   # binary is packaged for Debian 12, and none can be downloaded here.
   helm-python-sdk==0.2.2
+  # CloudFormation's own linter (its resource schemas ship in the wheel): validates
+  # deploy/cloudformation offline.
+  cfn-lint==1.58.0
 )
 me=${me:-deploy/tools.sh}
 venv=${DEPLOY_CHECK_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ssm-association-exporter/deploy-check-venv}
