@@ -216,6 +216,7 @@ impl<S: Ssm> Scheduler<S> {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut ticks = ticks(self.pair.interval);
+        self.telemetry.record_interval(self.pair.interval);
         let mut snapshot = Arc::new(Snapshot::default());
         // Every log line of the pair's cycles names it. At error level, so that the span exists
         // whatever the log level: a warning must still say which pair it is about.
@@ -363,6 +364,7 @@ impl<S: Ssm> Scheduler<S> {
         let before = self.pair.interval;
         self.pair = PairSettings::new(&config, self.shard, self.place.as_ref());
         self.hints.set_settings(self.pair.poll.clone());
+        self.telemetry.record_interval(self.pair.interval);
         if self.pair.interval != before {
             *ticks = self::ticks(self.pair.interval);
         }

@@ -56,6 +56,7 @@ pub struct Telemetry {
     cycle_ok: IntGaugeVec,
     watched: IntGaugeVec,
     cycle_calls: IntGaugeVec,
+    interval: GaugeVec,
     reload_ok: IntGauge,
     reload_time: Gauge,
 }
@@ -136,6 +137,15 @@ impl Telemetry {
             &with_place(&[]),
         )
         .expect("static metric options are valid");
+        let interval = GaugeVec::new(
+            Opts::new(
+                "poll_interval_seconds",
+                "The configured time between the starts of a pair's poll cycles: what the age of its last successful cycle is measured against.",
+            )
+            .namespace(NAMESPACE),
+            &with_place(&[]),
+        )
+        .expect("static metric options are valid");
         let reload_ok = IntGauge::with_opts(
             Opts::new(
                 "config_last_reload_successful",
@@ -167,7 +177,7 @@ impl Telemetry {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SAE_RUSTC_VERSION")])
             .set(1);
 
-        let collectors: [Box<dyn Collector>; 10] = [
+        let collectors: [Box<dyn Collector>; 11] = [
             Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(cycle_duration.clone()),
@@ -175,6 +185,7 @@ impl Telemetry {
             Box::new(cycle_ok.clone()),
             Box::new(watched.clone()),
             Box::new(cycle_calls.clone()),
+            Box::new(interval.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
             Box::new(build_info),
@@ -194,6 +205,7 @@ impl Telemetry {
             cycle_ok,
             watched,
             cycle_calls,
+            interval,
             reload_ok,
             reload_time,
         }
@@ -354,6 +366,14 @@ impl SourceTelemetry {
             .api_requests
             .with_label_values(&self.labels(&[operation.as_str(), outcome]))
             .inc();
+    }
+
+    /// The pair's poll interval, at start and after each reload.
+    pub fn record_interval(&self, interval: std::time::Duration) {
+        self.telemetry
+            .interval
+            .with_label_values(&self.labels(&[]))
+            .set(interval.as_secs_f64());
     }
 
     pub fn record_cycle(&self, cycle: &CycleRecord) {

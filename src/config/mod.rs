@@ -533,6 +533,9 @@ mod tests {
         let accounts_at = text.find("# Several accounts").expect("accounts comment");
         let accounts_key = text.find("# accounts:").expect("accounts key");
         let sts_key = text.find("# sts_endpoint_url:").expect("sts key");
+        let events_at = text
+            .find("\n# State Manager's events")
+            .expect("events comment");
         let uncomment = |block: &str| -> String {
             block
                 .lines()
@@ -556,7 +559,7 @@ mod tests {
         let accounts = format!(
             "{}\n{}",
             uncomment(&text[accounts_key - 1..text.find("#\n# STS").expect("STS comment")]),
-            uncomment(&text[sts_key - 1..])
+            uncomment(&text[sts_key - 1..events_at])
         );
         let with_accounts = format!(
             "{}{accounts}\n",
@@ -564,6 +567,21 @@ mod tests {
         );
         let config = parse(&with_accounts).expect("the example's accounts block is valid");
         assert_eq!(config.sources().len(), 3);
+        // And the events block, beside the region.
+        let events_key = text.find("# events:").expect("events key");
+        let events = uncomment(&text[events_key - 1..]);
+        let with_events = format!("{}{}\n", &text[..start], events.replace("\n\n", "\n"));
+        let events = parse(&with_events)
+            .expect("the example's events block is valid")
+            .events
+            .expect("events");
+        assert_eq!(
+            events.queue_place,
+            Some(Place {
+                account_id: "111111111111".into(),
+                region: "us-east-2".into(),
+            })
+        );
         assert_eq!(
             config.sts_endpoint_url.as_deref(),
             Some("https://sts.us-east-1.amazonaws.com")

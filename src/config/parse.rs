@@ -787,7 +787,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             (
                 "region: us-east-2\npoll_interval: 60s\nscrape_timeout: 5s\n",
-                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery`, `full_refresh_interval`, `cycle_timeout`, `api`, `failed_targets`, `accounts`, `sts_endpoint_url` at line 3 column 1",
+                "unknown field `scrape_timeout`, expected one of `region`, `endpoint_url`, `poll_interval`, `associations`, `discovery`, `full_refresh_interval`, `cycle_timeout`, `api`, `failed_targets`, `accounts`, `sts_endpoint_url`, `events` at line 3 column 1",
             ),
             (
                 "poll_interval: 60\n",
