@@ -290,6 +290,7 @@ impl Exporter {
             queue_url,
             routes,
             telemetry,
+            board: self.board.clone(),
         };
         self.tasks
             .push(tokio::spawn(listener.run(self.stop.clone())));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+use crate::board::Board;
 use crate::config::Place;
 use crate::events;
 use crate::scheduler::{HintOutcome, Hints};
@@ -37,6 +38,9 @@ pub struct Listener<Q> {
     pub queue_url: String,
     pub routes: Vec<Route>,
     pub telemetry: EventsTelemetry,
+    /// Bumped when the events' own metrics change, so that the next exposition shows them: a
+    /// scrape never renders.
+    pub board: Board,
 }
 
 impl<Q: Queue> Listener<Q> {
@@ -56,6 +60,7 @@ impl<Q: Queue> Listener<Q> {
             };
             match received {
                 Ok(messages) => {
+                    let changed = up != Some(true) || !messages.is_empty();
                     if up != Some(true) {
                         info!("events queue reachable; reading State Manager's events");
                     }
@@ -63,14 +68,18 @@ impl<Q: Queue> Listener<Q> {
                     backoff = FIRST_BACKOFF;
                     self.telemetry.record_queue_up(true);
                     self.handle(messages).await;
+                    if changed {
+                        self.board.bump();
+                    }
                 }
                 Err(e) => {
                     // Once per outage, not once per retry.
                     if up != Some(false) {
                         warn!(error = %e, kind = e.kind(), "cannot read the events queue; polling goes on, and the queue is retried with backoff");
+                        self.telemetry.record_queue_up(false);
+                        self.board.bump();
                     }
                     up = Some(false);
-                    self.telemetry.record_queue_up(false);
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
                         _ = shutdown.wait_for(|stop| *stop) => return,

@@ -330,6 +330,14 @@ impl<S: Ssm> Scheduler<S> {
         )
         .await;
         let next = Arc::new(polled.snapshot);
+        // Recorded before the post, so that the exposition it causes shows them.
+        if let Some(events) = &self.events {
+            events.record_targeted(self.telemetry.place());
+            let now = SystemTime::now();
+            for time in hinted.iter().filter_map(|(_, t)| *t) {
+                events.record_delay(now.duration_since(time).unwrap_or_default().as_secs_f64());
+            }
+        }
         let generation = self.board.post_targeted(self.slot, next.clone(), cycles);
         if self
             .served
@@ -340,13 +348,6 @@ impl<S: Ssm> Scheduler<S> {
         {
             error!("the renderer has stopped; this pair stops polling");
             return None;
-        }
-        if let Some(events) = &self.events {
-            events.record_targeted(self.telemetry.place());
-            let now = SystemTime::now();
-            for time in hinted.iter().filter_map(|(_, t)| *t) {
-                events.record_delay(now.duration_since(time).unwrap_or_default().as_secs_f64());
-            }
         }
         info!(
             associations = ids.len(),

@@ -4,6 +4,7 @@ mod accounts;
 mod calls;
 mod cli;
 mod docs;
+mod events;
 mod exporter;
 mod faults;
 mod harness;

@@ -1,0 +1,430 @@
+//! State Manager's events through the simulated SQS queue: a run reaches `/metrics` after its
+//! event, between cycles, with the calls a poll of that association makes and no listing;
+//! events coalesce; events that change nothing cost nothing; a failing queue or SSM loses
+//! nothing.
+
+use std::time::Duration;
+
+use ssm_association_exporter::app::{Exporter, Setup, Source};
+use ssm_association_exporter::config::{self, Place, Shard};
+use ssm_association_exporter::events::ASSOCIATION_STATE_CHANGE;
+use ssm_association_exporter::server::ServerOptions;
+use ssm_association_exporter::sim::{DEFAULT_ACCOUNT, DEFAULT_REGION, Fault, Faults, Sim};
+use ssm_association_exporter::sqs::aws::AwsQueue;
+use ssm_association_exporter::ssm::aws::AwsSsm;
+use tokio::net::TcpListener;
+
+use crate::harness::{Metrics, Rig, client_options, expected_targets, fleet};
+
+const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
+const B: &str = "0b7e1a52-3c0d-4c1e-9f43-5a1d2c3b4e5f";
+/// Only a bound for a test that misbehaves; every wait ends on an event before it.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The SSM operations the simulator saw since the last call, by name; the queue's own calls
+/// are left out.
+fn ssm_calls(sim: &Sim) -> Vec<(String, usize)> {
+    let mut counted: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in sim.requests() {
+        if r.queue_url.is_none() {
+            *counted.entry(r.operation).or_default() += 1;
+        }
+    }
+    sim.clear_requests();
+    counted.into_iter().collect()
+}
+
+fn expect(pairs: &[(&str, usize)]) -> Vec<(String, usize)> {
+    pairs.iter().map(|(op, n)| ((*op).to_owned(), *n)).collect()
+}
+
+fn received(metrics: &Metrics, outcome: &str) -> f64 {
+    metrics
+        .get(
+            "ssm_association_exporter_events_received_total",
+            &[("outcome", outcome)],
+        )
+        .unwrap_or(-1.0)
+}
+
+fn received_in_all(metrics: &Metrics) -> f64 {
+    ["applied", "coalesced", "ignored", "invalid"]
+        .iter()
+        .map(|o| received(metrics, o))
+        .sum()
+}
+
+/// A queue the simulated SSM announces its changes on, subscribed from now on (what the
+/// fixture set up before has no events).
+fn subscribed_queue(sim: &Sim) -> String {
+    let url = sim.create_queue(DEFAULT_ACCOUNT, "events");
+    sim.subscribe(&url, DEFAULT_ACCOUNT, DEFAULT_REGION)
+        .expect("queue exists");
+    url
+}
+
+/// An exporter that polls only when asked (hourly) and reads the queue at `url`; its first
+/// cycle is done and the request log cleared.
+async fn with_events(rig: Rig) -> Rig {
+    let mut rig = rig;
+    let endpoint = rig.server.endpoint_url();
+    let queue = AwsQueue::connect(&client_options(endpoint.clone()), Some(endpoint))
+        .await
+        .expect("queue client");
+    rig.exporter.listen(queue).expect("events are configured");
+    rig
+}
+
+fn events_yaml(url: &str) -> String {
+    format!("events:\n  queue_url: {url}\n")
+}
+
+/// Scrapes until `done` holds; the bound only ends a test that misbehaves.
+async fn until(rig: &Rig, done: impl Fn(&Metrics) -> bool) -> Metrics {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let metrics = rig.scrape().await;
+            if done(&metrics) {
+                return metrics;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the exporter got there")
+}
+
+/// An event as EventBridge delivers it, for the association `id` of `account`.
+fn event(account: &str, id: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "detail-type": ASSOCIATION_STATE_CHANGE,
+        "source": "aws.ssm",
+        "account": account,
+        "time": "2026-11-30T12:00:00Z",
+        "region": DEFAULT_REGION,
+        "resources": [],
+        "detail": {"association-id": id, "status": "Success"}
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_run_is_served_after_its_event_with_one_associations_calls() {
+    let sim = Sim::new(91);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    sim.start_execution(A, fleet("i-0aaaaaaaaaa1", 60, &["Success"]))
+        .expect("association exists");
+    let url = subscribed_queue(&sim);
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+
+    let run = rig
+        .sim
+        .start_execution(A, fleet("i-0aaaaaaaaaa2", 70, &["Failed", "Success"]))
+        .expect("association exists");
+    rig.exporter
+        .wait_for_targeted(1)
+        .await
+        .expect("a targeted poll");
+    let after = rig.scrape().await;
+    assert_eq!(
+        after.targets(A),
+        expected_targets(&rig.sim, A, &run, |_| true)
+    );
+    // No listing: the association described, its newest run, 2 pages of 70 targets.
+    assert_eq!(
+        ssm_calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociation", 1),
+            ("DescribeAssociationExecutionTargets", 2),
+            ("DescribeAssociationExecutions", 1),
+        ])
+    );
+    assert_eq!(
+        after.get(
+            "ssm_association_exporter_cycles_total",
+            &[("outcome", "success")]
+        ),
+        Some(1.0),
+        "no cycle ran: the hourly one is far off"
+    );
+    assert_eq!(
+        after.get("ssm_association_exporter_events_queue_up", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        after.get("ssm_association_exporter_targeted_polls_total", &[]),
+        Some(1.0)
+    );
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_instance_events_of_one_run_cost_at_most_two_targeted_polls() {
+    let sim = Sim::new(92);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+
+    // One association event and 1,000 instance events, all at once.
+    let run = rig
+        .sim
+        .start_execution(A, fleet("i-0bbbbbbbbbb1", 1000, &["Success", "TimedOut"]))
+        .expect("association exists");
+    let metrics = until(&rig, |m| received_in_all(m) >= 1001.0).await;
+    let applied = received(&metrics, "applied");
+    assert_eq!(received_in_all(&metrics), 1001.0);
+    assert!((1.0..=2.0).contains(&applied), "{applied} polls asked for");
+    assert_eq!(received(&metrics, "coalesced"), 1001.0 - applied);
+    rig.exporter
+        .wait_for_targeted(applied as u64)
+        .await
+        .expect("the targeted polls");
+    let after = rig.scrape().await;
+    assert_eq!(
+        after.targets(A),
+        expected_targets(&rig.sim, A, &run, |_| true)
+    );
+    assert_eq!(rig.sim.queue_depth(&url), Some(0), "every event deleted");
+    rig.stop().await;
+}
+
+/// Unreadable, foreign, unwatched and repeated events: counted, deleted, and the only SSM
+/// call is the one poll the watched association's event asks for.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_that_change_nothing_cost_nothing() {
+    let sim = Sim::new(93);
+    sim.insert_association(A, Some("watched"), "AWS-RunPatchBaseline");
+    sim.insert_association(B, Some("not watched"), "AWS-RunPatchBaseline");
+    sim.start_execution(A, fleet("i-0ccccccccccc", 5, &["Success"]))
+        .expect("association exists");
+    let url = subscribed_queue(&sim);
+    let yaml = format!(
+        "associations:\n  - association_id: {A}\n{}",
+        events_yaml(&url)
+    );
+    let rig = with_events(Rig::start(sim, &yaml).await).await;
+
+    for body in [
+        "not json".to_owned(),
+        r#"{"source": "aws.ec2"}"#.to_owned(),
+        event("999999999999", A),
+        event(DEFAULT_ACCOUNT, B),
+        event(DEFAULT_ACCOUNT, A),
+        event(DEFAULT_ACCOUNT, A),
+    ] {
+        rig.sim.send_raw(&url, &body).expect("queue exists");
+    }
+    rig.exporter
+        .wait_for_targeted(1)
+        .await
+        .expect("one targeted poll");
+    let metrics = until(&rig, |m| received_in_all(m) >= 6.0).await;
+    assert_eq!(received(&metrics, "invalid"), 2.0);
+    // Without accounts the one pair takes its region's events whatever their account says:
+    // the foreign-account event for A counts as A's.
+    assert_eq!(received(&metrics, "ignored"), 1.0);
+    assert_eq!(
+        received(&metrics, "applied") + received(&metrics, "coalesced"),
+        3.0
+    );
+    assert_eq!(received(&metrics, "applied"), 1.0);
+    // A's run did not change: described, it is settled, and nothing more is read.
+    assert_eq!(ssm_calls(&rig.sim), expect(&[("DescribeAssociation", 1)]));
+    assert_eq!(rig.sim.queue_depth(&url), Some(0), "every message deleted");
+    rig.stop().await;
+}
+
+/// With accounts, an event for an account and region no pair polls is ignored.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_of_an_account_no_pair_polls_are_ignored() {
+    let sim = Sim::new(95);
+    sim.insert_association(A, Some("watched"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    let config = config::parse(&format!(
+        "poll_interval: 1h\napi:\n  requests_per_second: 100000\n  burst: 1000\naccounts:\n  - account_id: \"{DEFAULT_ACCOUNT}\"\n    regions: [{DEFAULT_REGION}]\n{}",
+        events_yaml(&url)
+    ))
+    .expect("valid");
+    // One pair, placed as the accounts list says.
+    let server = sim.start().await.expect("simulator");
+    let ssm = AwsSsm::connect(&client_options(server.endpoint_url()))
+        .await
+        .expect("client");
+    let place = Place {
+        account_id: DEFAULT_ACCOUNT.into(),
+        region: DEFAULT_REGION.into(),
+    };
+    let exporter = Exporter::start_sources(
+        vec![Source {
+            place: Some(place),
+            ssm,
+        }],
+        &config,
+        TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        ServerOptions::default(),
+    )
+    .expect("exporter starts");
+    let rig = Rig {
+        sim,
+        server,
+        exporter,
+    };
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    rig.sim.clear_requests();
+    let rig = with_events(rig).await;
+    rig.sim
+        .send_raw(&url, &event("999999999999", A))
+        .expect("queue exists");
+    rig.sim
+        .send_raw(&url, &event(DEFAULT_ACCOUNT, A))
+        .expect("queue exists");
+    rig.exporter
+        .wait_for_targeted(1)
+        .await
+        .expect("a targeted poll");
+    let metrics = until(&rig, |m| received_in_all(m) >= 2.0).await;
+    assert_eq!(received(&metrics, "ignored"), 1.0);
+    assert_eq!(received(&metrics, "applied"), 1.0);
+    rig.stop().await;
+}
+
+/// The queue denied, then back: polling goes on meanwhile, the gauge says so, and events are
+/// read again once it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_that_fails_then_recovers() {
+    let sim = Sim::new(94);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    sim.fail_queue(&url, Some(Fault::AccessDenied));
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    let down = until(&rig, |m| {
+        m.get("ssm_association_exporter_events_queue_up", &[]) == Some(0.0)
+    })
+    .await;
+    assert_eq!(
+        down.get("ssm_association_poll_success", &[("association_id", A)]),
+        Some(1.0)
+    );
+    // Polling goes on without the queue.
+    let run = rig
+        .sim
+        .start_execution(A, fleet("i-0dddddddddd1", 3, &["Success"]))
+        .expect("association exists");
+    let cycled = rig.cycle().await;
+    assert_eq!(
+        cycled.targets(A),
+        expected_targets(&rig.sim, A, &run, |_| true)
+    );
+
+    rig.sim.fail_queue(&url, None);
+    let later = rig
+        .sim
+        .start_execution(A, fleet("i-0dddddddddd2", 4, &["Failed"]))
+        .expect("association exists");
+    rig.exporter
+        .wait_for_targeted(1)
+        .await
+        .expect("a targeted poll once the queue is back");
+    let after = rig.scrape().await;
+    assert_eq!(
+        after.get("ssm_association_exporter_events_queue_up", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        after.targets(A),
+        expected_targets(&rig.sim, A, &later, |_| true)
+    );
+    rig.stop().await;
+}
+
+/// SSM throttles every call while a burst of events arrives: the targeted poll fails and keeps
+/// the last values, marked failed; the next cycle reads the truth.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_ssm_during_a_burst_of_events_loses_nothing() {
+    let sim = Sim::new(96);
+    let ids: Vec<String> = (0..10)
+        .map(|i| {
+            let id = sim.create_association(Some(&format!("t-{i}")), "AWS-RunPatchBaseline");
+            sim.start_execution(&id, fleet(&format!("i-{i:02}eeeeeeeeeee"), 3, &["Success"]))
+                .expect("association exists");
+            id
+        })
+        .collect();
+    let url = subscribed_queue(&sim);
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    let before = rig.scrape().await;
+
+    rig.sim.set_faults(Faults {
+        throttle_rate: 1.0,
+        ..Faults::default()
+    });
+    let runs: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            rig.sim
+                .start_execution(id, fleet(&format!("i-{i:02}fffffffffff"), 4, &["Failed"]))
+                .expect("association exists")
+        })
+        .collect();
+    let during = until(&rig, |m| {
+        ids.iter()
+            .all(|id| m.get("ssm_association_poll_success", &[("association_id", id)]) == Some(0.0))
+    })
+    .await;
+    for id in &ids {
+        assert_eq!(during.targets(id), before.targets(id), "kept");
+        assert_eq!(
+            during.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(0.0)
+        );
+    }
+    rig.sim.set_faults(Faults::default());
+    let after = rig.cycle().await;
+    for (id, run) in ids.iter().zip(&runs) {
+        assert_eq!(
+            after.targets(id),
+            expected_targets(&rig.sim, id, run, |_| true)
+        );
+    }
+    rig.stop().await;
+}
+
+/// A replica ignores, at no cost, the events of associations another shard owns.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_for_another_shards_association_costs_nothing() {
+    let sim = Sim::new(97);
+    let mine = Shard::new(1, 2).expect("valid shard");
+    let ids: Vec<String> = (0..8)
+        .map(|i| sim.create_association(Some(&format!("s-{i}")), "AWS-RunPatchBaseline"))
+        .collect();
+    let theirs = ids
+        .iter()
+        .find(|id| !mine.owns(id))
+        .expect("some association is the other shard's")
+        .clone();
+    let url = subscribed_queue(&sim);
+    let config = config::parse(&format!(
+        "poll_interval: 1h\napi:\n  requests_per_second: 100000\n  burst: 1000\n{}",
+        events_yaml(&url)
+    ))
+    .expect("valid");
+    let setup = Setup {
+        config,
+        shard: mine,
+        file: None,
+    };
+    let rig = Rig::launch_config(sim, setup, |o| o, ServerOptions::default()).await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    rig.sim.clear_requests();
+    let rig = with_events(rig).await;
+    rig.sim
+        .send_raw(&url, &event(DEFAULT_ACCOUNT, &theirs))
+        .expect("queue exists");
+    let metrics = until(&rig, |m| received_in_all(m) >= 1.0).await;
+    assert_eq!(received(&metrics, "ignored"), 1.0);
+    assert_eq!(ssm_calls(&rig.sim), expect(&[]));
+    rig.stop().await;
+}
