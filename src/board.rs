@@ -122,27 +122,22 @@ impl Board {
     /// Posts the snapshot of the pair at `slot` after its `cycles`th cycle; returns the
     /// generation whose exposition will show it.
     pub fn post(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64) -> u64 {
-        let mut generation = 0;
-        self.posts.send_modify(|posts| {
-            if let Some(posted) = posts.sources.get_mut(slot) {
-                posted.snapshot = snapshot;
-                posted.cycles = cycles;
-            }
-            posts.generation += 1;
-            generation = posts.generation;
-        });
-        generation
+        self.post_as(slot, snapshot, cycles, 0)
     }
 
     /// Posts the snapshot of the pair at `slot` after a targeted poll between its cycles;
     /// returns the generation whose exposition will show it.
     pub fn post_targeted(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64) -> u64 {
+        self.post_as(slot, snapshot, cycles, 1)
+    }
+
+    fn post_as(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64, targeted: u64) -> u64 {
         let mut generation = 0;
         self.posts.send_modify(|posts| {
             if let Some(posted) = posts.sources.get_mut(slot) {
                 posted.snapshot = snapshot;
                 posted.cycles = cycles;
-                posted.targeted += 1;
+                posted.targeted += targeted;
             }
             posts.generation += 1;
             generation = posts.generation;

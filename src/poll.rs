@@ -115,15 +115,7 @@ pub async fn poll_once<S: Ssm>(
     telemetry: &SourceTelemetry,
 ) -> Cycle {
     let deadline = Instant::now() + settings.cycle_timeout;
-    let poller = Poller {
-        ssm,
-        limiter,
-        telemetry,
-        calls: AtomicUsize::new(0),
-        now: SystemTime::now(),
-        full_refresh_interval: settings.full_refresh_interval,
-        failed_targets: settings.failed_targets,
-    };
+    let poller = Poller::new(ssm, limiter, settings, telemetry);
     let plan = match within(
         deadline,
         poller.plan(&settings.watch, settings.shard, previous),
@@ -184,15 +176,7 @@ pub async fn poll_some<S: Ssm>(
     telemetry: &SourceTelemetry,
 ) -> Cycle {
     let deadline = Instant::now() + settings.cycle_timeout;
-    let poller = Poller {
-        ssm,
-        limiter,
-        telemetry,
-        calls: AtomicUsize::new(0),
-        now: SystemTime::now(),
-        full_refresh_interval: settings.full_refresh_interval,
-        failed_targets: settings.failed_targets,
-    };
+    let poller = Poller::new(ssm, limiter, settings, telemetry);
     let jobs: Vec<Job> = ids
         .iter()
         .filter(|id| may_watch(settings, id))
@@ -339,7 +323,24 @@ struct Poller<'a, S> {
     failed_targets: Option<usize>,
 }
 
-impl<S: Ssm> Poller<'_, S> {
+impl<'a, S: Ssm> Poller<'a, S> {
+    fn new(
+        ssm: &'a S,
+        limiter: &'a Limiter,
+        settings: &PollSettings,
+        telemetry: &'a SourceTelemetry,
+    ) -> Self {
+        Poller {
+            ssm,
+            limiter,
+            telemetry,
+            calls: AtomicUsize::new(0),
+            now: SystemTime::now(),
+            full_refresh_interval: settings.full_refresh_interval,
+            failed_targets: settings.failed_targets,
+        }
+    }
+
     /// Makes one call through the rate limit, counts it, and names it in its error.
     async fn call<T>(
         &self,

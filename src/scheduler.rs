@@ -470,6 +470,14 @@ mod tests {
         }));
         let (triggers, trigger_rx) = mpsc::channel(4);
         let (stop, stopped) = watch::channel(false);
+        let poll = PollSettings {
+            watch: Watch::Discover(Discovery::default()),
+            full_refresh_interval: Duration::from_secs(3600),
+            cycle_timeout: Duration::from_secs(600),
+            concurrency: 4,
+            failed_targets: None,
+            shard: Shard::ALL,
+        };
         let scheduler = Scheduler {
             ssm,
             slot: 0,
@@ -477,28 +485,14 @@ mod tests {
             shard: Shard::ALL,
             pair: PairSettings {
                 limiter: Limiter::new(1000.0, 1000, 4),
-                poll: PollSettings {
-                    watch: Watch::Discover(Discovery::default()),
-                    full_refresh_interval: Duration::from_secs(3600),
-                    cycle_timeout: Duration::from_secs(600),
-                    concurrency: 4,
-                    failed_targets: None,
-                    shard: Shard::ALL,
-                },
+                poll: poll.clone(),
                 interval,
             },
             telemetry: Telemetry::new(false).source(None),
             board,
             served,
             configs: watch::channel(Arc::new(crate::config::parse("").expect("valid"))).1,
-            hints: Arc::new(Hints::new(PollSettings {
-                watch: Watch::Discover(Discovery::default()),
-                full_refresh_interval: Duration::from_secs(3600),
-                cycle_timeout: Duration::from_secs(600),
-                concurrency: 4,
-                failed_targets: None,
-                shard: Shard::ALL,
-            })),
+            hints: Arc::new(Hints::new(poll)),
             events: None,
         };
         let task = tokio::spawn(scheduler.run(trigger_rx, stopped));

@@ -84,7 +84,7 @@ fn assume_role(state: &mut State, form: &BTreeMap<String, String>) -> (StatusCod
     let role_name = arn.rsplit('/').next().unwrap_or_default();
     state.serial += 1;
     let key = access_key_id(&account, state.serial);
-    let expiration = iso8601(super::now() as u64 + 3600);
+    let expiration = crate::events::format_time((super::now() + 3600.0).floor());
     let xml = format!(
         "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult>\
 <AssumedRoleUser><AssumedRoleId>AROA{account}:{session}</AssumedRoleId>\
@@ -143,37 +143,21 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Seconds since the epoch as `2026-11-25T01:02:03Z`.
-fn iso8601(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso8601(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(iso8601(1_709_208_000), "2024-02-29T12:00:00Z");
+        assert_eq!(crate::events::format_time(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            crate::events::format_time(1_700_000_000.0),
+            "2023-11-14T22:13:20Z"
+        );
+        assert_eq!(
+            crate::events::format_time(1_709_208_000.0),
+            "2024-02-29T12:00:00Z"
+        );
     }
 
     #[test]
