@@ -5,6 +5,7 @@
 //!     cargo bench --bench events             # both parts, about 10 minutes
 //!     cargo bench --bench events -- latency  # only the first
 //!     cargo bench --bench events -- calls    # only the second
+//!     cargo bench --bench events -- calls runs=0   # the second, with another run rate
 //!
 //! Latency: 100 associations each with a run of 20 targets in progress; the runs end at
 //! random moments over a minute (every target set to a final status, as instances report);
@@ -36,17 +37,23 @@ const QUIET_ASSOCIATIONS: usize = 500;
 /// Simulated time runs this much faster than the clock in the calls part.
 const SPEEDUP: u32 = 10;
 const QUIET_WINDOW: Duration = Duration::from_secs(180);
+/// Runs an hour across the fleet, unless `runs=N` says otherwise.
 const RUNS_PER_HOUR: u32 = 10;
 
 fn main() {
-    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let only = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && !a.contains('='));
+    let runs_per_hour = std::env::args()
+        .find_map(|a| a.strip_prefix("runs=").and_then(|n| n.parse().ok()))
+        .unwrap_or(RUNS_PER_HOUR);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
         if only.as_deref() != Some("calls") {
             latency().await;
         }
         if only.as_deref() != Some("latency") {
-            calls().await;
+            calls(runs_per_hour).await;
         }
     });
 }
@@ -133,7 +140,10 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn latency() {
-    println!("## Latency: a run's end to /metrics ({LATENCY_ASSOCIATIONS} runs of {LATENCY_TARGETS} targets ending over {} s)\n", LATENCY_WINDOW.as_secs());
+    println!(
+        "## Latency: a run's end to /metrics ({LATENCY_ASSOCIATIONS} runs of {LATENCY_TARGETS} targets ending over {} s)\n",
+        LATENCY_WINDOW.as_secs()
+    );
     println!("| mode | runs seen | p50 s | p99 s | max s | SSM calls |");
     println!("|---|---|---|---|---|---|");
     for events in [true, false] {
@@ -142,7 +152,10 @@ async fn latency() {
         for a in 0..LATENCY_ASSOCIATIONS {
             let id = sim.create_association(Some(&format!("lat-{a:03}")), "AWS-RunPatchBaseline");
             let run = sim
-                .start_execution(&id, targets(&format!("i-{a:03}"), LATENCY_TARGETS, "InProgress"))
+                .start_execution(
+                    &id,
+                    targets(&format!("i-{a:03}"), LATENCY_TARGETS, "InProgress"),
+                )
                 .expect("association exists");
             runs.push((id, run));
         }
@@ -218,10 +231,14 @@ async fn latency() {
     );
 }
 
-async fn calls() {
+async fn calls(runs_per_hour: u32) {
     let minutes = QUIET_WINDOW.as_secs() * u64::from(SPEEDUP) / 60;
-    println!("## SSM calls for a quiet fleet: {QUIET_ASSOCIATIONS} associations, {RUNS_PER_HOUR} runs an hour, {minutes} simulated minutes at {SPEEDUP}x\n");
-    println!("| mode | poll interval (scaled) | runs | SSM calls | per real hour | every series true at the end |");
+    println!(
+        "## SSM calls for a quiet fleet: {QUIET_ASSOCIATIONS} associations, {runs_per_hour} runs an hour, {minutes} simulated minutes at {SPEEDUP}x\n"
+    );
+    println!(
+        "| mode | poll interval (scaled) | runs | SSM calls | per real hour | every series true at the end |"
+    );
     println!("|---|---|---|---|---|---|");
     let mut per_hour = Vec::new();
     for events in [false, true] {
@@ -244,7 +261,7 @@ async fn calls() {
 
         // Runs at fixed moments, the same in both modes.
         let runs = (QUIET_WINDOW.as_secs_f64() * f64::from(SPEEDUP) / 3600.0
-            * f64::from(RUNS_PER_HOUR))
+            * f64::from(runs_per_hour))
         .round() as usize;
         let start = Instant::now();
         let mut started = Vec::new();
@@ -290,7 +307,11 @@ async fn calls() {
         per_hour.push(hour);
         println!(
             "| {} | {}s ({}s) | {runs} | {calls} | {hour:.0} | {} |",
-            if events { "events, 15m poll" } else { "60 s poll, no events" },
+            if events {
+                "events, 15m poll"
+            } else {
+                "60 s poll, no events"
+            },
             interval * SPEEDUP,
             interval,
             if true_everywhere { "yes" } else { "no" },
@@ -299,6 +320,9 @@ async fn calls() {
         server.stop().await;
     }
     if let [poll, events] = per_hour[..] {
-        println!("\nSSM calls per hour: {:.1}x fewer with events", poll / events);
+        println!(
+            "\nSSM calls per hour: {:.1}x fewer with events",
+            poll / events
+        );
     }
 }
