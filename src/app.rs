@@ -186,7 +186,7 @@ impl Exporter {
         let local_addr = listener.local_addr().map_err(ExporterError::Listener)?;
         let places: Vec<Option<Place>> = sources.iter().map(|s| s.place.clone()).collect();
         let telemetry = Telemetry::new(places.iter().any(Option::is_some));
-        let board = Board::new(places);
+        let board = Board::new(places, &format!("{}{}", config.summary(), shard.summary()));
         let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
         let (shutdown, stop) = watch::channel(false);
         let (configs, configs_rx) = watch::channel(Arc::new(config.clone()));
@@ -219,6 +219,7 @@ impl Exporter {
             board: board.subscribe(),
             telemetry: telemetry.clone(),
             publish,
+            telemetry_path: options.telemetry_path.clone(),
         };
         tasks.push(tokio::spawn(renderer.run(stop.clone())));
         let applier = Applier {
@@ -226,6 +227,7 @@ impl Exporter {
             telemetry,
             board: board.clone(),
             exposition: exposition.clone(),
+            shard,
         };
         let events = config.events.as_ref().zip(events_telemetry).map(|(e, t)| {
             let region = e

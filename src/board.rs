@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use flate2::Compression;
@@ -14,6 +15,7 @@ use tracing::error;
 use crate::config::Place;
 use crate::render::render;
 use crate::snapshot::Snapshot;
+use crate::status::{self, StatusPage};
 use crate::telemetry::Telemetry;
 
 /// The content type of the exposition: Prometheus' text format 0.0.4.
@@ -32,6 +34,8 @@ pub struct Exposition {
     pub ready: bool,
     /// The generation of the board it was rendered from.
     pub generation: u64,
+    /// The status page and its JSON, rendered from the same board.
+    pub status: Arc<StatusPage>,
 }
 
 impl Exposition {
@@ -50,6 +54,7 @@ impl Exposition {
             cycles,
             ready,
             generation,
+            status: Arc::default(),
         }
     }
 }
@@ -60,6 +65,8 @@ pub struct Posts {
     sources: Vec<Posted>,
     /// Counts every change, so that a waiter can tell when the exposition has caught up.
     generation: u64,
+    /// The running configuration as `--config.check` prints it, for the status page.
+    summary: Arc<str>,
 }
 
 /// One pair's latest snapshot.
@@ -71,6 +78,23 @@ pub struct Posted {
     pub cycles: u64,
     /// Targeted polls (of associations events named) of this pair published so far.
     pub targeted: u64,
+    /// How the pair's last cycle went; `None` before its first.
+    pub last_cycle: Option<LastCycle>,
+}
+
+/// What the status page tells of a pair's last cycle: a few numbers and a closed error kind,
+/// never error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastCycle {
+    pub finished: SystemTime,
+    pub duration: Duration,
+    pub calls: usize,
+    /// Calls answered with throttling, after the SDK's retries.
+    pub throttled: usize,
+    /// Associations (or the listing) whose calls failed.
+    pub failures: usize,
+    /// From [`crate::ssm::SsmError::kind`]: the listing's, else the first failed association's.
+    pub error_kind: Option<&'static str>,
 }
 
 impl Posts {
@@ -91,6 +115,10 @@ impl Posts {
     pub fn ready(&self) -> bool {
         self.sources.iter().any(|s| s.cycles > 0)
     }
+
+    pub fn summary(&self) -> &str {
+        &self.summary
+    }
 }
 
 /// Where the pairs' schedulers post their snapshots, shared by all of them.
@@ -100,8 +128,8 @@ pub struct Board {
 }
 
 impl Board {
-    /// An empty snapshot for each pair, before any cycle.
-    pub fn new(places: impl IntoIterator<Item = Option<Place>>) -> Board {
+    /// An empty snapshot for each pair, before any cycle, under the configuration `summary`.
+    pub fn new(places: impl IntoIterator<Item = Option<Place>>, summary: &str) -> Board {
         let posts = Posts {
             sources: places
                 .into_iter()
@@ -110,34 +138,46 @@ impl Board {
                     snapshot: Arc::new(Snapshot::default()),
                     cycles: 0,
                     targeted: 0,
+                    last_cycle: None,
                 })
                 .collect(),
             generation: 0,
+            summary: summary.into(),
         };
         Board {
             posts: Arc::new(watch::channel(posts).0),
         }
     }
 
-    /// Posts the snapshot of the pair at `slot` after its `cycles`th cycle; returns the
-    /// generation whose exposition will show it.
-    pub fn post(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64) -> u64 {
-        self.post_as(slot, snapshot, cycles, 0)
+    /// Posts the snapshot of the pair at `slot` after its `cycles`th cycle, which went as
+    /// `last`; returns the generation whose exposition will show it.
+    pub fn post(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64, last: LastCycle) -> u64 {
+        self.post_as(slot, snapshot, cycles, Some(last))
     }
 
     /// Posts the snapshot of the pair at `slot` after a targeted poll between its cycles;
     /// returns the generation whose exposition will show it.
     pub fn post_targeted(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64) -> u64 {
-        self.post_as(slot, snapshot, cycles, 1)
+        self.post_as(slot, snapshot, cycles, None)
     }
 
-    fn post_as(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64, targeted: u64) -> u64 {
+    /// Posts a cycle's snapshot with how it went, or a targeted poll's without.
+    fn post_as(
+        &self,
+        slot: usize,
+        snapshot: Arc<Snapshot>,
+        cycles: u64,
+        last: Option<LastCycle>,
+    ) -> u64 {
         let mut generation = 0;
         self.posts.send_modify(|posts| {
             if let Some(posted) = posts.sources.get_mut(slot) {
                 posted.snapshot = snapshot;
                 posted.cycles = cycles;
-                posted.targeted += targeted;
+                match last {
+                    Some(last) => posted.last_cycle = Some(last),
+                    None => posted.targeted += 1,
+                }
             }
             posts.generation += 1;
             generation = posts.generation;
@@ -150,6 +190,18 @@ impl Board {
     pub fn bump(&self) -> u64 {
         let mut generation = 0;
         self.posts.send_modify(|posts| {
+            posts.generation += 1;
+            generation = posts.generation;
+        });
+        generation
+    }
+
+    /// Records a new running configuration's `summary` and asks for a rendering; returns the
+    /// generation that will show it.
+    pub fn reconfigure(&self, summary: &str) -> u64 {
+        let mut generation = 0;
+        self.posts.send_modify(|posts| {
+            posts.summary = summary.into();
             posts.generation += 1;
             generation = posts.generation;
         });
@@ -169,6 +221,8 @@ pub struct Renderer {
     pub telemetry: Telemetry,
     /// Where each rendering goes; the server reads the other end.
     pub publish: watch::Sender<Arc<Exposition>>,
+    /// Where the metrics are served, for the status page's link.
+    pub telemetry_path: String,
 }
 
 impl Renderer {
@@ -192,14 +246,17 @@ impl Renderer {
             .map(|s| (s.place.as_ref(), s.snapshot.as_ref()))
             .collect();
         let (cycles, ready, generation) = (posts.cycles(), posts.ready(), posts.generation);
-        match render(&sources, self.telemetry.gather()) {
+        let families = self.telemetry.gather();
+        let page = StatusPage::render(
+            &status::Status::of(posts, &families, SystemTime::now(), status::BUILD),
+            &self.telemetry_path,
+        );
+        match render(&sources, families) {
             Ok(body) => {
-                self.publish.send_replace(Arc::new(Exposition::new(
-                    Bytes::from(body),
-                    cycles,
-                    ready,
-                    generation,
-                )));
+                self.publish.send_replace(Arc::new(Exposition {
+                    status: Arc::new(page),
+                    ..Exposition::new(Bytes::from(body), cycles, ready, generation)
+                }));
             }
             // Keep serving the previous bytes (stale numbers beat none), but count the change,
             // so that whoever waits for it is not left waiting.
@@ -210,6 +267,7 @@ impl Renderer {
                         cycles,
                         ready,
                         generation,
+                        status: Arc::new(page),
                         ..Exposition::clone(current)
                     });
                 });
@@ -244,13 +302,14 @@ mod tests {
             account_id: "111111111111".into(),
             region: region.into(),
         };
-        let board = Board::new([Some(place("us-east-1")), Some(place("eu-west-1"))]);
+        let board = Board::new([Some(place("us-east-1")), Some(place("eu-west-1"))], "");
         let (publish, mut served) = watch::channel(Arc::new(Exposition::default()));
         let (stop, stopped) = watch::channel(false);
         let renderer = Renderer {
             board: board.subscribe(),
             telemetry: Telemetry::new(true),
             publish,
+            telemetry_path: "/metrics".into(),
         };
         let task = tokio::spawn(renderer.run(stopped));
         let post = |slot: usize, cycles: u64, id: &str| {
@@ -258,7 +317,15 @@ mod tests {
             let mut a = crate::snapshot::AssociationState::unknown(id);
             a.poll_ok = true;
             snapshot.associations.push(a);
-            board.post(slot, Arc::new(snapshot), cycles)
+            let last = LastCycle {
+                finished: SystemTime::UNIX_EPOCH,
+                duration: Duration::ZERO,
+                calls: 1,
+                throttled: 0,
+                failures: 0,
+                error_kind: None,
+            };
+            board.post(slot, Arc::new(snapshot), cycles, last)
         };
         let first = post(0, 1, "11111111-1111-1111-1111-111111111111");
         let e = served

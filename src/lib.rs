@@ -3,8 +3,8 @@
 //!
 //! The data flows one way, a module per stage:
 //! [`config`] (which associations) → [`poll`] (through the [`ssm`] boundary) → [`snapshot`]
-//! (the counts) → [`board`] (every pair's latest snapshot; its renderer calls [`render`] once
-//! per change) → [`server`] (serves the latest bytes). [`scheduler`] runs each pair's cycles,
+//! (the counts) → [`board`] (every pair's latest snapshot; its renderer calls [`render`] and
+//! [`status`] once per change) → [`server`] (serves the latest bytes). [`scheduler`] runs each pair's cycles,
 //! [`app`] wires the pieces, [`sim`] stands in for AWS.
 
 pub mod app;
@@ -25,5 +25,6 @@ pub mod sim;
 pub(crate) mod snapshot;
 pub mod sqs;
 pub mod ssm;
+pub mod status;
 pub mod telemetry;
 pub mod web;

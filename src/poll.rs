@@ -64,6 +64,10 @@ pub struct Cycle {
     pub snapshot: Snapshot,
     pub failures: usize,
     pub calls: usize,
+    /// Calls SSM answered with throttling (after the SDK's retries).
+    pub throttled: usize,
+    /// The kind of the listing's error, else of the first failed association's by ID.
+    pub error_kind: Option<&'static str>,
 }
 
 /// Why one association (or the discovery listing) could not be read this cycle.
@@ -125,7 +129,12 @@ pub async fn poll_once<S: Ssm>(
         Ok(plan) => plan,
         Err(e) => {
             warn!(error = %e, "listing associations failed; keeping every association's last values");
-            let associations = previous.associations.iter().map(kept).collect();
+            let kind = e.error.kind();
+            let associations = previous
+                .associations
+                .iter()
+                .map(|a| kept(a, kind))
+                .collect();
             return Cycle {
                 snapshot: Snapshot {
                     associations,
@@ -133,6 +142,8 @@ pub async fn poll_once<S: Ssm>(
                 },
                 failures: 1,
                 calls: poller.calls.into_inner(),
+                throttled: poller.throttled.into_inner(),
+                error_kind: Some(kind),
             };
         }
     };
@@ -141,12 +152,14 @@ pub async fn poll_once<S: Ssm>(
         .run(plan.jobs, previous, deadline, settings.concurrency)
         .await;
     Cycle {
+        error_kind: first_error(&states),
         snapshot: Snapshot {
             associations: states,
             region_associations: plan.region_associations.or(previous.region_associations),
         },
         failures,
         calls: poller.calls.into_inner(),
+        throttled: poller.throttled.into_inner(),
     }
 }
 
@@ -223,12 +236,14 @@ pub async fn poll_some<S: Ssm>(
         .collect();
     states.sort_by(|a, b| a.id().cmp(b.id()));
     Cycle {
+        error_kind: first_error(&states),
         snapshot: Snapshot {
             associations: states,
             region_associations: previous.region_associations,
         },
         failures,
         calls: poller.calls.into_inner(),
+        throttled: poller.throttled.into_inner(),
     }
 }
 
@@ -263,18 +278,31 @@ async fn within<T>(
 }
 
 /// The previous state of an association, marked as not freshly polled.
-fn stale(previous: &Snapshot, association_id: &str) -> AssociationState {
-    previous
-        .get(association_id)
-        .map_or_else(|| AssociationState::unknown(association_id), kept)
+fn stale(previous: &Snapshot, association_id: &str, kind: &'static str) -> AssociationState {
+    previous.get(association_id).map_or_else(
+        || AssociationState {
+            error_kind: Some(kind),
+            ..AssociationState::unknown(association_id)
+        },
+        |state| kept(state, kind),
+    )
 }
 
 /// A state kept from an earlier cycle: its values stand, its poll this cycle failed.
-fn kept(state: &AssociationState) -> AssociationState {
+fn kept(state: &AssociationState, kind: &'static str) -> AssociationState {
     AssociationState {
         poll_ok: false,
+        error_kind: Some(kind),
         ..state.clone()
     }
+}
+
+/// The error kind of the first association (by ID) whose poll failed this time.
+fn first_error(states: &[AssociationState]) -> Option<&'static str> {
+    states
+        .iter()
+        .filter(|a| !a.poll_ok)
+        .find_map(|a| a.error_kind)
 }
 
 /// The associations to poll this cycle.
@@ -317,6 +345,7 @@ struct Poller<'a, S> {
     limiter: &'a Limiter,
     telemetry: &'a SourceTelemetry,
     calls: AtomicUsize,
+    throttled: AtomicUsize,
     /// The cycle's start, for the age of counts.
     now: SystemTime,
     full_refresh_interval: Duration,
@@ -335,6 +364,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
             limiter,
             telemetry,
             calls: AtomicUsize::new(0),
+            throttled: AtomicUsize::new(0),
             now: SystemTime::now(),
             full_refresh_interval: settings.full_refresh_interval,
             failed_targets: settings.failed_targets,
@@ -349,6 +379,9 @@ impl<'a, S: Ssm> Poller<'a, S> {
     ) -> Result<T, CallError> {
         let result = self.limiter.run(call).await;
         self.calls.fetch_add(1, Ordering::Relaxed);
+        if matches!(result, Err(SsmError::Throttled { .. })) {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
         self.telemetry.record_call(operation, &result);
         result.map_err(|error| CallError {
             operation: operation.as_str(),
@@ -507,7 +540,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 Err(e) => {
                     failures += 1;
                     warn!(association_id = %id, error = %e, "poll of association failed; keeping its last values");
-                    states.push(stale(previous, &id));
+                    states.push(stale(previous, &id, e.error.kind()));
                 }
             }
         }
@@ -868,6 +901,7 @@ fn polled(
         execution,
         poll_ok: true,
         last_success: Some(now),
+        error_kind: None,
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::board::{Board, Exposition};
-use crate::config::{self, Config};
+use crate::config::{self, Config, Shard};
 use crate::telemetry::Telemetry;
 
 /// Why a reload changed nothing.
@@ -68,6 +68,8 @@ pub(crate) struct Applier {
     pub(crate) telemetry: Telemetry,
     pub(crate) board: Board,
     pub(crate) exposition: watch::Receiver<Arc<Exposition>>,
+    /// This replica's shard, for the summary the status page shows.
+    pub(crate) shard: Shard,
 }
 
 impl Applier {
@@ -87,7 +89,12 @@ impl Applier {
             }
             None => self.telemetry.record_reload(false),
         }
-        let generation = self.board.bump();
+        let generation = match &summary {
+            Some(summary) => self
+                .board
+                .reconfigure(&format!("{summary}{}", self.shard.summary())),
+            None => self.board.bump(),
+        };
         self.exposition
             .clone()
             .wait_for(|e| e.generation >= generation)

@@ -411,6 +411,7 @@ mod tests {
                     }),
                     poll_ok: true,
                     last_success: Some(at(1_700_000_200.0)),
+                    error_kind: None,
                 },
                 AssociationState {
                     association: Association {
@@ -425,6 +426,7 @@ mod tests {
                     execution: None,
                     poll_ok: true,
                     last_success: Some(at(1_700_000_200.0)),
+                    error_kind: None,
                 },
                 AssociationState {
                     association: Association {
@@ -453,6 +455,7 @@ mod tests {
                     }),
                     poll_ok: false,
                     last_success: Some(at(1_699_500_000.0)),
+                    error_kind: None,
                 },
                 AssociationState::unknown("44444444-4444-4444-4444-444444444444"),
             ],

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, error, info};
 
-use crate::board::{Board, Exposition};
+use crate::board::{Board, Exposition, LastCycle};
 use crate::config::{Config, MIN_POLL_INTERVAL, Place, Shard};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, may_watch, poll_once, poll_some};
@@ -282,7 +282,15 @@ impl<S: Ssm> Scheduler<S> {
                 calls: cycle.calls,
             });
             snapshot = Arc::new(cycle.snapshot);
-            let generation = self.board.post(self.slot, snapshot.clone(), cycles);
+            let last = LastCycle {
+                finished: SystemTime::now(),
+                duration: elapsed,
+                calls: cycle.calls,
+                throttled: cycle.throttled,
+                failures: cycle.failures,
+                error_kind: cycle.error_kind,
+            };
+            let generation = self.board.post(self.slot, snapshot.clone(), cycles, last);
             tokio::select! {
                 served = self.served.wait_for(|e| e.generation >= generation) => if served.is_err() {
                     error!("the renderer has stopped; this pair stops polling");
@@ -461,7 +469,7 @@ mod tests {
         watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ) {
-        let board = Board::new([None]);
+        let board = Board::new([None], "");
         let published = board.subscribe();
         // No renderer here: serve every generation at once.
         let (_, served) = watch::channel(Arc::new(Exposition {

@@ -1,6 +1,7 @@
 //! The exporter's HTTP endpoints. A scrape only hands out the bytes published after the last
-//! cycle (gzip ones, compressed once, when the scraper accepts them): no handler calls AWS,
-//! waits for a poll, or renders anything.
+//! cycle (gzip ones, compressed once, when the scraper accepts them), and the status page only
+//! concatenates pieces rendered with them: no handler calls AWS, waits for a poll, or renders
+//! anything.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use crate::board::{CONTENT_TYPE, Exposition};
 use crate::http::{self, Body, Limits, ServeOptions};
 use crate::reload::{ReloadError, Reloads};
+use crate::status::{HTML_TYPE, JSON_TYPE};
 use crate::web::{Verdict, WebConfig};
 
 #[derive(Debug, Clone)]
@@ -122,12 +124,31 @@ async fn handle(
     if path == options.telemetry_path {
         return metrics(request, current);
     }
+    if let Some(id) = path.strip_prefix("/association/") {
+        return match current.status.association(id) {
+            Some(page) => http::response(StatusCode::OK, HTML_TYPE, page),
+            None => text(StatusCode::NOT_FOUND, "No such association is watched.\n"),
+        };
+    }
     match path {
-        "/" => http::response(
-            StatusCode::OK,
-            "text/html; charset=utf-8",
-            landing_page(&options.telemetry_path),
-        ),
+        "/" => {
+            let status = request
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("status=")));
+            match current.status.index(status) {
+                Some(page) => http::response(StatusCode::OK, HTML_TYPE, page),
+                None if status.is_some() => text(
+                    StatusCode::NOT_FOUND,
+                    "No watched association has this status now.\n",
+                ),
+                None => text(StatusCode::SERVICE_UNAVAILABLE, "Starting.\n"),
+            }
+        }
+        "/api/v1/status" if !current.status.json.is_empty() => {
+            http::response(StatusCode::OK, JSON_TYPE, current.status.json.clone())
+        }
+        "/api/v1/status" => text(StatusCode::SERVICE_UNAVAILABLE, "Starting.\n"),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if current.ready => text(StatusCode::OK, "Ready.\n"),
         "/-/ready" => text(
@@ -196,16 +217,8 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     http::response(status, "text/plain; charset=utf-8", body)
 }
 
-fn landing_page(telemetry_path: &str) -> String {
-    // The path comes from our own flag, validated to be a plain absolute path.
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>SSM Association Exporter</title></head>\n<body>\n<h1>SSM Association Exporter</h1>\n<p>Counts the targets of AWS Systems Manager State Manager association executions by status.</p>\n<ul>\n<li><a href=\"{telemetry_path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n<li><a href=\"/-/ready\">Readiness</a></li>\n</ul>\n<p>Version {}</p>\n</body>\n</html>\n",
-        env!("CARGO_PKG_VERSION")
-    )
-}
-
 /// Whether `path` can serve as the telemetry path: absolute, not a reserved endpoint, and
-/// nothing that needs escaping in the landing page.
+/// nothing that needs escaping in the status page.
 pub fn valid_telemetry_path(path: &str) -> bool {
     path.starts_with('/')
         && path.len() > 1

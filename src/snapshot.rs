@@ -39,6 +39,9 @@ pub struct AssociationState {
     /// the fields above are those of the last cycle that succeeded.
     pub poll_ok: bool,
     pub last_success: Option<SystemTime>,
+    /// Why the last poll failed, from [`crate::ssm::SsmError::kind`]'s closed set; `None`
+    /// when it succeeded.
+    pub error_kind: Option<&'static str>,
 }
 
 impl AssociationState {
@@ -57,6 +60,7 @@ impl AssociationState {
             execution: None,
             poll_ok: false,
             last_success: None,
+            error_kind: None,
         }
     }
 

@@ -1,0 +1,885 @@
+//! The status page at `/` and its JSON at `/api/v1/status`: what the exporter sees, per pair
+//! and per association. The board's renderer builds a [`Status`] and renders a
+//! [`StatusPage`] from it once per change of the board; a request only picks and concatenates
+//! pre-rendered bytes, never renders, never calls AWS. No value from SSM or the configuration
+//! reaches the HTML without passing [`escape`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use prometheus::proto::MetricFamily;
+use serde::Serialize;
+
+use crate::board::{LastCycle, Posts};
+use crate::snapshot::AssociationState;
+use crate::telemetry::NAMESPACE;
+
+pub const HTML_TYPE: &str = "text/html; charset=utf-8";
+pub const JSON_TYPE: &str = "application/json";
+
+/// Rows the page shows per filter, failed ones first; the rest are counted, not shown. It
+/// bounds the page whatever the fleet: the JSON has every association.
+pub const MAX_ROWS: usize = 500;
+
+/// Failed targets a row names; the association's own view names all that were kept.
+const ROW_FAILED_TARGETS: usize = 3;
+
+/// The filter value of associations that never ran.
+pub const NO_EXECUTION: &str = "none";
+
+/// Execution statuses the page counts as failed, and lists first.
+const FAILED: &[&str] = &[
+    "Failed",
+    "TimedOut",
+    "CompletedWithFailure",
+    "ExecutionTimedOut",
+    "DeliveryTimedOut",
+    "Undeliverable",
+];
+
+/// This build, as the page names it.
+pub const BUILD: Build = Build {
+    version: env!("CARGO_PKG_VERSION"),
+    rustc: env!("SAE_RUSTC_VERSION"),
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Build {
+    pub version: &'static str,
+    pub rustc: &'static str,
+}
+
+/// Everything the page shows, as `/api/v1/status` serves it (docs/status-api.md).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    pub build: Build,
+    /// When it was rendered: ages are measured to this moment.
+    pub rendered_unix: f64,
+    pub generation: u64,
+    /// The running configuration as `--config.check` prints it.
+    pub config: String,
+    pub ready: bool,
+    /// `None` when events are off.
+    pub events: Option<EventsStatus>,
+    pub pairs: Vec<PairStatus>,
+    /// Every association of every pair: failed ones first, then by pair, name and ID.
+    pub associations: Vec<AssociationStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventsStatus {
+    /// Whether the last receive from the queue succeeded; `None` before the first.
+    pub queue_up: Option<bool>,
+    /// Events read, by outcome.
+    pub received: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairStatus {
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub cycles: u64,
+    pub targeted_polls: u64,
+    pub associations: usize,
+    pub last_cycle: Option<CycleStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CycleStatus {
+    pub finished_unix: f64,
+    pub duration_seconds: f64,
+    pub api_calls: usize,
+    pub throttled_calls: usize,
+    pub failures: usize,
+    /// `success` when every call succeeded, else `failure`.
+    pub outcome: &'static str,
+    pub error_kind: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AssociationStatus {
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub association_id: String,
+    pub name: Option<String>,
+    pub document_name: Option<String>,
+    /// The latest (or pinned) execution; `None` when it never ran.
+    pub execution: Option<ExecutionStatus>,
+    /// Targets of the execution by status, summed over detailed status and resource type.
+    pub targets_by_status: BTreeMap<String, u64>,
+    /// `None` unless the configuration names failed targets.
+    pub failed_targets: Option<FailedTargetsStatus>,
+    pub poll_success: bool,
+    pub error_kind: Option<&'static str>,
+    pub last_success_unix: Option<f64>,
+    /// Seconds from the last successful poll to `rendered_unix`.
+    pub data_age_seconds: Option<f64>,
+    /// Its poll failed, or its execution's status is a failure: listed first.
+    pub failed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionStatus {
+    pub execution_id: String,
+    pub pinned: bool,
+    pub status: Option<String>,
+    pub detailed_status: Option<String>,
+    pub created_unix: Option<f64>,
+    pub targets: Vec<TargetCountStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetCountStatus {
+    pub status: String,
+    pub detailed_status: String,
+    pub resource_type: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedTargetsStatus {
+    pub named: Vec<FailedTargetStatus>,
+    /// Failed targets beyond the configured limit, not named.
+    pub omitted: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedTargetStatus {
+    pub resource_id: String,
+    pub resource_type: String,
+    pub detailed_status: String,
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Status {
+    /// The status of the board `posts`, with the exporter's own `families`, as of `now`.
+    pub(crate) fn of(
+        posts: &Posts,
+        families: &[MetricFamily],
+        now: SystemTime,
+        build: Build,
+    ) -> Status {
+        let mut associations = Vec::new();
+        let mut pairs = Vec::new();
+        for (slot, posted) in posts.sources().iter().enumerate() {
+            let account_id = posted.place.as_ref().map(|p| p.account_id.clone());
+            let region = posted.place.as_ref().map(|p| p.region.clone());
+            pairs.push(PairStatus {
+                account_id: account_id.clone(),
+                region: region.clone(),
+                cycles: posted.cycles,
+                targeted_polls: posted.targeted,
+                associations: posted.snapshot.associations.len(),
+                last_cycle: posted.last_cycle.as_ref().map(cycle_status),
+            });
+            for a in &posted.snapshot.associations {
+                let status = association_status(a, account_id.clone(), region.clone(), now);
+                associations.push((slot, status));
+            }
+        }
+        associations.sort_by(|(slot_a, a), (slot_b, b)| {
+            (!a.failed, slot_a, &a.name, &a.association_id).cmp(&(
+                !b.failed,
+                slot_b,
+                &b.name,
+                &b.association_id,
+            ))
+        });
+        Status {
+            build,
+            rendered_unix: unix(now),
+            generation: posts.generation(),
+            config: posts.summary().to_owned(),
+            ready: posts.ready(),
+            events: events_status(families),
+            pairs,
+            associations: associations.into_iter().map(|(_, a)| a).collect(),
+        }
+    }
+}
+
+fn cycle_status(c: &LastCycle) -> CycleStatus {
+    CycleStatus {
+        finished_unix: unix(c.finished),
+        duration_seconds: c.duration.as_secs_f64(),
+        api_calls: c.calls,
+        throttled_calls: c.throttled,
+        failures: c.failures,
+        outcome: if c.failures == 0 {
+            "success"
+        } else {
+            "failure"
+        },
+        error_kind: c.error_kind,
+    }
+}
+
+fn association_status(
+    a: &AssociationState,
+    account_id: Option<String>,
+    region: Option<String>,
+    now: SystemTime,
+) -> AssociationStatus {
+    let execution = a.execution.as_ref().map(|e| ExecutionStatus {
+        execution_id: e.execution.execution_id.clone(),
+        pinned: e.pinned,
+        status: e.execution.status.clone(),
+        detailed_status: e.execution.detailed_status.clone(),
+        created_unix: e.execution.created_time.map(unix),
+        targets: e
+            .targets
+            .iter()
+            .map(|(k, count)| TargetCountStatus {
+                status: k.status.clone(),
+                detailed_status: k.detailed_status.clone(),
+                resource_type: k.resource_type.clone(),
+                count,
+            })
+            .collect(),
+    });
+    let mut targets_by_status = BTreeMap::new();
+    for t in execution.iter().flat_map(|e| &e.targets) {
+        *targets_by_status.entry(t.status.clone()).or_insert(0) += t.count;
+    }
+    let failed_targets = a
+        .execution
+        .as_ref()
+        .and_then(|e| e.failed.as_ref())
+        .map(|f| FailedTargetsStatus {
+            named: f
+                .iter()
+                .map(|(id, t)| FailedTargetStatus {
+                    resource_id: id.clone(),
+                    resource_type: t.resource_type.clone(),
+                    detailed_status: t.detailed_status.clone(),
+                })
+                .collect(),
+            omitted: f.omitted,
+        });
+    let status = execution.as_ref().and_then(|e| e.status.as_deref());
+    let failed = !a.poll_ok || status.is_some_and(|s| FAILED.contains(&s));
+    AssociationStatus {
+        account_id,
+        region,
+        association_id: a.id().to_owned(),
+        name: a.association.association_name.clone(),
+        document_name: a.association.document_name.clone(),
+        execution,
+        targets_by_status,
+        failed_targets,
+        poll_success: a.poll_ok,
+        error_kind: a.error_kind,
+        last_success_unix: a.last_success.map(unix),
+        data_age_seconds: a
+            .last_success
+            .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64()),
+        failed,
+    }
+}
+
+/// The events' health, read from the exporter's own families: present when events are on.
+fn events_status(families: &[MetricFamily]) -> Option<EventsStatus> {
+    let family = |name: &str| {
+        let full = format!("{NAMESPACE}_{name}");
+        families.iter().find(|f| f.name() == full)
+    };
+    let up = family("events_queue_up");
+    let received = family("events_received_total");
+    if up.is_none() && received.is_none() {
+        return None;
+    }
+    let queue_up = up
+        .and_then(|f| f.get_metric().first())
+        .map(|m| m.get_gauge().get_value() != 0.0);
+    let received = received
+        .map(|f| {
+            f.get_metric()
+                .iter()
+                .map(|m| {
+                    let outcome = m
+                        .get_label()
+                        .iter()
+                        .find(|l| l.name() == "outcome")
+                        .map(|l| l.value().to_owned())
+                        .unwrap_or_default();
+                    (outcome, m.get_counter().get_value() as u64)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(EventsStatus { queue_up, received })
+}
+
+impl AssociationStatus {
+    /// What the status filter matches: the execution's status, or [`NO_EXECUTION`].
+    pub fn filter_key(&self) -> &str {
+        self.execution
+            .as_ref()
+            .and_then(|e| e.status.as_deref())
+            .unwrap_or(NO_EXECUTION)
+    }
+}
+
+/// The rendered page, its per-status variants, each association's view and the JSON.
+#[derive(Debug, Default)]
+pub struct StatusPage {
+    /// Everything before the filter links.
+    head: Bytes,
+    /// The first is "all"; then one per status present.
+    filters: Vec<Filter>,
+    /// One table row per association, in the order of [`Status::associations`].
+    rows: Vec<Bytes>,
+    /// Everything after the table.
+    foot: Bytes,
+    view_head: Bytes,
+    /// By the association ID as its link spells it: its facts in every pair that has it.
+    views: HashMap<String, Bytes>,
+    view_foot: Bytes,
+    pub json: Bytes,
+}
+
+#[derive(Debug)]
+struct Filter {
+    /// The `status` query value, percent-encoded as the link spells it; `None` for all.
+    query: Option<String>,
+    /// The filter links with this one current, and the table's head.
+    open: Bytes,
+    /// Indexes into `rows`, at most [`MAX_ROWS`].
+    rows: Vec<usize>,
+    /// The table's end, and how many this filter matches but does not show.
+    close: Bytes,
+}
+
+impl StatusPage {
+    /// Renders every variant of the page, the views and the JSON.
+    pub fn render(status: &Status, telemetry_path: &str) -> StatusPage {
+        let placed = status.pairs.iter().any(|p| p.account_id.is_some());
+        let head = Bytes::from(page_head(status, telemetry_path));
+        let rows: Vec<Bytes> = status
+            .associations
+            .iter()
+            .map(|a| Bytes::from(row(a, placed)))
+            .collect();
+
+        let mut by_status: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, a) in status.associations.iter().enumerate() {
+            by_status.entry(a.filter_key()).or_default().push(i);
+        }
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let choices: Vec<(Option<&str>, &Vec<usize>)> = std::iter::once((None, &all))
+            .chain(by_status.iter().map(|(k, v)| (Some(*k), v)))
+            .collect();
+        let filters = choices
+            .iter()
+            .map(|(current, matching)| Filter {
+                query: current.map(encode),
+                open: Bytes::from(filter_open(&choices, *current, placed)),
+                rows: matching.iter().copied().take(MAX_ROWS).collect(),
+                close: Bytes::from(filter_close(matching.len())),
+            })
+            .collect();
+
+        let mut views: HashMap<String, String> = HashMap::new();
+        for a in &status.associations {
+            view(views.entry(encode(&a.association_id)).or_default(), a);
+        }
+        StatusPage {
+            head,
+            filters,
+            rows,
+            foot: Bytes::from(page_foot()),
+            view_head: Bytes::from(view_head(status)),
+            views: views
+                .into_iter()
+                .map(|(k, v)| (k, Bytes::from(v)))
+                .collect(),
+            view_foot: Bytes::from(page_foot()),
+            // These types always serialise (no maps with non-string keys, no failing Serialize);
+            // should one not, the JSON is empty rather than the page gone.
+            json: serde_json::to_vec_pretty(status)
+                .map(Bytes::from)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The page, all associations or those whose `status` query value is given: pre-rendered
+    /// pieces concatenated. `None` for a status no association has, or before the first
+    /// rendering.
+    pub fn index(&self, status: Option<&str>) -> Option<Bytes> {
+        let filter = self.filters.iter().find(|f| f.query.as_deref() == status)?;
+        let rows = filter.rows.iter().filter_map(|&i| self.rows.get(i));
+        let len = self.head.len()
+            + filter.open.len()
+            + rows.clone().map(Bytes::len).sum::<usize>()
+            + filter.close.len()
+            + self.foot.len();
+        let mut page = BytesMut::with_capacity(len);
+        page.extend_from_slice(&self.head);
+        page.extend_from_slice(&filter.open);
+        for r in rows {
+            page.extend_from_slice(r);
+        }
+        page.extend_from_slice(&filter.close);
+        page.extend_from_slice(&self.foot);
+        Some(page.freeze())
+    }
+
+    /// The view of the association whose ID its link spells as `id`.
+    pub fn association(&self, id: &str) -> Option<Bytes> {
+        let body = self.views.get(id)?;
+        let mut page =
+            BytesMut::with_capacity(self.view_head.len() + body.len() + self.view_foot.len());
+        page.extend_from_slice(&self.view_head);
+        page.extend_from_slice(body);
+        page.extend_from_slice(&self.view_foot);
+        Some(page.freeze())
+    }
+}
+
+/// `text` safe inside HTML text and quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `text` percent-encoded but for unreserved characters: safe in a path segment or query
+/// value, and in HTML.
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A time as RFC 3339 in UTC, to the second.
+pub fn timestamp(unix_seconds: f64) -> String {
+    let secs = unix_seconds.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A duration as a person reads it: the two largest units.
+pub fn age(seconds: f64) -> String {
+    let d = Duration::from_secs_f64(seconds.max(0.0));
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// The class of a status's colour: a closed set, whatever SSM says.
+fn tone(status: &str) -> &'static str {
+    match status {
+        "Success" | "CompletedWithSuccess" => "ok",
+        s if FAILED.contains(&s) => "bad",
+        "InProgress" | "Pending" | "Delayed" => "run",
+        _ => "other",
+    }
+}
+
+fn opt(value: Option<&str>) -> String {
+    value.map_or_else(|| "—".to_owned(), escape)
+}
+
+fn place(account_id: Option<&str>, region: Option<&str>) -> String {
+    match (account_id, region) {
+        (Some(a), Some(r)) => format!("{} {}", escape(a), escape(r)),
+        _ => "default".to_owned(),
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1rem;color:#222;line-height:1.4}\
+h1{font-size:1.4rem;margin:0 0 .5rem}h2{font-size:1.15rem;margin:1.2rem 0 .4rem}\
+table{border-collapse:collapse;font-size:.9rem}th,td{border-bottom:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}\
+th{background:#f3f3f3}.scroll{overflow-x:auto}code,.id{font-family:ui-monospace,monospace;font-size:.8rem}.id{color:#666}\
+.c{display:inline-block;border-radius:.6rem;padding:0 .45rem;margin:0 .15rem .15rem 0;font-size:.8rem;white-space:nowrap}\
+.ok{background:#d7f0dc;color:#14532d}.bad{background:#fbd5d5;color:#7f1d1d}.run{background:#dbe7fb;color:#1e3a8a}.other{background:#eee;color:#333}\
+tr.failed td:first-child{border-left:4px solid #c53030}nav a{margin-right:.6rem}nav a.current{font-weight:bold;text-decoration:none;color:#222}\
+.muted{color:#666}";
+
+fn html_open(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
+    )
+}
+
+fn page_head(status: &Status, telemetry_path: &str) -> String {
+    let mut h = html_open("SSM Association Exporter");
+    h.push_str("<h1>SSM Association Exporter</h1>\n");
+    let _ = writeln!(
+        h,
+        "<p>Version {} (rustc {}) · rendered {} · generation {} · {}</p>",
+        escape(status.build.version),
+        escape(status.build.rustc),
+        timestamp(status.rendered_unix),
+        status.generation,
+        if status.ready {
+            "ready"
+        } else {
+            "not ready: no cycle has finished"
+        }
+    );
+    // The telemetry path is our own flag's, checked to need no escaping.
+    let _ = writeln!(
+        h,
+        "<nav><a href=\"{}\">Metrics</a><a href=\"/-/healthy\">Health</a><a href=\"/-/ready\">Readiness</a><a href=\"/api/v1/status\">JSON</a></nav>",
+        escape(telemetry_path)
+    );
+    let _ = writeln!(
+        h,
+        "<p>Configuration: <code>{}</code></p>",
+        escape(&status.config)
+    );
+    if let Some(events) = &status.events {
+        let up = match events.queue_up {
+            Some(true) => "<span class=\"c ok\">up</span>",
+            Some(false) => "<span class=\"c bad\">down</span>",
+            None => "<span class=\"c other\">not read yet</span>",
+        };
+        let received: Vec<String> = events
+            .received
+            .iter()
+            .map(|(k, v)| format!("{} {v}", escape(k)))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<p>Events queue: {up} · received: {}</p>",
+            if received.is_empty() {
+                "none".to_owned()
+            } else {
+                received.join(", ")
+            }
+        );
+    }
+    h.push_str("<h2>Pairs</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>Pair</th><th>Cycles</th><th>Last cycle</th><th>Took</th><th>API calls</th><th>Throttled</th><th>Outcome</th><th>Error</th><th>Associations</th><th>Targeted polls</th></tr></thead>\n<tbody>\n");
+    for p in &status.pairs {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td>",
+            place(p.account_id.as_deref(), p.region.as_deref()),
+            p.cycles
+        );
+        match &p.last_cycle {
+            Some(c) => {
+                let _ = write!(
+                    h,
+                    "<td>{} <span class=\"muted\">({} ago)</span></td><td>{:.3}s</td><td>{}</td><td>{}</td><td><span class=\"c {}\">{}</span></td><td>{}</td>",
+                    timestamp(c.finished_unix),
+                    age(status.rendered_unix - c.finished_unix),
+                    c.duration_seconds,
+                    c.api_calls,
+                    c.throttled_calls,
+                    if c.failures == 0 { "ok" } else { "bad" },
+                    c.outcome,
+                    opt(c.error_kind),
+                );
+            }
+            None => h.push_str("<td colspan=\"6\" class=\"muted\">no cycle yet</td>"),
+        }
+        let _ = writeln!(
+            h,
+            "<td>{}</td><td>{}</td></tr>",
+            p.associations, p.targeted_polls
+        );
+    }
+    h.push_str("</tbody></table></div>\n");
+    let failed = status.associations.iter().filter(|a| a.failed).count();
+    let _ = writeln!(
+        h,
+        "<h2>Associations</h2>\n<p>{} watched, {failed} failed (listed first).</p>",
+        status.associations.len()
+    );
+    h
+}
+
+fn filter_open(
+    choices: &[(Option<&str>, &Vec<usize>)],
+    current: Option<&str>,
+    placed: bool,
+) -> String {
+    let mut h = String::from("<nav class=\"filters\">Status:");
+    for (choice, matching) in choices {
+        let href = choice.map_or_else(|| "/".to_owned(), |s| format!("/?status={}", encode(s)));
+        let label = choice.map_or_else(
+            || "All".to_owned(),
+            |s| {
+                if s == NO_EXECUTION {
+                    "No execution".to_owned()
+                } else {
+                    escape(s)
+                }
+            },
+        );
+        let class = if *choice == current {
+            " class=\"current\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            h,
+            " <a href=\"{href}\"{class}>{label} ({})</a>",
+            matching.len()
+        );
+    }
+    h.push_str("</nav>\n<div class=\"scroll\"><table id=\"associations\">\n<thead><tr><th>Association</th>");
+    if placed {
+        h.push_str("<th>Pair</th>");
+    }
+    h.push_str("<th>Document</th><th>Execution</th><th>Status</th><th>Targets</th><th>Failed targets</th><th>Poll</th><th>Error</th><th>Data age</th></tr></thead>\n<tbody>\n");
+    h
+}
+
+fn filter_close(matching: usize) -> String {
+    let mut h = String::from("</tbody></table></div>\n");
+    if matching > MAX_ROWS {
+        let _ = writeln!(
+            h,
+            "<p class=\"more\">{} more not shown: the page shows the first {MAX_ROWS}, failed ones first; <a href=\"/api/v1/status\">the JSON</a> has them all.</p>",
+            matching - MAX_ROWS
+        );
+    }
+    h
+}
+
+fn counts(targets_by_status: &BTreeMap<String, u64>) -> String {
+    let mut h = String::new();
+    for (status, n) in targets_by_status {
+        let _ = write!(
+            h,
+            "<span class=\"c {}\">{} {n}</span>",
+            tone(status),
+            escape(status)
+        );
+    }
+    h
+}
+
+fn status_badge(status: Option<&str>) -> String {
+    match status {
+        Some(s) => format!("<span class=\"c {}\">{}</span>", tone(s), escape(s)),
+        None => "<span class=\"muted\">never ran</span>".to_owned(),
+    }
+}
+
+fn poll_badge(ok: bool) -> &'static str {
+    if ok {
+        "<span class=\"c ok\">ok</span>"
+    } else {
+        "<span class=\"c bad\">failed</span>"
+    }
+}
+
+fn data_age(a: &AssociationStatus) -> String {
+    match (a.data_age_seconds, a.last_success_unix) {
+        (Some(age_s), Some(at)) => {
+            format!("<span title=\"{}\">{}</span>", timestamp(at), age(age_s))
+        }
+        _ => "never".to_owned(),
+    }
+}
+
+fn row(a: &AssociationStatus, placed: bool) -> String {
+    let id = encode(&a.association_id);
+    let mut h = String::with_capacity(512);
+    let _ = write!(
+        h,
+        "<tr{}><td><a href=\"/association/{id}\">{}</a><div class=\"id\">{}</div></td>",
+        if a.failed { " class=\"failed\"" } else { "" },
+        opt(a.name.as_deref().or(Some(&a.association_id))),
+        escape(&a.association_id)
+    );
+    if placed {
+        let _ = write!(
+            h,
+            "<td>{}</td>",
+            place(a.account_id.as_deref(), a.region.as_deref())
+        );
+    }
+    let execution = a.execution.as_ref();
+    let _ = writeln!(
+        h,
+        "<td>{}</td><td class=\"id\">{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        opt(a.document_name.as_deref()),
+        opt(execution.map(|e| e.execution_id.as_str())),
+        if execution.is_some_and(|e| e.pinned) {
+            " (pinned)"
+        } else {
+            ""
+        },
+        status_badge(execution.and_then(|e| e.status.as_deref())),
+        counts(&a.targets_by_status),
+        failed_names(a.failed_targets.as_ref(), ROW_FAILED_TARGETS),
+        poll_badge(a.poll_success),
+        opt(a.error_kind),
+        data_age(a),
+    );
+    h
+}
+
+/// The first `limit` failed targets' IDs, and how many more there are.
+fn failed_names(failed: Option<&FailedTargetsStatus>, limit: usize) -> String {
+    let Some(failed) = failed else {
+        return "<span class=\"muted\">not named</span>".to_owned();
+    };
+    let names: Vec<String> = failed
+        .named
+        .iter()
+        .take(limit)
+        .map(|t| format!("<code>{}</code>", escape(&t.resource_id)))
+        .collect();
+    let more = (failed.named.len() - names.len()) as u64 + failed.omitted;
+    let mut h = if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(" ")
+    };
+    if more > 0 {
+        let _ = write!(h, " <span class=\"muted\">+{more} more</span>");
+    }
+    h
+}
+
+fn view_head(status: &Status) -> String {
+    let mut h = html_open("Association · SSM Association Exporter");
+    let _ = writeln!(
+        h,
+        "<p><a href=\"/\">← Status page</a> · rendered {}</p>",
+        timestamp(status.rendered_unix)
+    );
+    h
+}
+
+/// Appends the facts of `a` to its view.
+fn view(h: &mut String, a: &AssociationStatus) {
+    let _ = writeln!(
+        h,
+        "<h1>{}</h1>\n<table>",
+        opt(a.name.as_deref().or(Some(&a.association_id)))
+    );
+    let execution = a.execution.as_ref();
+    let facts: [(&str, String); 12] = [
+        (
+            "Association ID",
+            format!("<code>{}</code>", escape(&a.association_id)),
+        ),
+        ("Pair", place(a.account_id.as_deref(), a.region.as_deref())),
+        ("Document", opt(a.document_name.as_deref())),
+        (
+            "Execution",
+            format!(
+                "<code>{}</code>{}",
+                opt(execution.map(|e| e.execution_id.as_str())),
+                if execution.is_some_and(|e| e.pinned) {
+                    " (pinned)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "Status",
+            status_badge(execution.and_then(|e| e.status.as_deref())),
+        ),
+        (
+            "Detailed status",
+            opt(execution.and_then(|e| e.detailed_status.as_deref())),
+        ),
+        (
+            "Started",
+            execution
+                .and_then(|e| e.created_unix)
+                .map_or_else(|| "—".to_owned(), timestamp),
+        ),
+        ("Targets", counts(&a.targets_by_status)),
+        ("Poll", poll_badge(a.poll_success).to_owned()),
+        ("Error", opt(a.error_kind)),
+        (
+            "Last successful poll",
+            a.last_success_unix
+                .map_or_else(|| "never".to_owned(), timestamp),
+        ),
+        ("Data age", data_age(a)),
+    ];
+    for (name, value) in facts {
+        let _ = writeln!(h, "<tr><th>{name}</th><td>{value}</td></tr>");
+    }
+    h.push_str("</table>\n");
+    if let Some(e) = execution {
+        h.push_str("<h2>Targets</h2>\n<table>\n<thead><tr><th>Status</th><th>Detailed status</th><th>Resource type</th><th>Count</th></tr></thead>\n<tbody>\n");
+        for t in &e.targets {
+            let _ = writeln!(
+                h,
+                "<tr><td><span class=\"c {}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                tone(&t.status),
+                escape(&t.status),
+                escape(&t.detailed_status),
+                escape(&t.resource_type),
+                t.count
+            );
+        }
+        h.push_str("</tbody></table>\n");
+    }
+    if let Some(failed) = &a.failed_targets {
+        h.push_str("<h2>Failed targets</h2>\n<table>\n<thead><tr><th>Resource</th><th>Type</th><th>Detailed status</th></tr></thead>\n<tbody>\n");
+        for t in &failed.named {
+            let _ = writeln!(
+                h,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                escape(&t.resource_id),
+                escape(&t.resource_type),
+                escape(&t.detailed_status)
+            );
+        }
+        h.push_str("</tbody></table>\n");
+        if failed.omitted > 0 {
+            let _ = writeln!(
+                h,
+                "<p class=\"muted\">{} more failed, beyond the configured limit.</p>",
+                failed.omitted
+            );
+        }
+    }
+}
+
+fn page_foot() -> String {
+    "</body>\n</html>\n".to_owned()
+}
