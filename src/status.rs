@@ -883,3 +883,460 @@ fn view(h: &mut String, a: &AssociationStatus) {
 fn page_foot() -> String {
     "</body>\n</html>\n".to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::board::Board;
+    use crate::config::Place;
+    use crate::snapshot::{ExecutionState, FailedTargets, Snapshot, TargetCounts};
+    use crate::ssm::{Association, Execution, Target};
+
+    const NOW: f64 = 1_700_000_600.0;
+    const TEST_BUILD: Build = Build {
+        version: "0.0.0-test",
+        rustc: "1.0.0",
+    };
+
+    fn at(seconds: f64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds)
+    }
+
+    fn target(id: &str, status: &str, detailed: &str) -> Target {
+        Target {
+            resource_id: Some(id.into()),
+            status: Some(status.into()),
+            detailed_status: Some(detailed.into()),
+            resource_type: Some("ManagedInstance".into()),
+        }
+    }
+
+    /// An association that ran once, over `targets`, polled at `polled`.
+    fn ran(
+        id: &str,
+        name: &str,
+        status: &str,
+        targets: &[Target],
+        naming: Option<usize>,
+        polled: f64,
+    ) -> AssociationState {
+        let mut counts = TargetCounts::default();
+        let mut failed = naming.map(FailedTargets::new);
+        for t in targets {
+            counts.add(t);
+            if let Some(f) = &mut failed {
+                f.add(t);
+            }
+        }
+        AssociationState {
+            association: Association {
+                association_id: id.into(),
+                association_name: Some(name.into()),
+                document_name: Some("AWS-RunShellScript".into()),
+                document_version: Some("1".into()),
+                association_version: Some("1".into()),
+                last_execution_date: Some(at(1_700_000_000.0)),
+                overview: None,
+            },
+            execution: Some(ExecutionState {
+                execution: Execution {
+                    execution_id: format!("{}-e", &id[..8]),
+                    status: Some(status.into()),
+                    detailed_status: Some(status.into()),
+                    created_time: Some(at(1_700_000_000.0)),
+                    last_execution_date: None,
+                    resource_count_by_status: None,
+                },
+                targets: counts,
+                filters: Vec::new(),
+                read_at: at(polled),
+                failed,
+                pinned: false,
+            }),
+            poll_ok: true,
+            last_success: Some(at(polled)),
+            error_kind: None,
+        }
+    }
+
+    fn place(account_id: &str, region: &str) -> Option<Place> {
+        Some(Place {
+            account_id: account_id.into(),
+            region: region.into(),
+        })
+    }
+
+    /// Two pairs: one whose last cycle went well, with a success and a failed run whose name
+    /// carries markup; one throttled, with a pinned run it could not re-read and an
+    /// association it never could.
+    fn fixture() -> Status {
+        let board = Board::new(
+            [
+                place("111111111111", "us-east-1"),
+                place("222222222222", "eu-west-1"),
+            ],
+            "discovery of every association named <prod>*, poll interval 1m",
+        );
+        let mut east = Snapshot::default();
+        east.associations.push(ran(
+            "11111111-1111-1111-1111-111111111111",
+            "patch-linux",
+            "Success",
+            &[
+                target("i-01", "Success", "Success"),
+                target("i-02", "Success", "Success"),
+            ],
+            None,
+            NOW - 30.0,
+        ));
+        east.associations.push(ran(
+            "22222222-2222-2222-2222-222222222222",
+            "<script>alert(1)</script>",
+            "Failed",
+            &[
+                target("i-03", "Success", "Success"),
+                target("i-05", "Failed", "Failed"),
+                target("i-04", "TimedOut", "DeliveryTimedOut"),
+                target("i-06", "Failed", "Undeliverable"),
+            ],
+            Some(2),
+            NOW - 30.0,
+        ));
+        let mut pinned = ran(
+            "33333333-3333-3333-3333-333333333333",
+            "inventory",
+            "InProgress",
+            &[
+                target("i-07", "InProgress", "InProgress"),
+                target("i-08", "Success", "Success"),
+            ],
+            None,
+            NOW - 3_725.0,
+        );
+        pinned.poll_ok = false;
+        pinned.error_kind = Some("throttled");
+        if let Some(e) = &mut pinned.execution {
+            e.pinned = true;
+        }
+        let never = AssociationState {
+            error_kind: Some("timeout"),
+            ..AssociationState::unknown("44444444-4444-4444-4444-444444444444")
+        };
+        let west = Snapshot {
+            associations: vec![pinned, never],
+            region_associations: None,
+        };
+        board.post(
+            0,
+            Arc::new(east),
+            3,
+            LastCycle {
+                finished: at(NOW - 30.0),
+                duration: Duration::from_millis(1_250),
+                calls: 7,
+                throttled: 0,
+                failures: 0,
+                error_kind: None,
+            },
+        );
+        board.post(
+            1,
+            Arc::new(west),
+            2,
+            LastCycle {
+                finished: at(NOW - 90.0),
+                duration: Duration::from_secs(30),
+                calls: 12,
+                throttled: 4,
+                failures: 2,
+                error_kind: Some("throttled"),
+            },
+        );
+        let posts = board.subscribe().borrow().clone();
+        Status::of(&posts, &[], at(NOW), TEST_BUILD)
+    }
+
+    fn text(bytes: Option<Bytes>) -> String {
+        String::from_utf8(bytes.expect("a page").to_vec()).expect("utf-8")
+    }
+
+    /// UPDATE_GOLDEN=1 rewrites the files; review their diff before committing them.
+    fn golden(name: &str, got: &str) {
+        let path = format!("{}/tests/golden/{name}", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, got).expect("write golden file");
+        }
+        let expected = std::fs::read_to_string(&path).expect("read golden file");
+        assert_eq!(got, expected, "rendered:\n{got}");
+    }
+
+    #[test]
+    fn the_page_of_a_fixed_board_matches_its_golden_file() {
+        let page = StatusPage::render(&fixture(), "/metrics");
+        golden("status.html", &text(page.index(None)));
+        golden(
+            "association.html",
+            &text(page.association("22222222-2222-2222-2222-222222222222")),
+        );
+    }
+
+    #[test]
+    fn failed_ones_come_first_then_by_pair_and_name() {
+        let status = fixture();
+        let order: Vec<(&str, bool)> = status
+            .associations
+            .iter()
+            .map(|a| (&a.association_id[..8], a.failed))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("22222222", true),
+                ("44444444", true),
+                ("33333333", true),
+                ("11111111", false),
+            ]
+        );
+    }
+
+    #[test]
+    fn markup_in_a_name_shows_as_text() {
+        let page = StatusPage::render(&fixture(), "/metrics");
+        let index = text(page.index(None));
+        let view = text(page.association("22222222-2222-2222-2222-222222222222"));
+        for html in [&index, &view] {
+            assert!(!html.contains("<script"), "{html}");
+            assert!(
+                html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+                "{html}"
+            );
+        }
+        assert!(index.contains("named &lt;prod&gt;*"), "{index}");
+    }
+
+    #[test]
+    fn a_filter_picks_the_rows_of_one_status() {
+        let page = StatusPage::render(&fixture(), "/metrics");
+        let rows = |html: &str| -> Vec<String> {
+            html.lines()
+                .filter(|l| l.starts_with("<tr") && l.contains("/association/"))
+                .map(|l| {
+                    let start = l.find("/association/").expect("link") + 13;
+                    l[start..start + 8].to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(
+            rows(&text(page.index(None))),
+            ["22222222", "44444444", "33333333", "11111111"]
+        );
+        assert_eq!(rows(&text(page.index(Some("Failed")))), ["22222222"]);
+        assert_eq!(rows(&text(page.index(Some("InProgress")))), ["33333333"]);
+        assert_eq!(rows(&text(page.index(Some(NO_EXECUTION)))), ["44444444"]);
+        assert_eq!(page.index(Some("Cancelled")), None);
+        assert_eq!(
+            page.association("55555555-5555-5555-5555-555555555555"),
+            None
+        );
+        assert!(
+            text(page.index(Some("Failed")))
+                .contains("<a href=\"/?status=Failed\" class=\"current\">Failed (1)</a>")
+        );
+    }
+
+    /// Each value replaced by its JSON type; an array by the shape of its first element.
+    fn shape(v: &Value) -> Value {
+        match v {
+            Value::Null => json!("null"),
+            Value::Bool(_) => json!("bool"),
+            Value::Number(_) => json!("number"),
+            Value::String(_) => json!("string"),
+            Value::Array(items) => Value::Array(items.first().map(shape).into_iter().collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), shape(v))).collect())
+            }
+        }
+    }
+
+    /// The schema of docs/status-api.md, field by field: names and types.
+    #[test]
+    fn the_json_has_the_documented_schema() {
+        let page = StatusPage::render(&fixture(), "/metrics");
+        let value: Value = serde_json::from_slice(&page.json).expect("JSON");
+        let mut failed = value["associations"][0].clone();
+        assert_eq!(
+            shape(&failed),
+            json!({
+                "account_id": "string",
+                "region": "string",
+                "association_id": "string",
+                "name": "string",
+                "document_name": "string",
+                "execution": {
+                    "execution_id": "string",
+                    "pinned": "bool",
+                    "status": "string",
+                    "detailed_status": "string",
+                    "created_unix": "number",
+                    "targets": [{
+                        "status": "string",
+                        "detailed_status": "string",
+                        "resource_type": "string",
+                        "count": "number"
+                    }]
+                },
+                "targets_by_status": {"Failed": "number", "Success": "number", "TimedOut": "number"},
+                "failed_targets": {
+                    "named": [{
+                        "resource_id": "string",
+                        "resource_type": "string",
+                        "detailed_status": "string"
+                    }],
+                    "omitted": "number"
+                },
+                "poll_success": "bool",
+                "error_kind": "null",
+                "last_success_unix": "number",
+                "data_age_seconds": "number",
+                "failed": "bool"
+            })
+        );
+        assert_eq!(
+            failed["targets_by_status"],
+            json!({"Failed": 2, "Success": 1, "TimedOut": 1})
+        );
+        assert_eq!(
+            failed["failed_targets"],
+            json!({"named": [
+                {"resource_id": "i-04", "resource_type": "ManagedInstance", "detailed_status": "DeliveryTimedOut"},
+                {"resource_id": "i-05", "resource_type": "ManagedInstance", "detailed_status": "Failed"}
+            ], "omitted": 1})
+        );
+        assert_eq!(failed["data_age_seconds"], json!(30.0));
+        failed = value["associations"][1].clone();
+        assert_eq!(
+            (
+                &failed["execution"],
+                &failed["failed_targets"],
+                &failed["error_kind"]
+            ),
+            (&json!(null), &json!(null), &json!("timeout"))
+        );
+        let mut top = value.clone();
+        for key in ["pairs", "associations"] {
+            top[key] = json!([]);
+        }
+        assert_eq!(
+            shape(&top),
+            json!({
+                "build": {"version": "string", "rustc": "string"},
+                "rendered_unix": "number",
+                "generation": "number",
+                "config": "string",
+                "ready": "bool",
+                "events": "null",
+                "pairs": [],
+                "associations": []
+            })
+        );
+        assert_eq!(
+            shape(&value["pairs"][1]),
+            json!({
+                "account_id": "string",
+                "region": "string",
+                "cycles": "number",
+                "targeted_polls": "number",
+                "associations": "number",
+                "last_cycle": {
+                    "finished_unix": "number",
+                    "duration_seconds": "number",
+                    "api_calls": "number",
+                    "throttled_calls": "number",
+                    "failures": "number",
+                    "outcome": "string",
+                    "error_kind": "string"
+                }
+            })
+        );
+        assert_eq!(
+            value["pairs"][1]["last_cycle"],
+            json!({
+                "finished_unix": NOW - 90.0,
+                "duration_seconds": 30.0,
+                "api_calls": 12,
+                "throttled_calls": 4,
+                "failures": 2,
+                "outcome": "failure",
+                "error_kind": "throttled"
+            })
+        );
+        let events = EventsStatus {
+            queue_up: Some(false),
+            received: [("applied".to_owned(), 3)].into_iter().collect(),
+        };
+        assert_eq!(
+            serde_json::to_value(events).expect("JSON"),
+            json!({"queue_up": false, "received": {"applied": 3}})
+        );
+    }
+
+    #[test]
+    fn a_large_fleet_shows_the_first_rows_and_counts_the_rest() {
+        let board = Board::new([None], "");
+        let mut snapshot = Snapshot::default();
+        for i in 0..(MAX_ROWS + 700) {
+            let mut a = AssociationState::unknown(&format!("{i:08}-0000-0000-0000-000000000000"));
+            // Every third one polled fine: the others are failed, and come first.
+            a.poll_ok = i % 3 == 0;
+            snapshot.associations.push(a);
+        }
+        let last = LastCycle {
+            finished: at(NOW),
+            duration: Duration::ZERO,
+            calls: 0,
+            throttled: 0,
+            failures: 0,
+            error_kind: None,
+        };
+        board.post(0, Arc::new(snapshot), 1, last);
+        let posts = board.subscribe().borrow().clone();
+        let page = StatusPage::render(&Status::of(&posts, &[], at(NOW), TEST_BUILD), "/m");
+        let index = text(page.index(None));
+        let rows: Vec<&str> = index
+            .lines()
+            .filter(|l| l.starts_with("<tr") && l.contains("/association/"))
+            .collect();
+        assert_eq!(rows.len(), MAX_ROWS);
+        assert!(rows.iter().all(|r| r.starts_with("<tr class=\"failed\">")));
+        assert!(
+            index.contains("<p class=\"more\">700 more not shown:"),
+            "{index}"
+        );
+        let json: Value = serde_json::from_slice(&page.json).expect("JSON");
+        assert_eq!(
+            json["associations"].as_array().map(Vec::len),
+            Some(MAX_ROWS + 700)
+        );
+    }
+
+    #[test]
+    fn times_and_ages_read_as_people_write_them() {
+        assert_eq!(timestamp(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(951_782_400.0), "2000-02-29T00:00:00Z");
+        assert_eq!(timestamp(1_700_000_600.9), "2023-11-14T22:23:20Z");
+        let ages: Vec<String> = [0.4, 59.0, 61.0, 3_725.0, 90_000.0]
+            .into_iter()
+            .map(age)
+            .collect();
+        assert_eq!(ages, ["0s", "59s", "1m 1s", "1h 2m", "1d 1h"]);
+        assert_eq!(encode("a b/ü"), "a%20b%2F%C3%BC");
+        assert_eq!(
+            escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
+    }
+}
