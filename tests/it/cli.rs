@@ -77,7 +77,7 @@ pub(crate) fn run(command: &mut Command) -> Output {
 }
 
 /// A running exporter process whose log lines arrive on a channel.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     lines: mpsc::Receiver<String>,
     /// Every line read so far, for tests that look at the whole log.
@@ -85,7 +85,7 @@ struct Process {
 }
 
 impl Process {
-    fn spawn(mut command: Command) -> Process {
+    pub(crate) fn spawn(mut command: Command) -> Process {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -109,7 +109,7 @@ impl Process {
     }
 
     /// The next log line containing `needle`; panics with what was seen if the log ends first.
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(PATIENCE) {
                 Ok(line) => {
@@ -127,7 +127,7 @@ impl Process {
     }
 
     /// The address from the "listening" log line.
-    fn address(&self) -> std::net::SocketAddr {
+    pub(crate) fn address(&self) -> std::net::SocketAddr {
         let line = self.wait_for("listening");
         line.split_whitespace()
             .find_map(|field| field.strip_prefix("address="))
@@ -136,7 +136,7 @@ impl Process {
     }
 
     /// SIGTERM, then the exit code.
-    fn terminate(self) -> Option<i32> {
+    pub(crate) fn terminate(self) -> Option<i32> {
         self.finish().0
     }
 

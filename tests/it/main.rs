@@ -1,6 +1,7 @@
 //! Integration tests: one binary, so the SDK is linked once.
 
 mod accounts;
+mod browser;
 mod calls;
 mod cli;
 mod docs;

@@ -201,6 +201,20 @@ async fn tls_and_basic_auth_accept_and_refuse() {
             .expect("https");
         assert_eq!(probe.status, 200, "{path}");
     }
+    // The status page, its views and its JSON are behind the same credentials as /metrics.
+    let view = format!("/association/{A}");
+    for path in ["/", "/api/v1/status", view.as_str()] {
+        let refused = https(addr, &pki.ca, None, ALL, path, &[])
+            .await
+            .expect("https");
+        assert_eq!(refused.status, 401, "{path}");
+        assert!(!refused.body.contains(A), "{path}");
+        let page = https(addr, &pki.ca, None, ALL, path, &[("Authorization", &good)])
+            .await
+            .expect("https");
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.body.contains(A), "{path}");
+    }
     // Plain HTTP on the TLS port gets no answer, and a client that trusts another CA
     // refuses the handshake.
     let plain = TcpStream::connect(addr).await.expect("connect");
