@@ -333,7 +333,8 @@ pub struct StatusPage {
     head: Bytes,
     /// The first is "all"; then one per status present.
     filters: Vec<Filter>,
-    /// One table row per association, in the order of [`Status::associations`].
+    /// One table row per association, in the order of [`Status::associations`]; empty for
+    /// those no filter shows.
     rows: Vec<Bytes>,
     /// Everything after the table.
     foot: Bytes,
@@ -361,17 +362,30 @@ impl StatusPage {
     pub fn render(status: &Status, telemetry_path: &str) -> StatusPage {
         let placed = status.pairs.iter().any(|p| p.account_id.is_some());
         let head = Bytes::from(page_head(status, telemetry_path));
-        let rows: Vec<Bytes> = status
-            .associations
-            .iter()
-            .map(|a| Bytes::from(row(a, placed)))
-            .collect();
-
         let mut by_status: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
         for (i, a) in status.associations.iter().enumerate() {
             by_status.entry(a.filter_key()).or_default().push(i);
         }
-        let all: Vec<usize> = (0..rows.len()).collect();
+        let all: Vec<usize> = (0..status.associations.len()).collect();
+        // Only the rows some filter shows are rendered.
+        let mut shown = vec![false; all.len()];
+        for rows in std::iter::once(&all).chain(by_status.values()) {
+            for &i in rows.iter().take(MAX_ROWS) {
+                shown[i] = true;
+            }
+        }
+        let rows: Vec<Bytes> = status
+            .associations
+            .iter()
+            .zip(shown)
+            .map(|(a, shown)| {
+                if shown {
+                    Bytes::from(row(a, placed))
+                } else {
+                    Bytes::new()
+                }
+            })
+            .collect();
         let choices: Vec<(Option<&str>, &Vec<usize>)> = std::iter::once((None, &all))
             .chain(by_status.iter().map(|(k, v)| (Some(*k), v)))
             .collect();
@@ -402,7 +416,7 @@ impl StatusPage {
             view_foot: Bytes::from(page_foot()),
             // These types always serialise (no maps with non-string keys, no failing Serialize);
             // should one not, the JSON is empty rather than the page gone.
-            json: serde_json::to_vec_pretty(status)
+            json: serde_json::to_vec(status)
                 .map(Bytes::from)
                 .unwrap_or_default(),
         }
