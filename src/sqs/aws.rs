@@ -12,7 +12,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 
 use super::{DeleteFailure, DeleteOutcome, Message, Queue, SqsError};
-use crate::ssm::aws::{ClientError, ClientOptions, error_text, from_credentials, shared_config};
+use crate::ssm::aws::{ClientError, ClientOptions, Failure, failure, shared_config};
 
 /// The SQS client; cheap to clone, every clone shares one connection pool.
 #[derive(Debug, Clone)]
@@ -171,48 +171,40 @@ fn classify<E>(err: SdkError<E, HttpResponse>) -> SqsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let context = || error_text(&err);
-    if from_credentials(&err) {
-        return SqsError::Credentials(context());
-    }
-    match &err {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default().to_owned();
-            let message = service.err().message().unwrap_or_default().to_owned();
-            let status = service.raw().status().as_u16();
-            match code.as_str() {
-                "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
-                    SqsError::QueueDoesNotExist
-                }
-                c if THROTTLING_CODES.contains(&c) => SqsError::Throttled { message },
-                c if ACCESS_DENIED_CODES.contains(&c) => SqsError::AccessDenied { code, message },
-                // A 200 whose body is not the output: the SDK reports it as a service error
-                // without a code, but the service answered; its answer was unreadable.
-                "" if status < 300 => SqsError::Response(context()),
-                "" => SqsError::Service {
-                    code: format!("HTTP {status}"),
-                    message,
-                },
-                _ if status >= 500 => SqsError::Service { code, message },
-                _ => SqsError::Rejected { code, message },
+    match failure(err) {
+        Failure::Credentials(text) => SqsError::Credentials(text),
+        Failure::Answered {
+            code,
+            message,
+            status,
+            text,
+        } => match code.as_str() {
+            "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
+                SqsError::QueueDoesNotExist
             }
-        }
-        SdkError::TimeoutError(_) => SqsError::Timeout(context()),
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => SqsError::Timeout(context()),
-        SdkError::DispatchFailure(failure) if failure.is_user() => SqsError::Setup(context()),
-        SdkError::DispatchFailure(_) => SqsError::Network(context()),
-        // A 5xx whose body is not JSON (a load balancer's page) is still the service failing.
-        SdkError::ResponseError(response) if response.raw().status().as_u16() >= 500 => {
-            SqsError::Service {
-                code: format!("HTTP {}", response.raw().status().as_u16()),
-                message: context(),
-            }
-        }
-        SdkError::ResponseError(_) => SqsError::Response(context()),
-        SdkError::ConstructionFailure(_) => SqsError::Setup(context()),
-        _ => SqsError::Service {
+            c if THROTTLING_CODES.contains(&c) => SqsError::Throttled { message },
+            c if ACCESS_DENIED_CODES.contains(&c) => SqsError::AccessDenied { code, message },
+            // A 200 whose body is not the output: the SDK reports it as a service error
+            // without a code, but the service answered; its answer was unreadable.
+            "" if status < 300 => SqsError::Response(text),
+            "" => SqsError::Service {
+                code: format!("HTTP {status}"),
+                message,
+            },
+            _ if status >= 500 => SqsError::Service { code, message },
+            _ => SqsError::Rejected { code, message },
+        },
+        Failure::Timeout(text) => SqsError::Timeout(text),
+        Failure::Setup(text) => SqsError::Setup(text),
+        Failure::Network(text) => SqsError::Network(text),
+        Failure::ServerPage { status, text } => SqsError::Service {
+            code: format!("HTTP {status}"),
+            message: text,
+        },
+        Failure::Unreadable(text) => SqsError::Response(text),
+        Failure::Unknown(text) => SqsError::Service {
             code: "unknown".into(),
-            message: context(),
+            message: text,
         },
     }
 }

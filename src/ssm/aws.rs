@@ -410,7 +410,7 @@ const THROTTLING_CODES: &[&str] = &[
 
 /// Whether the call failed because no credentials could be had: a role that cannot be
 /// assumed, an empty chain. The SDK reports it as a dispatch failure, like a network error.
-pub(crate) fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(err);
     while let Some(e) = source {
         if e.is::<CredentialsError>() {
@@ -453,7 +453,7 @@ fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// What an SDK error says, for an error's text: the error and its sources, and for an answer
 /// that could not be read its status and body (what tells a proxy's page from a bug), cut to
 /// [`MAX_ERROR_TEXT`]. Any service's client errors have this type.
-pub(crate) fn error_text<E>(err: &SdkError<E, HttpResponse>) -> String
+fn error_text<E>(err: &SdkError<E, HttpResponse>) -> String
 where
     E: std::error::Error + Send + Sync + 'static,
 {
@@ -475,48 +475,100 @@ where
     }
 }
 
+/// An SDK call's error as every client reads it, before each names it in its own error type:
+/// the one place that tells the SDK's kinds of failure apart.
+pub(crate) enum Failure {
+    /// No credentials could be had: a role that cannot be assumed, an empty chain.
+    Credentials(String),
+    /// The service answered with an error: its code (`""` if none), message and HTTP status,
+    /// and the whole error's text.
+    Answered {
+        code: String,
+        message: String,
+        status: u16,
+        text: String,
+    },
+    Timeout(String),
+    /// Nothing could be sent: the request itself was wrong.
+    Setup(String),
+    /// No answer came back: connect, DNS, TLS, reset.
+    Network(String),
+    /// A 5xx whose body is not the service's (a load balancer's page): still the service
+    /// failing.
+    ServerPage {
+        status: u16,
+        text: String,
+    },
+    /// An answer that could not be read.
+    Unreadable(String),
+    Unknown(String),
+}
+
+pub(crate) fn failure<E>(err: SdkError<E, HttpResponse>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let text = error_text(&err);
+    if from_credentials(&err) {
+        return Failure::Credentials(text);
+    }
+    match &err {
+        SdkError::ServiceError(service) => Failure::Answered {
+            code: service.err().code().unwrap_or_default().to_owned(),
+            message: service.err().message().unwrap_or_default().to_owned(),
+            status: service.raw().status().as_u16(),
+            text,
+        },
+        SdkError::TimeoutError(_) => Failure::Timeout(text),
+        SdkError::DispatchFailure(failure) if failure.is_timeout() => Failure::Timeout(text),
+        SdkError::DispatchFailure(failure) if failure.is_user() => Failure::Setup(text),
+        SdkError::DispatchFailure(_) => Failure::Network(text),
+        SdkError::ResponseError(response) if response.raw().status().as_u16() >= 500 => {
+            Failure::ServerPage {
+                status: response.raw().status().as_u16(),
+                text,
+            }
+        }
+        SdkError::ResponseError(_) => Failure::Unreadable(text),
+        SdkError::ConstructionFailure(_) => Failure::Setup(text),
+        _ => Failure::Unknown(text),
+    }
+}
+
 fn classify<E>(err: SdkError<E, HttpResponse>) -> SsmError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let context = || error_text(&err);
-    if from_credentials(&err) {
-        return SsmError::Credentials(context());
-    }
-    match &err {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().unwrap_or_default().to_owned();
-            let message = service.err().message().unwrap_or_default().to_owned();
-            let status = service.raw().status().as_u16();
-            match code.as_str() {
-                "AssociationDoesNotExist" => SsmError::AssociationDoesNotExist,
-                "AssociationExecutionDoesNotExist" => SsmError::ExecutionDoesNotExist,
-                "InvalidNextToken" => SsmError::InvalidNextToken,
-                c if THROTTLING_CODES.contains(&c) => SsmError::Throttled { message },
-                "" => SsmError::Service {
-                    code: format!("HTTP {status}"),
-                    message,
-                },
-                _ if status >= 500 => SsmError::Service { code, message },
-                _ => SsmError::Rejected { code, message },
-            }
-        }
-        SdkError::TimeoutError(_) => SsmError::Timeout(context()),
-        SdkError::DispatchFailure(failure) if failure.is_timeout() => SsmError::Timeout(context()),
-        SdkError::DispatchFailure(failure) if failure.is_user() => SsmError::Setup(context()),
-        SdkError::DispatchFailure(_) => SsmError::Network(context()),
-        // A 5xx whose body is not JSON (a load balancer's page) is still the service failing.
-        SdkError::ResponseError(response) if response.raw().status().as_u16() >= 500 => {
-            SsmError::Service {
-                code: format!("HTTP {}", response.raw().status().as_u16()),
-                message: context(),
-            }
-        }
-        SdkError::ResponseError(_) => SsmError::Response(context()),
-        SdkError::ConstructionFailure(_) => SsmError::Setup(context()),
-        _ => SsmError::Service {
+    match failure(err) {
+        Failure::Credentials(text) => SsmError::Credentials(text),
+        Failure::Answered {
+            code,
+            message,
+            status,
+            ..
+        } => match code.as_str() {
+            "AssociationDoesNotExist" => SsmError::AssociationDoesNotExist,
+            "AssociationExecutionDoesNotExist" => SsmError::ExecutionDoesNotExist,
+            "InvalidNextToken" => SsmError::InvalidNextToken,
+            c if THROTTLING_CODES.contains(&c) => SsmError::Throttled { message },
+            "" => SsmError::Service {
+                code: format!("HTTP {status}"),
+                message,
+            },
+            _ if status >= 500 => SsmError::Service { code, message },
+            _ => SsmError::Rejected { code, message },
+        },
+        Failure::Timeout(text) => SsmError::Timeout(text),
+        Failure::Setup(text) => SsmError::Setup(text),
+        Failure::Network(text) => SsmError::Network(text),
+        Failure::ServerPage { status, text } => SsmError::Service {
+            code: format!("HTTP {status}"),
+            message: text,
+        },
+        Failure::Unreadable(text) => SsmError::Response(text),
+        Failure::Unknown(text) => SsmError::Service {
             code: "unknown".into(),
-            message: context(),
+            message: text,
         },
     }
 }
