@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::config::{Config, Discovery, Place, Shard, TargetFilter, Watch};
+use crate::config::{Config, Discovery, Place, Shard, TargetFilter, Watch, WatchedAssociation};
 use crate::limit::Limiter;
 use crate::snapshot::{AssociationState, ExecutionState, FailedTargets, Snapshot, TargetCounts};
 use crate::ssm::{
@@ -192,24 +192,13 @@ pub async fn poll_some<S: Ssm>(
     let poller = Poller::new(ssm, limiter, settings, telemetry);
     let jobs: Vec<Job> = ids
         .iter()
-        .filter(|id| may_watch(settings, id))
-        .map(|id| match &settings.watch {
-            Watch::Explicit(list) => {
-                let watched = list
-                    .iter()
-                    .find(|w| w.association_id.as_str().eq_ignore_ascii_case(id));
-                Job {
-                    association_id: watched
-                        .map_or_else(|| id.clone(), |w| w.association_id.as_str().to_owned()),
-                    listed: None,
-                    pinned: watched
-                        .and_then(|w| w.execution_id.as_ref())
-                        .map(|e| e.as_str().to_owned()),
-                    filters: watched.map(|w| w.filters.clone()).unwrap_or_default(),
-                    narrowing: None,
-                }
-            }
-            Watch::Discover(discovery) => Job {
+        .filter(|id| settings.shard.owns(id))
+        .filter_map(|id| match &settings.watch {
+            Watch::Explicit(list) => list
+                .iter()
+                .find(|w| w.association_id.as_str().eq_ignore_ascii_case(id))
+                .map(Job::watched),
+            Watch::Discover(discovery) => Some(Job {
                 // The spelling its series already carry, if it has any.
                 association_id: previous
                     .associations
@@ -220,7 +209,7 @@ pub async fn poll_some<S: Ssm>(
                 pinned: None,
                 filters: Vec::new(),
                 narrowing: Some(discovery.clone()),
-            },
+            }),
         })
         .collect();
     let polled: Vec<String> = jobs.iter().map(|j| j.association_id.clone()).collect();
@@ -325,6 +314,19 @@ struct Job {
     narrowing: Option<Discovery>,
 }
 
+impl Job {
+    /// An association the configuration lists, to be described.
+    fn watched(w: &WatchedAssociation) -> Job {
+        Job {
+            association_id: w.association_id.as_str().to_owned(),
+            listed: None,
+            pinned: w.execution_id.as_ref().map(|e| e.as_str().to_owned()),
+            filters: w.filters.clone(),
+            narrowing: None,
+        }
+    }
+}
+
 enum Outcome {
     Polled(Box<AssociationState>),
     /// The association does not exist (any more): its series go.
@@ -420,13 +422,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 let mut jobs: Vec<Job> = list
                     .iter()
                     .filter(|w| shard.owns(w.association_id.as_str()))
-                    .map(|w| Job {
-                        association_id: w.association_id.as_str().to_owned(),
-                        listed: None,
-                        pinned: w.execution_id.as_ref().map(|e| e.as_str().to_owned()),
-                        filters: w.filters.clone(),
-                        narrowing: None,
-                    })
+                    .map(Job::watched)
                     .collect();
                 if !listing_is_cheaper(jobs.len(), previous) {
                     return Ok(Plan {
