@@ -111,6 +111,16 @@ pub async fn aws_queue(
         .map(Some)
 }
 
+/// What the events queue's reader is started with.
+#[derive(Debug, Clone)]
+struct EventsSetup {
+    telemetry: EventsTelemetry,
+    /// The region a pair without a place takes the events of: the queue's, else the
+    /// configuration's; `None`: every region's.
+    region: Option<String>,
+    queue_url: String,
+}
+
 /// A running exporter: polling in the background, serving on its listener.
 #[derive(Debug)]
 pub struct Exporter {
@@ -120,8 +130,8 @@ pub struct Exporter {
     board: Board,
     /// Each pair's place and the associations events named for it, for the queue's reader.
     hints: Vec<(Option<Place>, Arc<Hints>)>,
-    /// With events configured: their metrics, and the region a pair without a place takes.
-    events: Option<(EventsTelemetry, Option<String>, String)>,
+    /// With events configured: what the queue's reader needs.
+    events: Option<EventsSetup>,
     stop: watch::Receiver<bool>,
     applier: Applier,
     reloads: Reloads,
@@ -235,7 +245,11 @@ impl Exporter {
                 .as_ref()
                 .map(|p| p.region.clone())
                 .or_else(|| config.region.clone());
-            (t, region, e.queue_url.clone())
+            EventsSetup {
+                telemetry: t,
+                region,
+                queue_url: e.queue_url.clone(),
+            }
         });
         let (reloader, reloads) = Reloader::new(file, config, applier.clone());
         if let Some((reloader, queue)) = reloader {
@@ -275,7 +289,12 @@ impl Exporter {
     ///
     /// [`ExporterError::NoEvents`] if the configuration names no queue.
     pub fn listen<Q: Queue + 'static>(&mut self, queue: Q) -> Result<(), ExporterError> {
-        let Some((telemetry, region, queue_url)) = self.events.clone() else {
+        let Some(EventsSetup {
+            telemetry,
+            region,
+            queue_url,
+        }) = self.events.clone()
+        else {
             return Err(ExporterError::NoEvents);
         };
         let routes = self
@@ -283,7 +302,6 @@ impl Exporter {
             .iter()
             .map(|(place, hints)| Route {
                 place: place.clone(),
-                region: region.clone(),
                 hints: hints.clone(),
             })
             .collect();
@@ -291,6 +309,7 @@ impl Exporter {
             queue,
             queue_url,
             routes,
+            region,
             telemetry,
             board: self.board.clone(),
         };

@@ -23,11 +23,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Where a pair's events go.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// `None` without `accounts`: the one pair takes the events of `region`, whatever their
-    /// account says (it may not know its own account ID).
+    /// `None` without `accounts`: the one pair takes the events of the listener's `region`,
+    /// whatever their account says (it may not know its own account ID).
     pub place: Option<Place>,
-    /// Without `accounts`, the region whose events the pair takes; `None`: every region's.
-    pub region: Option<String>,
     pub hints: Arc<Hints>,
 }
 
@@ -37,6 +35,8 @@ pub struct Listener<Q> {
     pub queue: Q,
     pub queue_url: String,
     pub routes: Vec<Route>,
+    /// The region whose events a pair without a place takes; `None`: every region's.
+    pub region: Option<String>,
     pub telemetry: EventsTelemetry,
     /// Bumped when the events' own metrics change, so that the next exposition shows them: a
     /// scrape never renders.
@@ -127,7 +127,7 @@ impl<Q: Queue> Listener<Q> {
         };
         let route = self.routes.iter().find(|r| match &r.place {
             Some(p) => p.account_id == event.account && p.region == event.region,
-            None => r
+            None => self
                 .region
                 .as_ref()
                 .is_none_or(|region| *region == event.region),

@@ -139,7 +139,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(flags: Flags) -> anyhow::Result<()> {
-    let config = match &flags.config_file {
+    let mut config = match &flags.config_file {
         Some(path) => config::load(path).map_err(|e| Usage(e.to_string()))?,
         None if flags.demo => Demo::config().map_err(|e| Usage(e.to_string()))?,
         None => config::parse("").map_err(|e| Usage(e.to_string()))?,
@@ -179,7 +179,6 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut config = config;
     if let Some(demo) = &demo {
         config.events = Some(demo.events());
     }
