@@ -48,6 +48,14 @@ fn on_loopback(config: &std::path::Path, extra: &[&str]) -> Command {
     exporter(&args)
 }
 
+/// `command` with static credentials in the standard AWS environment variables.
+fn with_env_credentials(mut command: Command) -> Command {
+    command
+        .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "env-secret");
+    command
+}
+
 pub(crate) fn temp_file(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sae-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -333,11 +341,8 @@ fn the_aws_environment_is_honoured() {
 
     for variable in ["AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"] {
         sim.clear_requests();
-        let mut command = on_loopback(&config, &[]);
-        command
-            .env(variable, server.endpoint_url())
-            .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
-            .env("AWS_SECRET_ACCESS_KEY", "env-secret");
+        let mut command = with_env_credentials(on_loopback(&config, &[]));
+        command.env(variable, server.endpoint_url());
         let process = Process::spawn(command);
         let addr = process.address();
         process.wait_for("poll cycle finished");
@@ -554,11 +559,7 @@ fn reload_by_signal_and_by_http_takes_good_files_and_refuses_bad_ones() {
             server.endpoint_url()
         ),
     );
-    let mut command = on_loopback(&config, &[]);
-    command
-        .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "env-secret");
-    let process = Process::spawn(command);
+    let process = Process::spawn(with_env_credentials(on_loopback(&config, &[])));
     let addr = process.address();
     process.wait_for("poll cycle finished");
     assert_eq!(scrape(addr).associations_in("ssm_association_info"), [b, A]);
@@ -748,11 +749,7 @@ fn an_empty_file_is_refused_on_reload_and_reloads_coalesce() {
         server.endpoint_url()
     );
     let config = temp_file("empty-reload.yaml", &good);
-    let mut command = on_loopback(&config, &[]);
-    command
-        .env("AWS_ACCESS_KEY_ID", "AKIDENVTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "env-secret");
-    let process = Process::spawn(command);
+    let process = Process::spawn(with_env_credentials(on_loopback(&config, &[])));
     let addr = process.address();
     process.wait_for("poll cycle finished");
     let reloaded = |m: &Metrics| {
@@ -796,6 +793,8 @@ fn an_empty_file_is_refused_on_reload_and_reloads_coalesce() {
         .iter()
         .filter(|l| l.contains("configuration reloaded"))
         .count();
+    // The figure, for `-- --nocapture`.
+    eprintln!("{runs} reloads ran for {AT_ONCE} requests");
     assert!(
         (1..AT_ONCE).contains(&runs),
         "{runs} reloads ran for {AT_ONCE} requests"

@@ -582,8 +582,9 @@ async fn a_wrong_password_flood_delays_neither_scrapes_nor_another_clients_login
     assert!(first_login < Duration::from_secs(1), "{first_login:?}");
     latencies.sort();
     let p99 = latencies[98];
+    // The figures, for `-- --nocapture`.
     eprintln!(
-        "FLOOD p99 {p99:?} first login {first_login:?} refused {}",
+        "remembered scrapes p99 {p99:?}; another client's first login {first_login:?}; {} wrong-password requests answered",
         refused.load(Ordering::Relaxed)
     );
     assert!(p99 < Duration::from_millis(50), "p99 {p99:?}");
