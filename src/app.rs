@@ -229,7 +229,6 @@ impl Exporter {
             board: board.subscribe(),
             telemetry: telemetry.clone(),
             publish,
-            telemetry_path: options.telemetry_path.clone(),
         };
         tasks.push(tokio::spawn(renderer.run(stop.clone())));
         let applier = Applier {

@@ -15,7 +15,7 @@ use tracing::error;
 use crate::config::Place;
 use crate::render::render;
 use crate::snapshot::Snapshot;
-use crate::status::{self, StatusPage};
+use crate::status;
 use crate::telemetry::Telemetry;
 
 /// The content type of the exposition: Prometheus' text format 0.0.4.
@@ -34,8 +34,8 @@ pub struct Exposition {
     pub ready: bool,
     /// The generation of the board it was rendered from.
     pub generation: u64,
-    /// The status page and its JSON, rendered from the same board.
-    pub status: Arc<StatusPage>,
+    /// What the status page and its JSON are made from: the same board.
+    pub status: Arc<status::Source>,
 }
 
 impl Exposition {
@@ -221,8 +221,6 @@ pub struct Renderer {
     pub telemetry: Telemetry,
     /// Where each rendering goes; the server reads the other end.
     pub publish: watch::Sender<Arc<Exposition>>,
-    /// Where the metrics are served, for the status page's link.
-    pub telemetry_path: String,
 }
 
 impl Renderer {
@@ -247,10 +245,10 @@ impl Renderer {
             .collect();
         let (cycles, ready, generation) = (posts.cycles(), posts.ready(), posts.generation);
         let families = self.telemetry.gather();
-        let page = StatusPage::render(
-            &status::Status::of(posts, &families, SystemTime::now(), status::BUILD),
-            &self.telemetry_path,
-        );
+        let page = status::Source {
+            posts: posts.clone(),
+            families: families.clone(),
+        };
         match render(&sources, families) {
             Ok(body) => {
                 self.publish.send_replace(Arc::new(Exposition {
@@ -309,7 +307,6 @@ mod tests {
             board: board.subscribe(),
             telemetry: Telemetry::new(true),
             publish,
-            telemetry_path: "/metrics".into(),
         };
         let task = tokio::spawn(renderer.run(stopped));
         let post = |slot: usize, cycles: u64, id: &str| {

@@ -15,7 +15,9 @@ use tokio::sync::watch;
 use crate::board::{CONTENT_TYPE, Exposition};
 use crate::http::{self, Body, Limits, ServeOptions};
 use crate::reload::{ReloadError, Reloads};
-use crate::status::{HTML_TYPE, JSON_TYPE};
+use std::time::SystemTime;
+
+use crate::status::{BUILD, HTML_TYPE, JSON_TYPE, Status, StatusPage};
 use crate::web::{Verdict, WebConfig};
 
 #[derive(Debug, Clone)]
@@ -124,8 +126,18 @@ async fn handle(
     if path == options.telemetry_path {
         return metrics(request, current);
     }
+    // For now the page is rendered per request from the published board.
+    let page = StatusPage::render(
+        &Status::of(
+            &current.status.posts,
+            &current.status.families,
+            SystemTime::now(),
+            BUILD,
+        ),
+        &options.telemetry_path,
+    );
     if let Some(id) = path.strip_prefix("/association/") {
-        return match current.status.association(id) {
+        return match page.association(id) {
             Some(page) => http::response(StatusCode::OK, HTML_TYPE, page),
             None => text(StatusCode::NOT_FOUND, "No such association is watched.\n"),
         };
@@ -136,7 +148,7 @@ async fn handle(
                 .uri()
                 .query()
                 .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("status=")));
-            match current.status.index(status) {
+            match page.index(status) {
                 Some(page) => http::response(StatusCode::OK, HTML_TYPE, page),
                 None if status.is_some() => text(
                     StatusCode::NOT_FOUND,
@@ -145,8 +157,8 @@ async fn handle(
                 None => text(StatusCode::SERVICE_UNAVAILABLE, "Starting.\n"),
             }
         }
-        "/api/v1/status" if !current.status.json.is_empty() => {
-            http::response(StatusCode::OK, JSON_TYPE, current.status.json.clone())
+        "/api/v1/status" if !current.status.posts.sources().is_empty() => {
+            http::response(StatusCode::OK, JSON_TYPE, page.json.clone())
         }
         "/api/v1/status" => text(StatusCode::SERVICE_UNAVAILABLE, "Starting.\n"),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),

@@ -51,6 +51,14 @@ pub struct Build {
     pub rustc: &'static str,
 }
 
+/// What the page is made from, published with each exposition: the board as the exposition
+/// shows it (its snapshots are shared, not copied) and the exporter's own families.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    pub posts: Posts,
+    pub families: Vec<MetricFamily>,
+}
+
 /// Everything the page shows, as `/api/v1/status` serves it (docs/status-api.md).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
