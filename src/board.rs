@@ -2,18 +2,14 @@
 //! it into the exposition the server hands out. Only [`Board::post`] (a pair's cycle) and
 //! [`Board::bump`] (a reload) move its generation; only the [`Renderer`] publishes.
 
-use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use tokio::sync::watch;
 use tracing::error;
 
 use crate::config::Place;
-use crate::render::render;
+use crate::render::{Headers, Joined, Part, join, renders_same};
 use crate::snapshot::Snapshot;
 use crate::status;
 use crate::telemetry::Telemetry;
@@ -21,12 +17,13 @@ use crate::telemetry::Telemetry;
 /// The content type of the exposition: Prometheus' text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// What a scrape hands out: the bytes rendered after the last change of the board.
+/// What a scrape hands out: the exposition as of the last change of the board.
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
-    pub body: Bytes,
-    /// The same bytes gzip-compressed, for the scrapers that accept it (Prometheus does).
-    pub gzip: Bytes,
+    /// The text format, as the buffers it was joined from, and its gzip form as one gzip
+    /// member per buffer, for the scrapers that accept it (Prometheus does). Each pair's
+    /// buffers are shared with the renderings before and after, until the pair's series change.
+    pub body: Joined,
     /// Cycles every (account, region) pair has finished.
     pub cycles: u64,
     /// Some pair has finished a cycle. A pair that hangs or fails must not hold the others'
@@ -36,27 +33,6 @@ pub struct Exposition {
     pub generation: u64,
     /// What the status page and its JSON are made from: the same board.
     pub status: Arc<status::Source>,
-}
-
-impl Exposition {
-    /// Compresses `body` once, for every scrape until the next rendering.
-    pub fn new(body: Bytes, cycles: u64, ready: bool, generation: u64) -> Exposition {
-        let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), Compression::fast());
-        // Writing to a Vec cannot fail; should it, the plain body is served instead.
-        let gzip = encoder
-            .write_all(&body)
-            .and_then(|()| encoder.finish())
-            .map(Bytes::from)
-            .unwrap_or_default();
-        Exposition {
-            body,
-            gzip,
-            cycles,
-            ready,
-            generation,
-            status: Arc::default(),
-        }
-    }
 }
 
 /// The latest snapshot of every pair, in the order of the configuration, as posted so far.
@@ -214,7 +190,8 @@ impl Board {
     }
 }
 
-/// Renders the board, and its gzip form, once for every scrape until the next change.
+/// Renders the board as each change leaves it: the series of the pairs whose series changed,
+/// joined with those of the others and the exporter's own metrics.
 #[derive(Debug)]
 pub struct Renderer {
     pub board: watch::Receiver<Posts>,
@@ -226,34 +203,37 @@ pub struct Renderer {
 impl Renderer {
     /// Renders at start and after every change of the board, until `shutdown`. Changes that
     /// arrive during a rendering are rendered together, once.
-    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut board = self.board.clone();
+        let mut parts = Parts::default();
         loop {
-            let posts = self.board.borrow_and_update().clone();
-            self.publish_rendered(&posts);
+            let posts = board.borrow_and_update().clone();
+            self.publish_rendered(&posts, &mut parts);
             tokio::select! {
-                changed = self.board.changed() => if changed.is_err() { return },
+                changed = board.changed() => if changed.is_err() { return },
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
         }
     }
 
-    fn publish_rendered(&self, posts: &Posts) {
-        let sources: Vec<(Option<&Place>, &Snapshot)> = posts
-            .sources
-            .iter()
-            .map(|s| (s.place.as_ref(), s.snapshot.as_ref()))
-            .collect();
+    fn publish_rendered(&self, posts: &Posts, parts: &mut Parts) {
         let (cycles, ready, generation) = (posts.cycles(), posts.ready(), posts.generation);
+        let rendered = parts.update(posts, &self.telemetry);
+        // Gathered after the renderings, so that they count themselves.
         let families = self.telemetry.gather();
-        let page = status::Source {
+        let status = Arc::new(status::Source {
             posts: posts.clone(),
             families: families.clone(),
-        };
-        match render(&sources, families) {
+        });
+        let pairs: Vec<&Part> = rendered.iter().map(AsRef::as_ref).collect();
+        match join(&parts.headers, &pairs, families) {
             Ok(body) => {
                 self.publish.send_replace(Arc::new(Exposition {
-                    status: Arc::new(page),
-                    ..Exposition::new(Bytes::from(body), cycles, ready, generation)
+                    body,
+                    cycles,
+                    ready,
+                    generation,
+                    status,
                 }));
             }
             // Keep serving the previous bytes (stale numbers beat none), but count the change,
@@ -265,7 +245,7 @@ impl Renderer {
                         cycles,
                         ready,
                         generation,
-                        status: Arc::new(page),
+                        status,
                         ..Exposition::clone(current)
                     });
                 });
@@ -274,21 +254,185 @@ impl Renderer {
     }
 }
 
+/// What the renderer keeps between renderings: each pair's part and the snapshot it shows.
+#[derive(Debug, Default)]
+struct Parts {
+    headers: Headers,
+    placed: bool,
+    pairs: Vec<Option<Rendered>>,
+}
+
+#[derive(Debug)]
+struct Rendered {
+    place: Option<Place>,
+    snapshot: Arc<Snapshot>,
+    part: Arc<Part>,
+}
+
+impl Parts {
+    /// Each pair's part for `posts`, rendering only those whose series changed since the
+    /// last call; each rendering is counted in `telemetry`.
+    fn update(&mut self, posts: &Posts, telemetry: &Telemetry) -> Vec<Arc<Part>> {
+        let placed = posts.sources.iter().any(|s| s.place.is_some());
+        if placed != self.placed {
+            // Every series gains or loses its place labels.
+            self.pairs.clear();
+            self.placed = placed;
+        }
+        self.pairs.resize_with(posts.sources.len(), || None);
+        posts
+            .sources
+            .iter()
+            .zip(&mut self.pairs)
+            .map(|(posted, kept)| {
+                if let Some(kept) = kept.as_mut()
+                    && kept.place == posted.place
+                    && (Arc::ptr_eq(&kept.snapshot, &posted.snapshot)
+                        || renders_same(&kept.snapshot, &posted.snapshot))
+                {
+                    // The same series: hold the newer snapshot, so that the older can go.
+                    kept.snapshot = Arc::clone(&posted.snapshot);
+                    return Arc::clone(&kept.part);
+                }
+                // The part this replaces is released first: the peak is the published
+                // exposition and this one part, not two.
+                *kept = None;
+                let started = Instant::now();
+                let part = Arc::new(Part::render(
+                    posted.place.as_ref(),
+                    placed,
+                    &posted.snapshot,
+                ));
+                telemetry
+                    .source(posted.place.as_ref())
+                    .record_render(started.elapsed().as_secs_f64());
+                *kept = Some(Rendered {
+                    place: posted.place.clone(),
+                    snapshot: Arc::clone(&posted.snapshot),
+                    part: Arc::clone(&part),
+                });
+                part
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn place(region: &str) -> Place {
+        Place {
+            account_id: "111111111111".into(),
+            region: region.into(),
+        }
+    }
+
+    fn last_cycle() -> LastCycle {
+        LastCycle {
+            finished: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            calls: 1,
+            throttled: 0,
+            failures: 0,
+            error_kind: None,
+        }
+    }
+
+    /// A snapshot of `ids`, each polled successfully at `polled` seconds.
+    fn snapshot(ids: &[&str], polled: u64) -> Arc<Snapshot> {
+        let mut snapshot = Snapshot::default();
+        for id in ids {
+            let mut a = crate::snapshot::AssociationState::unknown(id);
+            a.poll_ok = true;
+            a.last_success = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(polled));
+            a.association.association_name = Some(format!("name-{id}"));
+            snapshot.associations.push(a);
+        }
+        Arc::new(snapshot)
+    }
+
+    fn renders(telemetry: &Telemetry, region: &str) -> f64 {
+        telemetry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "ssm_association_exporter_renders_total")
+            .and_then(|f| {
+                f.get_metric().iter().find(|m| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == "region" && l.value() == region)
+                })
+            })
+            .map_or(f64::NAN, |m| m.get_counter().get_value())
+    }
+
+    /// A cycle that read nothing new (only the time of its poll moved) renders nothing: the
+    /// pair's part is the same buffers; a pair whose series changed renders alone.
     #[test]
-    fn the_gzip_form_holds_the_same_bytes() {
-        use std::io::Read;
-        let body = Bytes::from("metric 1\n".repeat(1000));
-        let exposition = Exposition::new(body.clone(), 3, true, 0);
-        assert!(exposition.gzip.len() < body.len() / 10);
-        let mut plain = Vec::new();
-        flate2::read::GzDecoder::new(&exposition.gzip[..])
-            .read_to_end(&mut plain)
-            .expect("valid gzip");
-        assert_eq!(plain, body);
+    fn a_steady_cycle_renders_nothing() {
+        let board = Board::new([Some(place("us-east-1")), Some(place("eu-west-1"))], "");
+        let telemetry = Telemetry::new(true);
+        let mut parts = Parts::default();
+        let (a, b) = (
+            "11111111-1111-1111-1111-111111111111",
+            "22222222-2222-2222-2222-222222222222",
+        );
+        board.post(0, snapshot(&[a], 100), 1, last_cycle());
+        board.post(1, snapshot(&[b], 100), 1, last_cycle());
+        let first = parts.update(&board.subscribe().borrow(), &telemetry);
+        assert_eq!(
+            (
+                renders(&telemetry, "us-east-1"),
+                renders(&telemetry, "eu-west-1")
+            ),
+            (1.0, 1.0)
+        );
+
+        // Both pairs cycle again: nothing new in either, only later poll times.
+        board.post(0, snapshot(&[a], 160), 2, last_cycle());
+        board.post(1, snapshot(&[b], 160), 2, last_cycle());
+        let steady = parts.update(&board.subscribe().borrow(), &telemetry);
+        assert_eq!(
+            (
+                renders(&telemetry, "us-east-1"),
+                renders(&telemetry, "eu-west-1")
+            ),
+            (1.0, 1.0)
+        );
+        for (before, after) in first.iter().zip(&steady) {
+            assert!(Arc::ptr_eq(before, after));
+        }
+
+        // A new association in the second pair: it alone renders.
+        board.post(
+            1,
+            snapshot(&[b, "33333333-3333-3333-3333-333333333333"], 220),
+            3,
+            last_cycle(),
+        );
+        let changed = parts.update(&board.subscribe().borrow(), &telemetry);
+        assert_eq!(
+            (
+                renders(&telemetry, "us-east-1"),
+                renders(&telemetry, "eu-west-1")
+            ),
+            (1.0, 2.0)
+        );
+        assert!(Arc::ptr_eq(&steady[0], &changed[0]));
+        assert!(!Arc::ptr_eq(&steady[1], &changed[1]));
+
+        // A failed poll shows (and its time is rendered while it lasts), and so does recovery.
+        let mut failed = Snapshot::clone(&snapshot(&[a], 160));
+        failed.associations[0].poll_ok = false;
+        board.post(0, Arc::new(failed.clone()), 4, last_cycle());
+        parts.update(&board.subscribe().borrow(), &telemetry);
+        board.post(0, Arc::new(failed), 5, last_cycle());
+        parts.update(&board.subscribe().borrow(), &telemetry);
+        assert_eq!(renders(&telemetry, "us-east-1"), 2.0);
+        board.post(0, snapshot(&[a], 340), 6, last_cycle());
+        parts.update(&board.subscribe().borrow(), &telemetry);
+        assert_eq!(renders(&telemetry, "us-east-1"), 3.0);
     }
 
     /// The renderer serves every change of the board: readiness once any pair has a cycle,
@@ -296,10 +440,6 @@ mod tests {
     /// with its place.
     #[tokio::test]
     async fn the_renderer_serves_the_whole_board() {
-        let place = |region: &str| Place {
-            account_id: "111111111111".into(),
-            region: region.into(),
-        };
         let board = Board::new([Some(place("us-east-1")), Some(place("eu-west-1"))], "");
         let (publish, mut served) = watch::channel(Arc::new(Exposition::default()));
         let (stop, stopped) = watch::channel(false);
@@ -314,15 +454,7 @@ mod tests {
             let mut a = crate::snapshot::AssociationState::unknown(id);
             a.poll_ok = true;
             snapshot.associations.push(a);
-            let last = LastCycle {
-                finished: SystemTime::UNIX_EPOCH,
-                duration: Duration::ZERO,
-                calls: 1,
-                throttled: 0,
-                failures: 0,
-                error_kind: None,
-            };
-            board.post(slot, Arc::new(snapshot), cycles, last)
+            board.post(slot, Arc::new(snapshot), cycles, last_cycle())
         };
         let first = post(0, 1, "11111111-1111-1111-1111-111111111111");
         let e = served
@@ -339,7 +471,7 @@ mod tests {
             .expect("renderer runs")
             .clone();
         assert_eq!((e.ready, e.cycles, e.generation), (true, 1, second));
-        let text = String::from_utf8(e.body.to_vec()).expect("utf-8");
+        let text = String::from_utf8(e.body.plain.concat()).expect("utf-8");
         let polled: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("ssm_association_poll_success{"))

@@ -2,8 +2,12 @@
 //! snapshot's series written directly, the exporter's own through the `prometheus` crate, all in
 //! that crate's format and order. Output is deterministic: families by name, series by labels.
 
+use std::io::Write;
 use std::time::SystemTime;
 
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
@@ -73,7 +77,7 @@ const POLL_SUCCESS: Family = Family {
 };
 const POLL_LAST_SUCCESS: Family = Family {
     name: "ssm_association_last_successful_poll_timestamp_seconds",
-    help: "When the association was last polled successfully, in seconds since the epoch.",
+    help: "When the association was last polled successfully, in seconds since the epoch; only while its last poll failed (poll_success 0): the age of its other series. Otherwise they are as of its pair's last cycle.",
     labels: &["association_id"],
 };
 
@@ -94,19 +98,25 @@ const FAILED_OMITTED: Family = Family {
     labels: &["association_id", "execution_id"],
 };
 
-/// Every family the snapshot renders, for documentation and tests.
-pub const SNAPSHOT_FAMILIES: [&str; 10] = [
-    FAILED_TARGET.name,
-    FAILED_OMITTED.name,
-    TARGETS.name,
-    INFO.name,
-    EXECUTION_STATUS.name,
-    EXECUTION_CREATED.name,
-    EXECUTION_LAST.name,
-    LAST_EXECUTION.name,
-    POLL_SUCCESS.name,
-    POLL_LAST_SUCCESS.name,
+/// Every family the snapshot renders, in the order of their names: the order of the
+/// exposition and of each [`Part`]'s chunks.
+const SNAPSHOT_FAMILIES: [&Family; 10] = [
+    &EXECUTION_CREATED,
+    &FAILED_TARGET,
+    &FAILED_OMITTED,
+    &EXECUTION_LAST,
+    &EXECUTION_STATUS,
+    &TARGETS,
+    &INFO,
+    &LAST_EXECUTION,
+    &POLL_LAST_SUCCESS,
+    &POLL_SUCCESS,
 ];
+
+/// The names of the snapshot's families, for documentation and tests.
+pub fn snapshot_family_names() -> impl Iterator<Item = &'static str> {
+    SNAPSHOT_FAMILIES.iter().map(|f| f.name)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -114,138 +124,364 @@ pub enum RenderError {
     Encode(#[source] prometheus::Error),
 }
 
-/// Encodes the snapshots of the (account, region) pairs and `extra` families (the exporter's
-/// own) as one exposition. When any pair has a place, every series also carries `account_id`
-/// and `region`, sorted among its labels by name as the rest.
+/// Text and its gzip form, compressed alone as one gzip member: members one after the other
+/// make one gzip stream (RFC 1952 §2.2), which is how the exposition's parts are joined
+/// without compressing them again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Chunk {
+    pub plain: Bytes,
+    pub gzip: Bytes,
+}
+
+impl Chunk {
+    fn new(plain: Vec<u8>) -> Chunk {
+        let gzip = gzip_member(&plain);
+        Chunk {
+            plain: Bytes::from(plain),
+            gzip,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.plain.is_empty()
+    }
+}
+
+/// `plain` as one gzip member; empty for empty text, as a member of nothing adds nothing.
+fn gzip_member(plain: &[u8]) -> Bytes {
+    if plain.is_empty() {
+        return Bytes::new();
+    }
+    let mut encoder = GzEncoder::new(Vec::with_capacity(plain.len() / 4), Compression::fast());
+    // Writing to a Vec cannot fail; should it, the member is empty and a gzip scrape misses
+    // these lines, which the plain text still has.
+    match encoder.write_all(plain).and_then(|()| encoder.finish()) {
+        Ok(mut gzip) => {
+            gzip.shrink_to_fit();
+            Bytes::from(gzip)
+        }
+        Err(_) => Bytes::new(),
+    }
+}
+
+/// One pair's series, family by family (in [`SNAPSHOT_FAMILIES`]' order), without the HELP and
+/// TYPE lines: what a cycle of the pair renders, and all it renders.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Part {
+    families: Vec<Chunk>,
+}
+
+impl Part {
+    /// Renders the series of `snapshot`, with the pair's `place` as labels when the
+    /// exposition is `placed`.
+    pub fn render(place: Option<&Place>, placed: bool, snapshot: &Snapshot) -> Part {
+        let mut families = families(placed);
+        collect(&mut families, 0, &place_values(placed, place), snapshot);
+        Part {
+            families: families
+                .into_iter()
+                .map(|series| {
+                    let mut out = Vec::new();
+                    series.write_series_into(&mut out);
+                    out.shrink_to_fit();
+                    Chunk::new(out)
+                })
+                .collect(),
+        }
+    }
+
+    /// Bytes held, plain and gzip.
+    pub fn len(&self) -> (usize, usize) {
+        self.families
+            .iter()
+            .fold((0, 0), |(p, g), c| (p + c.plain.len(), g + c.gzip.len()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.families.iter().all(Chunk::is_empty)
+    }
+}
+
+/// The HELP and TYPE lines of each snapshot family, made once.
+#[derive(Debug, Clone)]
+pub struct Headers {
+    families: Vec<(&'static str, Chunk)>,
+}
+
+impl Default for Headers {
+    fn default() -> Self {
+        Headers {
+            families: SNAPSHOT_FAMILIES
+                .iter()
+                .map(|family| {
+                    let mut out = Vec::new();
+                    write_header_into(&mut out, family);
+                    (family.name, Chunk::new(out))
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The whole exposition as the buffers it is made of, plain and gzip: read one after the
+/// other they are the text format, and one gzip stream of it.
+#[derive(Debug, Clone, Default)]
+pub struct Joined {
+    pub plain: Vec<Bytes>,
+    pub gzip: Vec<Bytes>,
+    /// A buffer could not be compressed: the gzip form lacks its lines.
+    gzip_incomplete: bool,
+}
+
+impl Joined {
+    fn push(&mut self, chunk: &Chunk) {
+        if !chunk.is_empty() {
+            self.plain.push(chunk.plain.clone());
+            self.gzip.push(chunk.gzip.clone());
+            self.gzip_incomplete |= chunk.gzip.is_empty();
+        }
+    }
+
+    /// Whether the gzip form holds every line of the plain one.
+    pub fn gzip_complete(&self) -> bool {
+        !self.gzip_incomplete && !self.gzip.is_empty()
+    }
+
+    pub fn plain_len(&self) -> usize {
+        self.plain.iter().map(Bytes::len).sum()
+    }
+
+    pub fn gzip_len(&self) -> usize {
+        self.gzip.iter().map(Bytes::len).sum()
+    }
+}
+
+/// Joins the pairs' `parts` (in the board's order) and the exporter's `own` families into
+/// one exposition, family by family in the order of their names: each family's HELP and
+/// TYPE once, then its series of every pair, pair after pair. Nothing of the parts is copied
+/// or compressed again; the own families, a few dozen series, are encoded here.
 ///
-/// The snapshot's series are written straight from the snapshot, in the text format exactly
-/// as the prometheus crate's encoder writes it (families by name, labels by name, series by
-/// their label values). Building the crate's metric objects for every series first is what
-/// made 10,000 associations in four regions peak at 291 MiB (`cargo bench --bench accounts`;
-/// 183 MiB without them). The exporter's own families, a few dozen series, go through the
-/// crate's encoder.
+/// # Errors
+///
+/// [`RenderError`] if the prometheus crate refuses one of `own`.
+pub fn join(
+    headers: &Headers,
+    parts: &[&Part],
+    own: Vec<MetricFamily>,
+) -> Result<Joined, RenderError> {
+    let mut own = own;
+    own.sort_by(|a, b| a.name().cmp(b.name()));
+    // Each family's name and, for the snapshot's, its index; own families are taken in
+    // name order as their names come up.
+    let mut names: Vec<(&str, Option<usize>)> = headers
+        .families
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| (*name, Some(i)))
+        .chain(own.iter().map(|f| (f.name(), None)))
+        .collect();
+    names.sort_by(|a, b| a.0.cmp(b.0));
+    let names: Vec<Option<usize>> = names.into_iter().map(|(_, i)| i).collect();
+    let mut own = own.into_iter();
+    let mut joined = Joined::default();
+    // Own families that follow each other in name order go out as one buffer.
+    let mut pending: Vec<u8> = Vec::new();
+    for index in names {
+        match index {
+            None => {
+                if let Some(family) = own.next() {
+                    TextEncoder::new()
+                        .encode(std::slice::from_ref(&family), &mut pending)
+                        .map_err(RenderError::Encode)?;
+                }
+            }
+            Some(i) => {
+                let chunks: Vec<&Chunk> = parts
+                    .iter()
+                    .filter_map(|p| p.families.get(i))
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if chunks.is_empty() {
+                    continue;
+                }
+                joined.push(&Chunk::new(std::mem::take(&mut pending)));
+                joined.push(&headers.families[i].1);
+                for chunk in chunks {
+                    joined.push(chunk);
+                }
+            }
+        }
+    }
+    joined.push(&Chunk::new(pending));
+    Ok(joined)
+}
+
+/// A family of the snapshot for each of [`SNAPSHOT_FAMILIES`], with no series yet.
+fn families(placed: bool) -> Vec<Series<'static>> {
+    SNAPSHOT_FAMILIES
+        .iter()
+        .map(|family| Series::new(family, placed))
+        .collect()
+}
+
+/// Adds the series of `snapshot`, a pair's at `slot` with `place` label values, to
+/// `families`, which are in [`SNAPSHOT_FAMILIES`]' order.
+fn collect<'a>(
+    families: &mut [Series<'a>],
+    slot: usize,
+    place: &[&'a str],
+    snapshot: &'a Snapshot,
+) {
+    let [
+        created,
+        failed_target,
+        failed_omitted,
+        execution_last,
+        execution_status,
+        targets,
+        info,
+        last_execution,
+        poll_last_success,
+        poll_success,
+    ] = families
+    else {
+        return;
+    };
+    for a in &snapshot.associations {
+        let id = a.id();
+        poll_success.set(slot, &[id], place, if a.poll_ok { 1.0 } else { 0.0 });
+        if !a.poll_ok
+            && let Some(t) = a.last_success
+        {
+            // Only while the association's series are older than its pair's last cycle: a
+            // value that moved every cycle would make every cycle a change to render.
+            poll_last_success.set(slot, &[id], place, seconds(t));
+        }
+        if a.last_success.is_none() {
+            // Never read: there is nothing true to say about it beyond the failure.
+            continue;
+        }
+        let record = &a.association;
+        info.set(
+            slot,
+            &[
+                id,
+                text(&record.association_name),
+                text(&record.document_name),
+                text(&record.document_version),
+                text(&record.association_version),
+            ],
+            place,
+            1.0,
+        );
+        if let Some(t) = record.last_execution_date {
+            last_execution.set(slot, &[id], place, seconds(t));
+        }
+        let Some(e) = &a.execution else { continue };
+        let run = &e.execution;
+        let exec = run.execution_id.as_str();
+        execution_status.set(
+            slot,
+            &[id, exec, text(&run.status), text(&run.detailed_status)],
+            place,
+            1.0,
+        );
+        if let Some(t) = run.created_time {
+            created.set(slot, &[id, exec], place, seconds(t));
+        }
+        if let Some(t) = run.last_execution_date {
+            execution_last.set(slot, &[id, exec], place, seconds(t));
+        }
+        for (key, count) in e.targets.iter() {
+            targets.set(
+                slot,
+                &[
+                    id,
+                    exec,
+                    &key.status,
+                    &key.detailed_status,
+                    &key.resource_type,
+                ],
+                place,
+                // Counts are far below 2^53: exact as f64.
+                count as f64,
+            );
+        }
+        if let Some(failed) = &e.failed {
+            for (resource_id, target) in failed.iter() {
+                failed_target.set(
+                    slot,
+                    &[
+                        id,
+                        exec,
+                        resource_id,
+                        &target.resource_type,
+                        &target.detailed_status,
+                    ],
+                    place,
+                    1.0,
+                );
+            }
+            failed_omitted.set(slot, &[id, exec], place, failed.omitted as f64);
+        }
+    }
+}
+
+/// Whether `a` and `b` render the same series: equal but for when associations whose last
+/// poll succeeded were polled, which is not rendered. Then a cycle that read nothing new
+/// renders nothing.
+pub fn renders_same(a: &Snapshot, b: &Snapshot) -> bool {
+    a.associations.len() == b.associations.len()
+        && a.associations.iter().zip(&b.associations).all(|(a, b)| {
+            a.association == b.association
+                && a.execution == b.execution
+                && a.poll_ok == b.poll_ok
+                && a.last_success.is_some() == b.last_success.is_some()
+                && (a.poll_ok || a.last_success == b.last_success)
+        })
+}
+
+/// Encodes the snapshots of the (account, region) pairs and `extra` families (the exporter's
+/// own) as one exposition, all at once: the reference that [`join`]ed [`Part`]s must equal
+/// byte for byte. Families by name; within a family, pair after pair in the order given,
+/// and a pair's series by their labels, as the prometheus crate's encoder orders them. When
+/// any pair has a place, every series also carries `account_id` and `region`, sorted among
+/// its labels by name as the rest.
 ///
 /// # Errors
 ///
 /// [`RenderError`] if the prometheus crate refuses one of `extra`.
+#[cfg(test)]
 pub fn render(
     sources: &[(Option<&Place>, &Snapshot)],
     extra: Vec<MetricFamily>,
 ) -> Result<Vec<u8>, RenderError> {
     let placed = sources.iter().any(|(place, _)| place.is_some());
-    let mut targets = Series::new(&TARGETS, placed);
-    let mut info = Series::new(&INFO, placed);
-    let mut execution_status = Series::new(&EXECUTION_STATUS, placed);
-    let mut execution_created = Series::new(&EXECUTION_CREATED, placed);
-    let mut execution_last = Series::new(&EXECUTION_LAST, placed);
-    let mut last_execution = Series::new(&LAST_EXECUTION, placed);
-    let mut poll_success = Series::new(&POLL_SUCCESS, placed);
-    let mut poll_last_success = Series::new(&POLL_LAST_SUCCESS, placed);
-    let mut failed_target = Series::new(&FAILED_TARGET, placed);
-    let mut failed_omitted = Series::new(&FAILED_OMITTED, placed);
-
-    for (place, snapshot) in sources {
-        let place = place_values(placed, *place);
-        let place = place.as_slice();
-        for a in &snapshot.associations {
-            let id = a.id();
-            poll_success.set(&[id], place, if a.poll_ok { 1.0 } else { 0.0 });
-            if let Some(t) = a.last_success {
-                poll_last_success.set(&[id], place, seconds(t));
-            }
-            if a.last_success.is_none() {
-                // Never read: there is nothing true to say about it beyond the failure.
-                continue;
-            }
-            let record = &a.association;
-            info.set(
-                &[
-                    id,
-                    text(&record.association_name),
-                    text(&record.document_name),
-                    text(&record.document_version),
-                    text(&record.association_version),
-                ],
-                place,
-                1.0,
-            );
-            if let Some(t) = record.last_execution_date {
-                last_execution.set(&[id], place, seconds(t));
-            }
-            let Some(e) = &a.execution else { continue };
-            let run = &e.execution;
-            let exec = run.execution_id.as_str();
-            execution_status.set(
-                &[id, exec, text(&run.status), text(&run.detailed_status)],
-                place,
-                1.0,
-            );
-            if let Some(t) = run.created_time {
-                execution_created.set(&[id, exec], place, seconds(t));
-            }
-            if let Some(t) = run.last_execution_date {
-                execution_last.set(&[id, exec], place, seconds(t));
-            }
-            for (key, count) in e.targets.iter() {
-                targets.set(
-                    &[
-                        id,
-                        exec,
-                        &key.status,
-                        &key.detailed_status,
-                        &key.resource_type,
-                    ],
-                    place,
-                    // Counts are far below 2^53: exact as f64.
-                    count as f64,
-                );
-            }
-            if let Some(failed) = &e.failed {
-                for (resource_id, target) in failed.iter() {
-                    failed_target.set(
-                        &[
-                            id,
-                            exec,
-                            resource_id,
-                            &target.resource_type,
-                            &target.detailed_status,
-                        ],
-                        place,
-                        1.0,
-                    );
-                }
-                failed_omitted.set(&[id, exec], place, failed.omitted as f64);
-            }
-        }
+    let places: Vec<Vec<&str>> = sources
+        .iter()
+        .map(|(place, _)| place_values(placed, *place))
+        .collect();
+    let mut families = families(placed);
+    for (slot, ((_, snapshot), place)) in sources.iter().zip(&places).enumerate() {
+        collect(&mut families, slot, place, snapshot);
     }
-
-    // Every family in the order of their names, written into one buffer: the body is the
-    // largest thing the exporter holds, not to be copied.
-    let mut families: Vec<(String, Option<Series<'_>>, Option<MetricFamily>)> = [
-        targets,
-        info,
-        execution_status,
-        execution_created,
-        execution_last,
-        last_execution,
-        poll_success,
-        poll_last_success,
-        failed_target,
-        failed_omitted,
-    ]
-    .into_iter()
-    .map(|series| (series.family.name.to_owned(), Some(series), None))
-    .chain(
-        extra
-            .into_iter()
-            .map(|family| (family.name().to_owned(), None, Some(family))),
-    )
-    .collect();
-    families.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut all: Vec<(String, Option<Series<'_>>, Option<MetricFamily>)> = families
+        .into_iter()
+        .map(|series| (series.family.name.to_owned(), Some(series), None))
+        .chain(
+            extra
+                .into_iter()
+                .map(|family| (family.name().to_owned(), None, Some(family))),
+        )
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
-    for (_, series, own) in families {
-        if let Some(series) = series {
-            series.write_into(&mut out);
+    for (_, series, own) in all {
+        if let Some(series) = series
+            && !series.rows.is_empty()
+        {
+            write_header_into(&mut out, series.family);
+            series.write_series_into(&mut out);
         }
         if let Some(family) = own {
             TextEncoder::new()
@@ -256,12 +492,20 @@ pub fn render(
     Ok(out)
 }
 
+/// The HELP and TYPE lines of `family`.
+fn write_header_into(out: &mut Vec<u8>, family: &Family) {
+    let name = family.name;
+    out.extend_from_slice(format!("# HELP {name} ").as_bytes());
+    escape_into(out, family.help, false);
+    out.extend_from_slice(format!("\n# TYPE {name} gauge\n").as_bytes());
+}
+
 /// The series of one family, as borrowed label values (its own labels, then the place's)
-/// and a value.
+/// and a value, each with the slot of the pair it came from.
 struct Series<'a> {
     family: &'static Family,
     names: Vec<&'static str>,
-    rows: Vec<(Vec<&'a str>, f64)>,
+    rows: Vec<(usize, Vec<&'a str>, f64)>,
 }
 
 impl<'a> Series<'a> {
@@ -273,31 +517,29 @@ impl<'a> Series<'a> {
         }
     }
 
-    fn set(&mut self, own: &[&'a str], place: &[&'a str], value: f64) {
+    fn set(&mut self, slot: usize, own: &[&'a str], place: &[&'a str], value: f64) {
         let values = own.iter().chain(place).copied().collect();
-        self.rows.push((values, value));
+        self.rows.push((slot, values, value));
     }
 
-    /// Appends the family in the text format; nothing without series, as the crate leaves
-    /// out an empty family.
-    fn write_into(mut self, out: &mut Vec<u8>) {
-        if self.rows.is_empty() {
-            return;
-        }
+    /// Appends the series in the text format, pair after pair, each pair's by their labels;
+    /// nothing without series.
+    fn write_series_into(mut self, out: &mut Vec<u8>) {
         let mut order: Vec<usize> = (0..self.names.len()).collect();
         order.sort_by_key(|&i| self.names[i]);
-        for (values, _) in &mut self.rows {
+        for (_, values, _) in &mut self.rows {
             *values = order.iter().map(|&i| values[i]).collect();
         }
         // Stable: of two series with the same labels, the later one set wins, as a second
         // `set` of a gauge would.
-        self.rows.sort_by(|a, b| a.0.cmp(&b.0));
+        self.rows.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
         let name = self.family.name;
-        out.extend_from_slice(format!("# HELP {name} ").as_bytes());
-        escape_into(out, self.family.help, false);
-        out.extend_from_slice(format!("\n# TYPE {name} gauge\n").as_bytes());
-        for (i, (values, value)) in self.rows.iter().enumerate() {
-            if self.rows.get(i + 1).is_some_and(|next| next.0 == *values) {
+        for (i, (slot, values, value)) in self.rows.iter().enumerate() {
+            if self
+                .rows
+                .get(i + 1)
+                .is_some_and(|next| next.0 == *slot && next.1 == *values)
+            {
                 continue;
             }
             out.extend_from_slice(name.as_bytes());
@@ -513,14 +755,15 @@ mod tests {
             all.push("");
             all.extend(&values[4..]);
             vec.with_label_values(&all).set(*value);
-            ours.set(&all[..5], &all[5..], *value);
+            ours.set(0, &all[..5], &all[5..], *value);
         }
         let mut theirs = Vec::new();
         TextEncoder::new()
             .encode(&registry.gather(), &mut theirs)
             .expect("encodes");
         let mut text = Vec::new();
-        ours.write_into(&mut text);
+        write_header_into(&mut text, &TARGETS);
+        ours.write_series_into(&mut text);
         assert_eq!(
             String::from_utf8(text).expect("utf-8"),
             String::from_utf8(theirs).expect("utf-8")
@@ -550,7 +793,6 @@ mod tests {
             series,
             [
                 r#"ssm_association_info{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",association_name="patch",association_version="",document_name="",document_version="",region="eu-west-1"} 1"#,
-                r#"ssm_association_last_successful_poll_timestamp_seconds{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",region="eu-west-1"} 1700000000"#,
                 r#"ssm_association_poll_success{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",region="eu-west-1"} 1"#,
             ]
         );
@@ -560,5 +802,257 @@ mod tests {
     fn empty_snapshot_renders_only_extra() {
         let got = render(&[(None, &Snapshot::default())], Vec::new()).expect("renders");
         assert_eq!(String::from_utf8(got).expect("utf-8"), "");
+    }
+
+    /// Three pairs, two of them in one account with interleaving association IDs, one with
+    /// nothing; failed targets named in one.
+    fn pairs() -> Vec<(Option<Place>, Snapshot)> {
+        let place = |account: &str, region: &str| Place {
+            account_id: account.into(),
+            region: region.into(),
+        };
+        let association = |id: &str, status: &str, name: Option<&str>| {
+            let mut targets = counts(&[
+                (status, status, "ManagedInstance"),
+                ("Success", "Success", "ManagedInstance"),
+            ]);
+            targets.add(&Target {
+                resource_id: None,
+                status: Some("Success".into()),
+                detailed_status: Some("Success".into()),
+                resource_type: Some("AWS::EC2::Instance".into()),
+            });
+            let mut failed = crate::snapshot::FailedTargets::new(1);
+            for resource in ["i-2", "i-1"] {
+                failed.add(&Target {
+                    resource_id: Some(resource.into()),
+                    status: Some("Failed".into()),
+                    detailed_status: Some("Failed".into()),
+                    resource_type: Some("ManagedInstance".into()),
+                });
+            }
+            AssociationState {
+                association: Association {
+                    association_id: id.into(),
+                    association_name: name.map(Into::into),
+                    document_name: Some("AWS-RunPatchBaseline".into()),
+                    document_version: Some("$DEFAULT".into()),
+                    association_version: Some("1".into()),
+                    last_execution_date: Some(at(1_700_000_100.0)),
+                    overview: None,
+                },
+                execution: Some(ExecutionState {
+                    execution: Execution {
+                        execution_id: format!("e{id}"),
+                        status: Some(status.into()),
+                        detailed_status: Some(status.into()),
+                        created_time: Some(at(1_700_000_000.5)),
+                        last_execution_date: Some(at(1_700_000_050.0)),
+                        resource_count_by_status: None,
+                    },
+                    targets,
+                    filters: Vec::new(),
+                    read_at: at(1_700_000_200.0),
+                    failed: (status == "Failed").then_some(failed),
+                    pinned: false,
+                }),
+                poll_ok: status != "Pending",
+                last_success: Some(at(1_700_000_200.0)),
+                error_kind: None,
+            }
+        };
+        let snapshot = |associations: Vec<AssociationState>| Snapshot {
+            associations,
+            region_associations: None,
+        };
+        vec![
+            (
+                Some(place("222222222222", "us-east-1")),
+                snapshot(vec![
+                    association("a1", "Success", Some("patch")),
+                    association("a3", "Failed", Some("quote \"x\"")),
+                ]),
+            ),
+            (
+                Some(place("111111111111", "us-east-1")),
+                snapshot(vec![
+                    association("a0", "Pending", None),
+                    association("a2", "TimedOut", Some("inventory")),
+                ]),
+            ),
+            (
+                Some(place("111111111111", "eu-west-1")),
+                Snapshot::default(),
+            ),
+            (
+                Some(place("111111111111", "ap-south-1")),
+                snapshot(vec![
+                    association("a1", "Failed", Some("other")),
+                    AssociationState::unknown("a4"),
+                ]),
+            ),
+        ]
+    }
+
+    fn joined(pairs: &[(Option<Place>, Snapshot)], own: Vec<MetricFamily>) -> Joined {
+        let placed = pairs.iter().any(|(p, _)| p.is_some());
+        let parts: Vec<Part> = pairs
+            .iter()
+            .map(|(place, snapshot)| Part::render(place.as_ref(), placed, snapshot))
+            .collect();
+        let parts: Vec<&Part> = parts.iter().collect();
+        join(&Headers::default(), &parts, own).expect("joins")
+    }
+
+    fn gunzip(members: &[Bytes]) -> Vec<u8> {
+        use std::io::Read;
+        let stream = members.concat();
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(&stream[..])
+            .read_to_end(&mut plain)
+            .expect("valid gzip");
+        plain
+    }
+
+    /// The exporter's own families, whose names sort among the snapshot's.
+    fn own() -> Vec<MetricFamily> {
+        let telemetry = crate::telemetry::Telemetry::new(true);
+        let place = Place {
+            account_id: "111111111111".into(),
+            region: "us-east-1".into(),
+        };
+        telemetry.source(Some(&place)).record_render(0.25);
+        telemetry.gather()
+    }
+
+    /// Parts rendered pair by pair and joined are, byte for byte, the whole board rendered at
+    /// once; their gzip members, read as one stream, are the same bytes.
+    #[test]
+    fn joined_parts_equal_a_whole_render() {
+        let pairs = pairs();
+        let sources: Vec<(Option<&Place>, &Snapshot)> =
+            pairs.iter().map(|(p, s)| (p.as_ref(), s)).collect();
+        let own = own();
+        let whole = render(&sources, own.clone()).expect("renders");
+        let all = joined(&pairs, own.clone());
+        assert_eq!(
+            String::from_utf8(all.plain.concat()).expect("utf-8"),
+            String::from_utf8(whole.clone()).expect("utf-8")
+        );
+        assert!(all.gzip_complete());
+        assert_eq!(gunzip(&all.gzip), whole);
+        assert_eq!(all.plain_len(), whole.len());
+
+        // One pair without places, as an exporter without `accounts` has it.
+        let single = vec![(None, pairs[0].1.clone())];
+        let whole = render(&[(None, &single[0].1)], own.clone()).expect("renders");
+        let one = joined(&single, own);
+        assert_eq!(one.plain.concat(), whole);
+        assert_eq!(gunzip(&one.gzip), whole);
+    }
+
+    /// Every family's lines are together, its HELP and TYPE once, in the order of the
+    /// families' names; within a family, pair after pair in the board's order.
+    #[test]
+    fn families_do_not_interleave() {
+        let text = String::from_utf8(joined(&pairs(), own()).plain.concat()).expect("utf-8");
+        let mut blocks: Vec<&str> = Vec::new();
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        for line in text.lines() {
+            let name = match line.strip_prefix("# ") {
+                Some(comment) => {
+                    let mut words = comment.split(' ');
+                    let kind = words.next().unwrap_or_default();
+                    let name = words.next().unwrap_or_default();
+                    headers.push((kind, name));
+                    name
+                }
+                None => line.split(['{', ' ']).next().unwrap_or_default(),
+            };
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| text.contains(&format!("# TYPE {f} histogram")))
+                })
+                .unwrap_or(name);
+            if blocks.last() != Some(&family) {
+                assert!(
+                    !blocks.contains(&family),
+                    "{family} comes back after another family"
+                );
+                blocks.push(family);
+            }
+        }
+        let mut sorted = blocks.clone();
+        sorted.sort_unstable();
+        assert_eq!(blocks, sorted);
+        for family in &blocks {
+            assert_eq!(
+                headers
+                    .iter()
+                    .filter(|(k, n)| *k == "HELP" && n == family)
+                    .count(),
+                1,
+                "{family}"
+            );
+            assert_eq!(
+                headers
+                    .iter()
+                    .filter(|(k, n)| *k == "TYPE" && n == family)
+                    .count(),
+                1,
+                "{family}"
+            );
+        }
+        // The pairs' series follow the board's order, not the labels' (account 2 first).
+        let regions: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ssm_association_info{"))
+            .map(|l| {
+                l.split("region=\"")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert_eq!(
+            regions,
+            [
+                "us-east-1",
+                "us-east-1",
+                "us-east-1",
+                "us-east-1",
+                "ap-south-1"
+            ]
+        );
+        assert!(blocks.contains(&"ssm_association_exporter_renders_total"));
+        assert_eq!(blocks.len(), 10 + own().len());
+    }
+
+    /// The time of a successful poll is not rendered: it moves every cycle. A failed poll's
+    /// last success is, for as long as the association's series are that old.
+    #[test]
+    fn only_a_failed_poll_renders_its_last_success() {
+        let pairs = pairs();
+        let text = String::from_utf8(joined(&pairs, Vec::new()).plain.concat()).expect("utf-8");
+        let polled: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("ssm_association_last_successful_poll_timestamp_seconds{"))
+            .collect();
+        assert_eq!(
+            polled,
+            [
+                r#"ssm_association_last_successful_poll_timestamp_seconds{account_id="111111111111",association_id="a0",region="us-east-1"} 1700000200"#
+            ]
+        );
+        let mut later = pairs[1].1.clone();
+        for a in &mut later.associations {
+            a.last_success = Some(at(1_700_000_260.0));
+        }
+        // a0's poll failed: its last success is rendered, so a later one is a change.
+        assert!(!renders_same(&pairs[1].1, &later));
+        later.associations[0].last_success = Some(at(1_700_000_200.0));
+        assert!(renders_same(&pairs[1].1, &later));
     }
 }

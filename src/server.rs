@@ -172,10 +172,14 @@ async fn handle(
 }
 
 fn metrics(request: &Request<Incoming>, current: &Exposition) -> Response<Body> {
-    let gzip =
-        !current.gzip.is_empty() && accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
-    let body = if gzip { &current.gzip } else { &current.body };
-    let mut r = http::response(StatusCode::OK, CONTENT_TYPE, body.clone());
+    let gzip = current.body.gzip_complete()
+        && accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
+    let body = if gzip {
+        &current.body.gzip
+    } else {
+        &current.body.plain
+    };
+    let mut r = http::chunked_response(StatusCode::OK, CONTENT_TYPE, body.clone());
     r.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if gzip {

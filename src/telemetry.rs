@@ -4,7 +4,8 @@
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    CounterVec, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use crate::config::Place;
@@ -59,6 +60,8 @@ pub struct Telemetry {
     interval: GaugeVec,
     reload_ok: IntGauge,
     reload_time: Gauge,
+    renders: IntCounterVec,
+    render_seconds: CounterVec,
 }
 
 /// The metrics of one (account, region) pair: what its scheduler and poller record.
@@ -177,7 +180,26 @@ impl Telemetry {
             .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SAE_RUSTC_VERSION")])
             .set(1);
 
-        let collectors: [Box<dyn Collector>; 11] = [
+        let renders = IntCounterVec::new(
+            Opts::new(
+                "renders_total",
+                "Renderings of a pair's series into the exposition: one after each cycle or targeted poll that changed what the pair exports, none after one that changed nothing.",
+            )
+            .namespace(NAMESPACE),
+            &with_place(&[]),
+        )
+        .expect("static metric options are valid");
+        let render_seconds = CounterVec::new(
+            Opts::new(
+                "render_seconds_total",
+                "Time spent rendering and compressing a pair's series.",
+            )
+            .namespace(NAMESPACE),
+            &with_place(&[]),
+        )
+        .expect("static metric options are valid");
+
+        let collectors: [Box<dyn Collector>; 13] = [
             Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(cycle_duration.clone()),
@@ -189,6 +211,8 @@ impl Telemetry {
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
             Box::new(build_info),
+            Box::new(renders.clone()),
+            Box::new(render_seconds.clone()),
         ];
         for c in collectors {
             registry
@@ -208,6 +232,8 @@ impl Telemetry {
             interval,
             reload_ok,
             reload_time,
+            renders,
+            render_seconds,
         }
     }
 
@@ -235,6 +261,8 @@ impl Telemetry {
         self.last_success.with_label_values(&place);
         self.watched.with_label_values(&place);
         self.cycle_calls.with_label_values(&place);
+        self.renders.with_label_values(&place);
+        self.render_seconds.with_label_values(&place);
         source
     }
 
@@ -374,6 +402,16 @@ impl SourceTelemetry {
             .interval
             .with_label_values(&self.labels(&[]))
             .set(interval.as_secs_f64());
+    }
+
+    /// One rendering of the pair's series, which took `seconds`.
+    pub fn record_render(&self, seconds: f64) {
+        let place = self.labels(&[]);
+        self.telemetry.renders.with_label_values(&place).inc();
+        self.telemetry
+            .render_seconds
+            .with_label_values(&place)
+            .inc_by(seconds.max(0.0));
     }
 
     pub fn record_cycle(&self, cycle: &CycleRecord) {

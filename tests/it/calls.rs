@@ -103,6 +103,46 @@ async fn discovery_costs_one_call_per_page_of_associations_once_settled() {
     rig.stop().await;
 }
 
+/// Renderings of the pair's series so far.
+fn renders(metrics: &Metrics) -> f64 {
+    metrics
+        .get("ssm_association_exporter_renders_total", &[])
+        .expect("renders_total")
+}
+
+/// A cycle that reads nothing new renders nothing: the series are the same bytes as before,
+/// and only the exporter's own counters moved. A new run renders the pair once.
+#[tokio::test]
+async fn a_cycle_that_reads_nothing_new_renders_nothing() {
+    let (sim, ids) = fleet_of_120();
+    let rig = Rig::launch(sim, "").await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    let first = rig.scrape().await;
+    let rendered = renders(&first);
+    let series = |m: &Metrics| {
+        m.0.iter()
+            .filter(|(name, _)| !name.starts_with("ssm_association_exporter_"))
+            .map(|(name, value)| (name.clone(), *value))
+            .collect::<Vec<_>>()
+    };
+    for _ in 0..2 {
+        let steady = rig.cycle().await;
+        assert_eq!(renders(&steady), rendered);
+        assert_eq!(series(&steady), series(&first));
+        // Each: two target counts, info, execution status and start, last run, poll success.
+        assert_eq!(series(&first).len(), 120 * 7);
+    }
+    rig.sim
+        .start_execution(&ids[3], fleet("i-003bbbbbbbbbb", 10, &["Success"]))
+        .expect("association exists");
+    let after = rig.cycle().await;
+    assert_eq!(renders(&after), rendered + 1.0);
+    assert_eq!(total(&after, &ids[3]), 10.0);
+    let steady = rig.cycle().await;
+    assert_eq!(renders(&steady), rendered + 1.0);
+    rig.stop().await;
+}
+
 #[tokio::test]
 async fn a_running_execution_is_read_every_cycle_until_it_finishes() {
     let sim = Sim::new(62);

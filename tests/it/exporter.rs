@@ -255,7 +255,6 @@ async fn a_deleted_association_vanishes() {
             "ssm_association_execution_created_timestamp_seconds",
             "ssm_association_last_execution_timestamp_seconds",
             "ssm_association_poll_success",
-            "ssm_association_last_successful_poll_timestamp_seconds",
         ] {
             assert_eq!(
                 after.associations_in(family),
@@ -383,15 +382,27 @@ async fn an_error_on_one_association_leaves_the_others_served() {
             expected_targets(&rig.sim, C, E1, |_| true),
             "{fault:?}"
         );
-        assert_eq!(
-            during.get(
+        // B's series are as old as its last successful poll, which the healthy cycle made
+        // (at its start); one polled successfully has no such series.
+        let polled = during
+            .get(
                 "ssm_association_last_successful_poll_timestamp_seconds",
-                &[("association_id", B)]
-            ),
+                &[("association_id", B)],
+            )
+            .expect("B's last success while it fails");
+        let cycle = |name: &str| healthy.get(name, &[]).expect(name);
+        let finished = cycle("ssm_association_exporter_last_successful_cycle_timestamp_seconds");
+        let took = cycle("ssm_association_exporter_last_cycle_duration_seconds");
+        assert!(
+            (finished - took - 0.002..=finished).contains(&polled),
+            "{polled} not within the healthy cycle {finished}-{took}"
+        );
+        assert_eq!(
             healthy.get(
                 "ssm_association_last_successful_poll_timestamp_seconds",
                 &[("association_id", B)]
             ),
+            None
         );
 
         rig.sim.fail_association(B, None);

@@ -178,6 +178,28 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
     )
     .await;
     assert_eq!(scalar(&up), Some(1.0));
+    // The exposition comes gzip-compressed as one member per buffer: Prometheus reads them
+    // all, the first family's, the exporter's own and the last family's.
+    for (q, want) in [
+        (
+            format!(
+                "ssm_association_execution_created_timestamp_seconds{{association_id=\"{A}\"}}"
+            ),
+            1_700_000_000.0,
+        ),
+        (
+            "ssm_association_exporter_renders_total > 0".to_owned(),
+            f64::NAN,
+        ),
+        (
+            format!("ssm_association_poll_success{{association_id=\"{A}\"}}"),
+            1.0,
+        ),
+    ] {
+        let got = until(&prometheus, &query(&q), |b| scalar(b).is_some()).await;
+        let value = scalar(&got).expect("a value");
+        assert!(want.is_nan() || value == want, "{q}: {value}");
+    }
 
     let alerts = until(&prometheus, "/api/v1/alerts", |b| {
         b["data"]["alerts"].as_array().is_some_and(|alerts| {

@@ -275,12 +275,19 @@ async fn gzip_is_served_to_whoever_accepts_it() {
     assert_eq!(zipped.header("content-encoding"), Some("gzip"));
     assert_eq!(zipped.header("vary"), Some("Accept-Encoding"));
     assert_eq!(plain.header("content-encoding"), None);
+    // One gzip member per buffer of the exposition: read as one stream, as Prometheus does.
     let mut unzipped = String::new();
-    flate2::read::GzDecoder::new(&zipped.raw_body[..])
+    flate2::read::MultiGzDecoder::new(&zipped.raw_body[..])
         .read_to_string(&mut unzipped)
         .expect("valid gzip");
     assert_eq!(unzipped, plain.body);
     assert!(zipped.raw_body.len() < plain.body.len());
+    // Made of several members: the first alone is a strict beginning of the text.
+    let mut first = String::new();
+    flate2::read::GzDecoder::new(&zipped.raw_body[..])
+        .read_to_string(&mut first)
+        .expect("valid gzip");
+    assert!(first.len() < plain.body.len() && plain.body.starts_with(&first));
     let refused = send(
         addr,
         "GET",
