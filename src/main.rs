@@ -112,7 +112,16 @@ impl std::fmt::Display for Usage {
 
 impl std::error::Error for Usage {}
 
+/// With `--features dhat-heap`: every allocation counted by site, written to dhat-heap.json
+/// at exit (docs/benchmarks.md). The profiler must see every allocation, so it is the
+/// process-wide allocator: the one global, and only in that build.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static ALLOC: dhat::Alloc = dhat::Alloc;
+
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let flags = Flags::parse();
     logging::init(flags.log_level, flags.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
