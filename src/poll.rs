@@ -3,6 +3,7 @@
 //! targets are never held beyond their page; a failed association keeps its last values.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -600,9 +601,14 @@ impl<'a, S: Ssm> Poller<'a, S> {
         if let Some(known) = prior.and_then(|p| p.execution.as_ref())
             && unchanged(known, &execution, &wanted)
         {
-            let kept = ExecutionState {
-                execution,
-                ..known.clone()
+            // The same record, most cycles: shared, not copied.
+            let kept = if known.execution == execution {
+                Arc::clone(known)
+            } else {
+                Arc::new(ExecutionState {
+                    execution,
+                    ..ExecutionState::clone(known)
+                })
             };
             return Ok(Some(polled(association, Some(kept), self.now)));
         }
@@ -624,7 +630,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
             },
             Err(e) => return Err(e),
         };
-        Ok(Some(polled(association, Some(counted), self.now)))
+        Ok(Some(polled(association, Some(Arc::new(counted)), self.now)))
     }
 
     /// The newest execution of an association, `None` if it never ran.
@@ -733,9 +739,11 @@ impl<'a, S: Ssm> Poller<'a, S> {
             },
         )
         .await?;
+        let mut targets = counted.targets;
+        targets.shrink();
         Ok(ExecutionState {
             execution,
-            targets: counted.targets,
+            targets,
             filters: wanted.filters.to_vec(),
             read_at: self.now,
             failed: counted.failed,
@@ -889,7 +897,7 @@ fn pinned_gone(association: Association, execution_id: &str, now: SystemTime) ->
 
 fn polled(
     association: Association,
-    execution: Option<ExecutionState>,
+    execution: Option<Arc<ExecutionState>>,
     now: SystemTime,
 ) -> AssociationState {
     AssociationState {
@@ -987,7 +995,7 @@ mod tests {
             overview: overview.map(|s| Overview {
                 status: Some(s.into()),
                 detailed_status: Some(s.into()),
-                counts: [(s.to_owned(), 3)].into_iter().collect(),
+                counts: vec![(s.into(), 3)],
             }),
         }
     }
@@ -995,7 +1003,7 @@ mod tests {
     fn state(status: &str, read_at: u64) -> AssociationState {
         polled(
             association(Some(100), Some("Success")),
-            Some(ExecutionState {
+            Some(Arc::new(ExecutionState {
                 execution: Execution {
                     execution_id: "e1".into(),
                     status: Some(status.into()),
@@ -1009,7 +1017,7 @@ mod tests {
                 read_at: at(read_at),
                 failed: None,
                 pinned: false,
-            }),
+            })),
             at(read_at),
         )
     }
@@ -1065,7 +1073,7 @@ mod tests {
         ));
         let pinned = |mut a: AssociationState| {
             if let Some(e) = a.execution.as_mut() {
-                e.pinned = true;
+                Arc::make_mut(e).pinned = true;
             }
             a
         };

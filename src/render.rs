@@ -590,6 +590,7 @@ fn seconds(t: SystemTime) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
@@ -630,7 +631,7 @@ mod tests {
                         last_execution_date: Some(at(1_700_000_100.5)),
                         overview: None,
                     },
-                    execution: Some(ExecutionState {
+                    execution: Some(Arc::new(ExecutionState {
                         execution: Execution {
                             execution_id: "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa".into(),
                             status: Some("Failed".into()),
@@ -650,7 +651,7 @@ mod tests {
                         read_at: at(1_700_000_200.0),
                         failed: None,
                         pinned: false,
-                    }),
+                    })),
                     poll_ok: true,
                     last_success: Some(at(1_700_000_200.0)),
                     error_kind: None,
@@ -680,7 +681,7 @@ mod tests {
                         last_execution_date: Some(at(1_699_000_000.0)),
                         overview: None,
                     },
-                    execution: Some(ExecutionState {
+                    execution: Some(Arc::new(ExecutionState {
                         execution: Execution {
                             execution_id: "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb".into(),
                             status: Some("Success".into()),
@@ -694,7 +695,7 @@ mod tests {
                         read_at: at(1_699_500_000.0),
                         failed: None,
                         pinned: false,
-                    }),
+                    })),
                     poll_ok: false,
                     last_success: Some(at(1_699_500_000.0)),
                     error_kind: None,
@@ -841,7 +842,7 @@ mod tests {
                     last_execution_date: Some(at(1_700_000_100.0)),
                     overview: None,
                 },
-                execution: Some(ExecutionState {
+                execution: Some(Arc::new(ExecutionState {
                     execution: Execution {
                         execution_id: format!("e{id}"),
                         status: Some(status.into()),
@@ -855,7 +856,7 @@ mod tests {
                     read_at: at(1_700_000_200.0),
                     failed: (status == "Failed").then_some(failed),
                     pinned: false,
-                }),
+                })),
                 poll_ok: status != "Pending",
                 last_success: Some(at(1_700_000_200.0)),
                 error_kind: None,

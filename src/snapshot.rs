@@ -3,10 +3,11 @@
 //! only their counts.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::config::TargetFilter;
-use crate::ssm::{Association, Execution, Target};
+use crate::ssm::{Association, Execution, Label, Target};
 
 /// Every watched association, sorted by ID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,8 +34,9 @@ pub struct AssociationState {
     /// As SSM last reported it, under our own spelling of its ID. Its last execution date and
     /// overview are what tell a new run.
     pub association: Association,
-    /// The latest (or pinned) execution; `None` when the association never ran.
-    pub execution: Option<ExecutionState>,
+    /// The latest (or pinned) execution; `None` when the association never ran. Shared with
+    /// the snapshots before and after for as long as it stands, not copied by each cycle.
+    pub execution: Option<Arc<ExecutionState>>,
     /// Whether every call about this association succeeded in the last cycle. When one failed,
     /// the fields above are those of the last cycle that succeeded.
     pub poll_ok: bool,
@@ -146,24 +148,33 @@ impl FailedTargets {
 /// The three labels targets are counted by. A field the API left out counts as `""`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TargetKey {
-    pub status: String,
-    pub detailed_status: String,
-    pub resource_type: String,
+    pub status: Label,
+    pub detailed_status: Label,
+    pub resource_type: Label,
 }
 
-/// Targets counted per [`TargetKey`], in a stable order.
+/// Targets counted per [`TargetKey`], sorted by key: a handful of keys per execution, so a
+/// sorted list holds them in a quarter of a map's room.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TargetCounts(BTreeMap<TargetKey, u64>);
+pub struct TargetCounts(Vec<(TargetKey, u64)>);
 
 impl TargetCounts {
     pub fn add(&mut self, target: &Target) {
-        let field = |v: &Option<String>| v.clone().unwrap_or_default();
+        let field = |v: &Option<String>| Label::new(v.as_deref().unwrap_or_default());
         let key = TargetKey {
             status: field(&target.status),
             detailed_status: field(&target.detailed_status),
             resource_type: field(&target.resource_type),
         };
-        *self.0.entry(key).or_insert(0) += 1;
+        match self.0.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.0[i].1 += 1,
+            Err(i) => self.0.insert(i, (key, 1)),
+        }
+    }
+
+    /// Gives back the room kept for more keys, once counting is done.
+    pub fn shrink(&mut self) {
+        self.0.shrink_to_fit();
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&TargetKey, u64)> {
@@ -172,7 +183,7 @@ impl TargetCounts {
 
     #[cfg(test)]
     pub fn total(&self) -> u64 {
-        self.0.values().sum()
+        self.0.iter().map(|(_, v)| v).sum()
     }
 
     #[cfg(test)]

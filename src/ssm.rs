@@ -3,7 +3,7 @@
 
 pub mod aws;
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::SystemTime;
 
@@ -38,7 +38,76 @@ pub struct Association {
 pub struct Overview {
     pub status: Option<String>,
     pub detailed_status: Option<String>,
-    pub counts: BTreeMap<String, i64>,
+    /// Its nodes by status, sorted by status.
+    pub counts: Vec<(Label, i64)>,
+}
+
+/// A status or resource type as SSM reports it: free text (ssm-api.md §5), nearly always one
+/// of a few dozen values. Those are held once, in the binary, however many targets and
+/// associations carry them; another value is held by each record that has it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Label(Cow<'static, str>);
+
+/// The values of ssm-api.md §5 (statuses, detailed statuses, resource types).
+const KNOWN_LABELS: &[&str] = &[
+    "",
+    "Success",
+    "Failed",
+    "TimedOut",
+    "Pending",
+    "InProgress",
+    "Cancelled",
+    "Cancelling",
+    "Skipped",
+    "Delayed",
+    "Queued",
+    "Waiting",
+    "Associated",
+    "Creating",
+    "Undeliverable",
+    "DeliveryTimedOut",
+    "ExecutionTimedOut",
+    "Terminated",
+    "StuckAtInProgress",
+    "UnsupportedAgent",
+    "CompletedWithSuccess",
+    "CompletedWithFailure",
+    "Exited",
+    "ManagedInstance",
+    "AWS::EC2::Instance",
+];
+
+impl Label {
+    pub fn new(text: &str) -> Label {
+        match KNOWN_LABELS.iter().find(|known| **known == text) {
+            Some(known) => Label(Cow::Borrowed(known)),
+            None => Label(Cow::Owned(text.to_owned())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Label {
+    fn from(text: &str) -> Label {
+        Label::new(text)
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// One run of an association, from DescribeAssociationExecutions.

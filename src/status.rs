@@ -244,9 +244,9 @@ fn association_status(
             .targets
             .iter()
             .map(|(k, count)| TargetCountStatus {
-                status: k.status.clone(),
-                detailed_status: k.detailed_status.clone(),
-                resource_type: k.resource_type.clone(),
+                status: k.status.to_string(),
+                detailed_status: k.detailed_status.to_string(),
+                resource_type: k.resource_type.to_string(),
                 count,
             })
             .collect(),
@@ -947,7 +947,7 @@ mod tests {
                 last_execution_date: Some(at(1_700_000_000.0)),
                 overview: None,
             },
-            execution: Some(ExecutionState {
+            execution: Some(Arc::new(ExecutionState {
                 execution: Execution {
                     execution_id: format!("{}-e", &id[..8]),
                     status: Some(status.into()),
@@ -961,7 +961,7 @@ mod tests {
                 read_at: at(polled),
                 failed,
                 pinned: false,
-            }),
+            })),
             poll_ok: true,
             last_success: Some(at(polled)),
             error_kind: None,
@@ -1025,7 +1025,7 @@ mod tests {
         pinned.poll_ok = false;
         pinned.error_kind = Some("throttled");
         if let Some(e) = &mut pinned.execution {
-            e.pinned = true;
+            std::sync::Arc::make_mut(e).pinned = true;
         }
         let never = AssociationState {
             error_kind: Some("timeout"),

@@ -17,8 +17,8 @@ use aws_sdk_ssm::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssm::types as sdk;
 
 use super::{
-    Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Overview, Page, Ssm,
-    SsmError, Target,
+    Association, AssociationQuery, Execution, ExecutionQuery, Label, MAX_RESULTS, Overview, Page,
+    Ssm, SsmError, Target,
 };
 use crate::config::{Config, RetryMode, Role, SourceSpec, TargetFilter, redacted_url};
 
@@ -374,10 +374,18 @@ fn overview(o: &sdk::AssociationOverview) -> Overview {
     Overview {
         status: o.status().map(str::to_owned),
         detailed_status: o.detailed_status().map(str::to_owned),
-        counts: o
-            .association_status_aggregated_count()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), i64::from(*v))).collect())
-            .unwrap_or_default(),
+        counts: {
+            let mut counts: Vec<(Label, i64)> = o
+                .association_status_aggregated_count()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (Label::new(k), i64::from(*v)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            counts.sort_unstable();
+            counts
+        },
     }
 }
 

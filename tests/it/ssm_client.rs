@@ -77,7 +77,7 @@ async fn records_and_errors() {
             overview: Some(Overview {
                 status: Some("Failed".to_owned()),
                 detailed_status: Some("Failed".to_owned()),
-                counts: [("Failed".to_owned(), 1)].into_iter().collect(),
+                counts: vec![("Failed".into(), 1)],
             }),
         }
     );
