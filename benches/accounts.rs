@@ -4,8 +4,15 @@
 //! Prints, per shard, the calls of the first and of the steady cycles, the first cycle's time
 //! and the peak resident set; and whether across the shards every target was counted once.
 //!
-//!     cargo bench --bench accounts        # M = 1, then M = 4
-//!     cargo bench --bench accounts -- 4   # M = 4 only
+//! Then the memory sweep (issue 16): one replica watching none, 2,500, 5,000 and 10,000
+//! associations, in one region and in four. Per row: peak and lasting resident set, the
+//! lasting set above the empty exporter per association, the exposition's bytes per
+//! association (plain and gzip), the CPU time of a steady cycle, the renderings that steady
+//! cycles caused, and the time of one rendering; then the slope of the sweep.
+//!
+//!     cargo bench --bench accounts            # M = 1, then M = 4, then the sweep
+//!     cargo bench --bench accounts -- 4       # M = 4 only
+//!     cargo bench --bench accounts -- sweep   # the sweep only
 //!
 //! The simulators run in this process, each exporter in its own.
 
@@ -43,8 +50,13 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("sae-accounts-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let only: Option<u32> = common::number_arg();
+    let sweep_only = std::env::args().any(|a| a == "sweep");
     let mut rows = Vec::new();
-    for shards in [1, 4].into_iter().filter(|m| only.is_none_or(|o| o == *m)) {
+    let shard_counts = if sweep_only { Vec::new() } else { vec![1, 4] };
+    for shards in shard_counts
+        .into_iter()
+        .filter(|m| only.is_none_or(|o| o == *m))
+    {
         eprintln!("polling with {shards} shard(s) ...");
         let config = dir.join(format!("m{shards}.yaml"));
         let endpoints: String = regions
@@ -100,13 +112,215 @@ fn main() {
         .iter()
         .filter(|r| r.operation == "AssumeRole" && r.status == 200)
         .count();
-    print_table(&rows, assumed);
+    if !rows.is_empty() {
+        print_table(&rows, assumed);
+    }
     runtime.block_on(async {
         for (_, _, server) in regions {
             server.stop().await;
         }
         sts_server.stop().await;
     });
+    if only.is_none() {
+        sweep(&runtime, &dir);
+    }
+}
+
+/// Calls a second each simulated region allows in the sweep, and the exporter makes: the
+/// sweep measures memory and rendering, not throttling.
+const SWEEP_RATE: f64 = 1500.0;
+
+/// One row of the sweep.
+struct Sized {
+    regions: usize,
+    associations: usize,
+    peak_mib: f64,
+    lasting_mib: f64,
+    plain_bytes: usize,
+    gzip_bytes: usize,
+    steady_cpu_ms: f64,
+    steady_renders: f64,
+    render_ms: f64,
+}
+
+/// One replica over fleets of growing size, in one region and in four.
+fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
+    let mut rows = Vec::new();
+    for (regions, associations) in [
+        (1, 0),
+        (1, 2_500),
+        (1, 5_000),
+        (1, 10_000),
+        (4, 2_500),
+        (4, 5_000),
+        (4, 10_000),
+    ] {
+        eprintln!("sweep: {associations} associations in {regions} region(s) ...");
+        rows.push(sized(runtime, dir, regions, associations));
+    }
+    let empty = rows[0].lasting_mib;
+    println!();
+    println!(
+        "| regions | associations | peak RSS MiB | lasting RSS MiB | lasting above empty, bytes/association | exposition bytes/association plain / gzip | CPU ms per steady cycle | renders in steady cycles | ms per render |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        let per = |bytes: f64| {
+            if r.associations == 0 {
+                "—".to_owned()
+            } else {
+                format!("{:.0}", bytes / r.associations as f64)
+            }
+        };
+        println!(
+            "| {} | {} | {:.1} | {:.1} | {} | {} / {} | {:.1} | {} | {:.1} |",
+            r.regions,
+            r.associations,
+            r.peak_mib,
+            r.lasting_mib,
+            per((r.lasting_mib - empty) * 1024.0 * 1024.0),
+            per(r.plain_bytes as f64),
+            per(r.gzip_bytes as f64),
+            r.steady_cpu_ms,
+            r.steady_renders,
+            r.render_ms,
+        );
+    }
+    for regions in [1, 4] {
+        let points: Vec<(f64, f64, f64)> = rows
+            .iter()
+            .filter(|r| r.regions == regions || r.associations == 0)
+            .map(|r| (r.associations as f64, r.lasting_mib, r.peak_mib))
+            .collect();
+        let slope = |y: fn(&(f64, f64, f64)) -> f64| {
+            let n = points.len() as f64;
+            let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
+            let mean_y = points.iter().map(y).sum::<f64>() / n;
+            let cov: f64 = points.iter().map(|p| (p.0 - mean_x) * (y(p) - mean_y)).sum();
+            let var: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
+            cov / var * 1024.0 * 1024.0
+        };
+        println!(
+            "{regions} region(s): slope {:.0} bytes/association lasting, {:.0} peak (least squares over 0, 2,500, 5,000, 10,000)",
+            slope(|p| p.1),
+            slope(|p| p.2),
+        );
+    }
+}
+
+/// Runs one replica over `associations` spread over `regions` simulated regions until its
+/// steady cycles are done, and measures it.
+fn sized(
+    runtime: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    regions: usize,
+    associations: usize,
+) -> Sized {
+    let servers: Vec<(&str, SimServer)> = runtime.block_on(async {
+        let mut servers = Vec::new();
+        for (r, region) in REGIONS.iter().take(regions).enumerate() {
+            let sim = Sim::new(70 + r as u64);
+            sim.expect_caller(ACCOUNT, region);
+            populate(&sim, r, region, associations / regions);
+            sim.set_faults(Faults {
+                rate_limit: Some(SWEEP_RATE),
+                ..Faults::default()
+            });
+            servers.push((*region, sim.start().await.expect("simulator starts")));
+        }
+        servers
+    });
+    let sts = Sim::new(4);
+    sts.add_role(ROLE, None);
+    let sts_server = runtime.block_on(sts.start()).expect("STS stub starts");
+    let config = dir.join(format!("sweep-{regions}-{associations}.yaml"));
+    let endpoints: String = servers
+        .iter()
+        .map(|(region, server)| format!("      {region}: {}\n", server.endpoint_url()))
+        .collect();
+    let names: Vec<&str> = servers.iter().map(|(r, _)| *r).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "poll_interval: 2s\ncycle_timeout: 1h\nsts_endpoint_url: {}\napi:\n  requests_per_second: {SWEEP_RATE}\n  burst: 10\n  max_in_flight: 8\naccounts:\n  - role_arn: {ROLE}\n    regions: [{}]\n    endpoint_urls:\n{endpoints}",
+            sts_server.endpoint_url(),
+            names.join(", "),
+        ),
+    )
+    .expect("write config");
+    let (child, lines, addr) = spawn_exporter_with(&config, &[]);
+    let pid = child.id();
+    // Every region's first cycle, then the steady ones; CPU and renderings in between.
+    cycles_of(&lines, regions, 1);
+    let before = runtime.block_on(scrape(&addr));
+    let cpu_before = common::cpu_seconds(pid);
+    cycles_of(&lines, regions, STEADY_CYCLES);
+    let cpu_after = common::cpu_seconds(pid);
+    let after = runtime.block_on(scrape(&addr));
+    let plain_bytes = runtime.block_on(common::scrape_len(&addr, false));
+    let gzip_bytes = runtime.block_on(common::scrape_len(&addr, true));
+    let (renders, seconds) = (
+        sum(&after, "ssm_association_exporter_renders_total"),
+        sum(&after, "ssm_association_exporter_render_seconds_total"),
+    );
+    let row = Sized {
+        regions,
+        associations,
+        peak_mib: peak_rss_kib(pid) / 1024.0,
+        lasting_mib: rss_kib(pid) / 1024.0,
+        plain_bytes,
+        gzip_bytes,
+        steady_cpu_ms: (cpu_after - cpu_before) * 1000.0 / (STEADY_CYCLES * regions) as f64,
+        steady_renders: renders - sum(&before, "ssm_association_exporter_renders_total"),
+        render_ms: if renders > 0.0 {
+            seconds * 1000.0 / renders
+        } else {
+            0.0
+        },
+    };
+    stop(child);
+    runtime.block_on(async {
+        for (_, server) in servers {
+            server.stop().await;
+        }
+        sts_server.stop().await;
+    });
+    row
+}
+
+/// `per_region` associations of `TARGETS` targets each, as in the main rows.
+fn populate(sim: &Sim, r: usize, region: &str, per_region: usize) {
+    let statuses = ["Success", "Success", "Success", "Failed", "TimedOut"];
+    for a in 0..per_region {
+        let id = sim.create_association(Some(&format!("{region}-{a:05}")), "AWS-RunPatchBaseline");
+        let targets = (0..TARGETS)
+            .map(|t| {
+                SimTarget::instance(
+                    format!("i-{r}{a:05}{t:011}"),
+                    statuses[(a + t) % statuses.len()],
+                )
+            })
+            .collect();
+        sim.start_execution(&id, targets).expect("association exists");
+    }
+}
+
+/// Waits until each of `regions` regions has logged `count` more finished cycles.
+fn cycles_of(lines: &std::sync::mpsc::Receiver<String>, regions: usize, count: usize) {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    while seen.len() < regions || seen.values().any(|n| *n < count) {
+        let line = common::wait_for(lines, "poll cycle finished");
+        *seen.entry(field(&line, "region")).or_default() += 1;
+    }
+}
+
+/// The sum of every series of `name` in an exposition.
+fn sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
 }
 
 /// The STS stub, and per region a simulator expecting the role's credentials, throttling
@@ -115,25 +329,11 @@ async fn world() -> (Sim, SimServer, Vec<(&'static str, Sim, SimServer)>) {
     let sts = Sim::new(3);
     sts.add_role(ROLE, None);
     let sts_server = sts.start().await.expect("STS stub starts");
-    let statuses = ["Success", "Success", "Success", "Failed", "TimedOut"];
     let mut regions = Vec::new();
     for (r, region) in REGIONS.iter().enumerate() {
         let sim = Sim::new(40 + r as u64);
         sim.expect_caller(ACCOUNT, region);
-        for a in 0..ASSOCIATIONS_PER_REGION {
-            let id =
-                sim.create_association(Some(&format!("{region}-{a:04}")), "AWS-RunPatchBaseline");
-            let targets = (0..TARGETS)
-                .map(|t| {
-                    SimTarget::instance(
-                        format!("i-{r}{a:04}{t:012}"),
-                        statuses[(a + t) % statuses.len()],
-                    )
-                })
-                .collect();
-            sim.start_execution(&id, targets)
-                .expect("association exists");
-        }
+        populate(&sim, r, region, ASSOCIATIONS_PER_REGION);
         sim.set_faults(Faults {
             rate_limit: Some(RATE),
             ..Faults::default()

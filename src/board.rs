@@ -297,6 +297,10 @@ impl Parts {
                 // The part this replaces is released first: the peak is the published
                 // exposition and this one part, not two.
                 *kept = None;
+                if posted.snapshot.associations.is_empty() {
+                    // Before the first cycle, or nothing watched: no series, nothing to render.
+                    return Arc::new(Part::default());
+                }
                 let started = Instant::now();
                 let part = Arc::new(Part::render(
                     posted.place.as_ref(),

@@ -154,3 +154,22 @@ pub async fn scrape(addr: &str) -> String {
     stream.read_to_string(&mut body).await.expect("read");
     body
 }
+
+/// The length of `/metrics`' body, plain or as gzip, read from its Content-Length.
+pub async fn scrape_len(addr: &str, gzip: bool) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to exporter");
+    let encoding = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    let request =
+        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{encoding}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |i| i + 4);
+    response.len() - end
+}
