@@ -1,139 +1,174 @@
-//! The status page at 10,000 associations: how long the renderer takes to render the page's
-//! variants, the views and the JSON once, and how large what a request gets is.
+//! The status endpoints at 10,000 associations, as a request costs them now that each is made
+//! on request from the published board: time per request (connect to last byte) and bytes of
+//! `/`, `/?status=Failed`, one association's view and the whole JSON, streamed; the JSON's
+//! chunks; the exporter's resident set before and after the requests.
 //!
-//! `cargo bench --bench status`
+//!     cargo bench --bench status
+//!
+//! The exporter binary polls the simulator once; the simulator runs in this process and the
+//! exporter in its own, so that the exporter's resident set is its own.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+mod common;
 
-use ssm_association_exporter::status::{
-    AssociationStatus, BUILD, CycleStatus, ExecutionStatus, FailedTargetStatus,
-    FailedTargetsStatus, PairStatus, Status, StatusPage, TargetCountStatus,
-};
+use std::time::{Duration, Instant};
+
+use common::{peak_rss_kib, rss_kib, wait_for};
+use ssm_association_exporter::sim::{Sim, SimTarget};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ASSOCIATIONS: usize = 10_000;
-const RUNS: usize = 20;
+const TARGETS: usize = 20;
+/// Targets failed in one association of four; the configuration names them all.
+const FAILED_TARGETS: usize = 5;
+/// Requests per endpoint, one after the other, each on a connection of its own.
+const REQUESTS: usize = 50;
 
-/// One association in four failed, each with a few target counts and named failed targets.
-fn fleet() -> Status {
-    let associations = (0..ASSOCIATIONS)
-        .map(|i| {
-            let failed = i % 4 == 0;
-            let status = if failed { "Failed" } else { "Success" };
-            let targets = vec![
-                TargetCountStatus {
-                    status: "Success".into(),
-                    detailed_status: "Success".into(),
-                    resource_type: "ManagedInstance".into(),
-                    count: 95,
-                },
-                TargetCountStatus {
-                    status: status.into(),
-                    detailed_status: status.into(),
-                    resource_type: "ManagedInstance".into(),
-                    count: 5,
-                },
-            ];
-            let mut by_status = BTreeMap::new();
-            for t in &targets {
-                *by_status.entry(t.status.clone()).or_insert(0) += t.count;
-            }
-            AssociationStatus {
-                account_id: Some("111111111111".into()),
-                region: Some("us-east-1".into()),
-                association_id: format!("{i:08x}-1111-4111-8111-111111111111"),
-                name: Some(format!("patch-fleet-{i}")),
-                document_name: Some("AWS-RunPatchBaseline".into()),
-                execution: Some(ExecutionStatus {
-                    execution_id: format!("{i:08x}-2222-4222-8222-222222222222"),
-                    pinned: false,
-                    status: Some(status.into()),
-                    detailed_status: Some(status.into()),
-                    created_unix: Some(1_700_000_000.0),
-                    targets,
-                }),
-                targets_by_status: by_status,
-                failed_targets: Some(FailedTargetsStatus {
-                    named: (0..if failed { 5 } else { 0 })
-                        .map(|n| FailedTargetStatus {
-                            resource_id: format!("i-{i:08x}{n:09x}"),
-                            resource_type: "ManagedInstance".into(),
-                            detailed_status: "Failed".into(),
-                        })
-                        .collect(),
-                    omitted: 0,
-                }),
-                poll_success: true,
-                error_kind: None,
-                last_success_unix: Some(1_700_000_540.0),
-                data_age_seconds: Some(60.0),
-                failed,
-            }
-        })
-        .collect();
-    Status {
-        build: BUILD,
-        rendered_unix: 1_700_000_600.0,
-        generation: 1,
-        config: "discovery of every association, poll interval 1m".into(),
-        ready: true,
-        events: None,
-        pairs: vec![PairStatus {
-            account_id: Some("111111111111".into()),
-            region: Some("us-east-1".into()),
-            cycles: 1,
-            targeted_polls: 0,
-            associations: ASSOCIATIONS,
-            last_cycle: Some(CycleStatus {
-                finished_unix: 1_700_000_540.0,
-                duration_seconds: 12.0,
-                api_calls: 2_700,
-                throttled_calls: 0,
-                failures: 0,
-                outcome: "success",
-                error_kind: None,
-            }),
-        }],
-        associations,
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(bench());
+}
+
+async fn bench() {
+    let sim = Sim::new(16);
+    let mut failed_one = None;
+    for i in 0..ASSOCIATIONS {
+        let id =
+            sim.create_association(Some(&format!("patch-fleet-{i:05}")), "AWS-RunPatchBaseline");
+        let failed = if i % 4 == 0 { FAILED_TARGETS } else { 0 };
+        let targets = (0..TARGETS)
+            .map(|t| {
+                let status = if t < failed { "Failed" } else { "Success" };
+                SimTarget::instance(format!("i-{i:05}{t:012}"), status)
+            })
+            .collect();
+        sim.start_execution(&id, targets)
+            .expect("association exists");
+        failed_one.get_or_insert(id);
+    }
+    let server = sim.start().await.expect("simulator starts");
+    let dir = std::env::temp_dir().join(format!("sae-bench-status-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("status.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "region: us-east-2\nendpoint_url: {}\npoll_interval: 1h\ncycle_timeout: 1h\nfailed_targets:\n  enabled: true\n  limit: {FAILED_TARGETS}\napi:\n  requests_per_second: 100000\n  burst: 1000\n  max_in_flight: 16\n",
+            server.endpoint_url()
+        ),
+    )
+    .expect("write config");
+
+    eprintln!("polling {ASSOCIATIONS} associations once ...");
+    let (child, lines, addr) = common::spawn_exporter(&config);
+    let pid = child.id();
+    wait_for(&lines, "poll cycle finished");
+    let (rss_before, peak_before) = (rss_kib(pid), peak_rss_kib(pid));
+
+    let view = format!("/association/{}", failed_one.expect("an association"));
+    let endpoints = [
+        ("/", "/"),
+        ("/?status=Failed", "/?status=Failed"),
+        ("/association/<id>", view.as_str()),
+        ("/api/v1/status", "/api/v1/status"),
+    ];
+    println!(
+        "status endpoints at {ASSOCIATIONS} associations ({REQUESTS} requests each, one at a time):"
+    );
+    println!("| request | bytes | median ms | max ms | chunks (largest bytes) |");
+    println!("|---|---|---|---|---|");
+    for (name, path) in endpoints {
+        let mut times = Vec::with_capacity(REQUESTS);
+        let mut last = None;
+        for _ in 0..REQUESTS {
+            let started = Instant::now();
+            let answer = get(&addr, path).await;
+            times.push(started.elapsed());
+            assert_eq!(answer.status, 200, "{path}");
+            last = Some(answer);
+        }
+        times.sort();
+        let answer = last.expect("a request");
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let chunks = match answer.chunks.iter().max() {
+            Some(largest) => format!("{} ({largest})", answer.chunks.len()),
+            None => "none: Content-Length".to_owned(),
+        };
+        println!(
+            "| {name} | {} | {:.2} | {:.2} | {chunks} |",
+            answer.body_bytes,
+            ms(times[REQUESTS / 2]),
+            ms(times[REQUESTS - 1]),
+        );
+    }
+    let mib = |kib: f64| kib / 1024.0;
+    println!(
+        "exporter RSS after its first cycle {:.1} MiB (peak {:.1}); after {} requests {:.1} MiB (peak {:.1})",
+        mib(rss_before),
+        mib(peak_before),
+        REQUESTS * endpoints.len(),
+        mib(rss_kib(pid)),
+        mib(peak_rss_kib(pid)),
+    );
+    common::stop(child);
+    server.stop().await;
+}
+
+/// What the benchmark reads of an answer.
+struct Answer {
+    status: u16,
+    body_bytes: usize,
+    /// The sizes of the body's chunks; empty when it came with a `Content-Length`.
+    chunks: Vec<usize>,
+}
+
+/// One GET over a fresh loopback connection, read to the end.
+async fn get(addr: &str, path: &str) -> Answer {
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to exporter");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = &raw[split + 4..];
+    if !head.contains("\r\ntransfer-encoding: chunked") {
+        return Answer {
+            status,
+            body_bytes: body.len(),
+            chunks: Vec::new(),
+        };
+    }
+    let chunks = chunk_sizes(body);
+    Answer {
+        status,
+        body_bytes: chunks.iter().sum(),
+        chunks,
     }
 }
 
-fn main() {
-    let status = fleet();
-    let mut renders = Vec::with_capacity(RUNS);
-    let mut page = StatusPage::default();
-    for _ in 0..RUNS {
-        let started = Instant::now();
-        page = StatusPage::render(&status, "/metrics");
-        renders.push(started.elapsed());
+/// The sizes of a chunked body's chunks, up to its last.
+fn chunk_sizes(mut body: &[u8]) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    while let Some(end) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&body[..end])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+            .expect("a chunk size");
+        if size == 0 {
+            break;
+        }
+        sizes.push(size);
+        body = body.get(end + 2 + size + 2..).expect("a whole chunk");
     }
-    renders.sort();
-    let index = page.index(None).expect("the page");
-    let failed = page.index(Some("Failed")).expect("the failed ones");
-    let view = page
-        .association(&status.associations[0].association_id)
-        .expect("a view");
-    let started = Instant::now();
-    let requests = 1_000;
-    for _ in 0..requests {
-        std::hint::black_box(page.index(None));
-    }
-    let per_request = started.elapsed() / requests;
-    println!("status page at {ASSOCIATIONS} associations ({RUNS} renderings):");
-    println!(
-        "  render (every variant, {ASSOCIATIONS} views, JSON): median {:.1} ms, max {:.1} ms",
-        renders[RUNS / 2].as_secs_f64() * 1e3,
-        renders[RUNS - 1].as_secs_f64() * 1e3
-    );
-    println!("  / : {} bytes (the first 500 rows)", index.len());
-    println!("  /?status=Failed : {} bytes", failed.len());
-    println!("  /association/<id> : {} bytes", view.len());
-    println!(
-        "  /api/v1/status : {} bytes (every association)",
-        page.json.len()
-    );
-    println!(
-        "  a request for / (concatenating the pre-rendered rows): {:.1} µs",
-        per_request.as_secs_f64() * 1e6
-    );
+    sizes
 }

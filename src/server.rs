@@ -1,11 +1,14 @@
 //! The exporter's HTTP endpoints. A scrape only hands out the bytes published after the last
-//! cycle (gzip ones, compressed once, when the scraper accepts them), and the status page only
-//! concatenates pieces rendered with them: no handler calls AWS, waits for a poll, or renders
-//! anything.
+//! cycle (gzip ones, compressed once, when the scraper accepts them). The status endpoints are
+//! made per request from the board published with them: at most one page of 500 rows, one
+//! association's view, or the JSON streamed a batch at a time. No handler calls AWS or waits
+//! for a poll.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -15,9 +18,7 @@ use tokio::sync::watch;
 use crate::board::{CONTENT_TYPE, Exposition};
 use crate::http::{self, Body, Limits, ServeOptions};
 use crate::reload::{ReloadError, Reloads};
-use std::time::SystemTime;
-
-use crate::status::{BUILD, HTML_TYPE, JSON_TYPE, Status, StatusPage};
+use crate::status::{BUILD, HTML_TYPE, JSON_TYPE, StatusJson};
 use crate::web::{Verdict, WebConfig};
 
 #[derive(Debug, Clone)]
@@ -126,41 +127,36 @@ async fn handle(
     if path == options.telemetry_path {
         return metrics(request, current);
     }
-    // For now the page is rendered per request from the published board.
-    let page = StatusPage::render(
-        &Status::of(
-            &current.status.posts,
-            &current.status.families,
-            SystemTime::now(),
-            BUILD,
-        ),
-        &options.telemetry_path,
-    );
+    // The status endpoints are made from the board the renderer published last, as of now.
+    let source = &current.status;
     if let Some(id) = path.strip_prefix("/association/") {
-        return match page.association(id) {
+        return match source.association(id, SystemTime::now()) {
             Some(page) => http::response(StatusCode::OK, HTML_TYPE, page),
             None => text(StatusCode::NOT_FOUND, "No such association is watched.\n"),
         };
     }
     match path {
+        "/" | "/api/v1/status" if !source.is_published() => {
+            text(StatusCode::SERVICE_UNAVAILABLE, "Starting.\n")
+        }
         "/" => {
             let status = request
                 .uri()
                 .query()
                 .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("status=")));
-            match page.index(status) {
+            let page = source.index(status, SystemTime::now(), BUILD, &options.telemetry_path);
+            match page {
                 Some(page) => http::response(StatusCode::OK, HTML_TYPE, page),
-                None if status.is_some() => text(
+                None => text(
                     StatusCode::NOT_FOUND,
                     "No watched association has this status now.\n",
                 ),
-                None => text(StatusCode::SERVICE_UNAVAILABLE, "Starting.\n"),
             }
         }
-        "/api/v1/status" if !current.status.posts.sources().is_empty() => {
-            http::response(StatusCode::OK, JSON_TYPE, page.json.clone())
+        "/api/v1/status" => {
+            let json = StatusJson::new(Arc::clone(source), SystemTime::now(), BUILD);
+            http::with_body(StatusCode::OK, JSON_TYPE, json.boxed())
         }
-        "/api/v1/status" => text(StatusCode::SERVICE_UNAVAILABLE, "Starting.\n"),
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if current.ready => text(StatusCode::OK, "Ready.\n"),
         "/-/ready" => text(

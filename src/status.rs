@@ -1,18 +1,25 @@
-//! The status page at `/` and its JSON at `/api/v1/status`: what the exporter sees, per pair
-//! and per association. The board's renderer builds a [`Status`] and renders a
-//! [`StatusPage`] from it once per change of the board; a request only picks and concatenates
-//! pre-rendered bytes, never renders, never calls AWS. No value from SSM or the configuration
-//! reaches the HTML without passing [`escape`].
+//! The status page at `/`, each association's view and the JSON at `/api/v1/status`: what the
+//! exporter sees, per pair and per association. Each is made on request from the [`Source`]
+//! the renderer published, whose snapshots are shared, not copied: a page renders at most
+//! [`MAX_ROWS`] rows, a view one association, and the JSON is serialised a batch at a time
+//! as the client reads it. No request calls AWS or copies the fleet. No value from SSM or the
+//! configuration reaches the HTML without passing [`escape`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::fmt::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use hyper::body::Frame;
 use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
-use crate::board::{LastCycle, Posts};
+use crate::board::{LastCycle, Posted, Posts};
 use crate::snapshot::AssociationState;
 use crate::telemetry::NAMESPACE;
 
@@ -22,6 +29,10 @@ pub const JSON_TYPE: &str = "application/json";
 /// Rows the page shows per filter, failed ones first; the rest are counted, not shown. It
 /// bounds the page whatever the fleet: the JSON has every association.
 pub const MAX_ROWS: usize = 500;
+
+/// Associations serialised into one frame of the JSON: what a request holds at a time
+/// (about 200 kB at some 840 bytes each), never the whole document.
+const JSON_BATCH: usize = 256;
 
 /// Failed targets a row names; the association's own view names all that were kept.
 const ROW_FAILED_TARGETS: usize = 3;
@@ -59,21 +70,20 @@ pub struct Source {
     pub families: Vec<MetricFamily>,
 }
 
-/// Everything the page shows, as `/api/v1/status` serves it (docs/status-api.md).
+/// What the JSON has before its associations (docs/status-api.md), and the page's head shows.
+/// The fields and their order are the document's.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Status {
-    pub build: Build,
-    /// When it was rendered: ages are measured to this moment.
-    pub rendered_unix: f64,
-    pub generation: u64,
+struct Head {
+    build: Build,
+    /// When the answer was made: ages are measured to this moment.
+    rendered_unix: f64,
+    generation: u64,
     /// The running configuration as `--config.check` prints it.
-    pub config: String,
-    pub ready: bool,
+    config: String,
+    ready: bool,
     /// `None` when events are off.
-    pub events: Option<EventsStatus>,
-    pub pairs: Vec<PairStatus>,
-    /// Every association of every pair: failed ones first, then by pair, name and ID.
-    pub associations: Vec<AssociationStatus>,
+    events: Option<EventsStatus>,
+    pairs: Vec<PairStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,6 +116,7 @@ pub struct CycleStatus {
     pub error_kind: Option<&'static str>,
 }
 
+/// One association as the JSON has it, made for one row, view or batch and dropped after.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssociationStatus {
     pub account_id: Option<String>,
@@ -165,50 +176,29 @@ fn unix(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-impl Status {
-    /// The status of the board `posts`, with the exporter's own `families`, as of `now`.
-    pub(crate) fn of(
-        posts: &Posts,
-        families: &[MetricFamily],
-        now: SystemTime,
-        build: Build,
-    ) -> Status {
-        let mut associations = Vec::new();
-        let mut pairs = Vec::new();
-        for (slot, posted) in posts.sources().iter().enumerate() {
-            let account_id = posted.place.as_ref().map(|p| p.account_id.clone());
-            let region = posted.place.as_ref().map(|p| p.region.clone());
-            pairs.push(PairStatus {
-                account_id: account_id.clone(),
-                region: region.clone(),
-                cycles: posted.cycles,
-                targeted_polls: posted.targeted,
-                associations: posted.snapshot.associations.len(),
-                last_cycle: posted.last_cycle.as_ref().map(cycle_status),
-            });
-            for a in &posted.snapshot.associations {
-                let status = association_status(a, account_id.clone(), region.clone(), now);
-                associations.push((slot, status));
-            }
-        }
-        associations.sort_by(|(slot_a, a), (slot_b, b)| {
-            (!a.failed, slot_a, &a.name, &a.association_id).cmp(&(
-                !b.failed,
-                slot_b,
-                &b.name,
-                &b.association_id,
-            ))
-        });
-        Status {
+impl Head {
+    fn of(source: &Source, now: SystemTime, build: Build) -> Head {
+        let posts = &source.posts;
+        Head {
             build,
             rendered_unix: unix(now),
             generation: posts.generation(),
             config: posts.summary().to_owned(),
             ready: posts.ready(),
-            events: events_status(families),
-            pairs,
-            associations: associations.into_iter().map(|(_, a)| a).collect(),
+            events: events_status(&source.families),
+            pairs: posts.sources().iter().map(pair_status).collect(),
         }
+    }
+}
+
+fn pair_status(posted: &Posted) -> PairStatus {
+    PairStatus {
+        account_id: posted.place.as_ref().map(|p| p.account_id.clone()),
+        region: posted.place.as_ref().map(|p| p.region.clone()),
+        cycles: posted.cycles,
+        targeted_polls: posted.targeted,
+        associations: posted.snapshot.associations.len(),
+        last_cycle: posted.last_cycle.as_ref().map(cycle_status),
     }
 }
 
@@ -228,12 +218,25 @@ fn cycle_status(c: &LastCycle) -> CycleStatus {
     }
 }
 
+/// The status of the association's execution, if it ran and SSM gave one.
+fn execution_status(a: &AssociationState) -> Option<&str> {
+    a.execution
+        .as_ref()
+        .and_then(|e| e.execution.status.as_deref())
+}
+
+/// Its poll failed, or its execution's status is a failure.
+fn is_failed(a: &AssociationState) -> bool {
+    !a.poll_ok || execution_status(a).is_some_and(|s| FAILED.contains(&s))
+}
+
 fn association_status(
     a: &AssociationState,
     account_id: Option<String>,
     region: Option<String>,
     now: SystemTime,
 ) -> AssociationStatus {
+    // The target keys' fields are read as `&str`, whatever string type the snapshot keeps.
     let execution = a.execution.as_ref().map(|e| ExecutionStatus {
         execution_id: e.execution.execution_id.clone(),
         pinned: e.pinned,
@@ -270,8 +273,6 @@ fn association_status(
                 .collect(),
             omitted: f.omitted,
         });
-    let status = execution.as_ref().and_then(|e| e.status.as_deref());
-    let failed = !a.poll_ok || status.is_some_and(|s| FAILED.contains(&s));
     AssociationStatus {
         account_id,
         region,
@@ -287,7 +288,7 @@ fn association_status(
         data_age_seconds: a
             .last_success
             .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64()),
-        failed,
+        failed: is_failed(a),
     }
 }
 
@@ -324,143 +325,262 @@ fn events_status(families: &[MetricFamily]) -> Option<EventsStatus> {
     Some(EventsStatus { queue_up, received })
 }
 
-impl AssociationStatus {
+/// One association where the board holds it, by reference, with what the page orders and
+/// filters it by.
+#[derive(Debug, Clone, Copy)]
+struct Entry<'a> {
+    /// Its pair's position on the board.
+    slot: usize,
+    posted: &'a Posted,
+    state: &'a AssociationState,
+    failed: bool,
+}
+
+impl<'a> Entry<'a> {
+    fn new(slot: usize, posted: &'a Posted, state: &'a AssociationState) -> Entry<'a> {
+        Entry {
+            slot,
+            posted,
+            state,
+            failed: is_failed(state),
+        }
+    }
+
+    /// Failed ones first, then by pair, name and ID: the order of the page and of the JSON.
+    fn order(&self, other: &Entry<'a>) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+
+    fn key(&self) -> (bool, usize, Option<&'a str>, &'a str) {
+        (
+            !self.failed,
+            self.slot,
+            self.state.association.association_name.as_deref(),
+            self.state.id(),
+        )
+    }
+
     /// What the status filter matches: the execution's status, or [`NO_EXECUTION`].
-    pub fn filter_key(&self) -> &str {
-        self.execution
-            .as_ref()
-            .and_then(|e| e.status.as_deref())
-            .unwrap_or(NO_EXECUTION)
+    fn filter_key(&self) -> &'a str {
+        execution_status(self.state).unwrap_or(NO_EXECUTION)
+    }
+
+    fn status(&self, now: SystemTime) -> AssociationStatus {
+        let place = self.posted.place.as_ref();
+        association_status(
+            self.state,
+            place.map(|p| p.account_id.clone()),
+            place.map(|p| p.region.clone()),
+            now,
+        )
     }
 }
 
-/// The rendered page, its per-status variants, each association's view and the JSON.
-#[derive(Debug, Default)]
-pub struct StatusPage {
-    /// Everything before the filter links.
-    head: Bytes,
-    /// The first is "all"; then one per status present.
-    filters: Vec<Filter>,
-    /// One table row per association, in the order of [`Status::associations`]; empty for
-    /// those no filter shows.
-    rows: Vec<Bytes>,
-    /// Everything after the table.
-    foot: Bytes,
-    view_head: Bytes,
-    /// By the association ID as its link spells it: its facts in every pair that has it.
-    views: HashMap<String, Bytes>,
-    view_foot: Bytes,
-    pub json: Bytes,
-}
+impl Source {
+    /// Whether the renderer has published the board: before, it has no pair.
+    pub fn is_published(&self) -> bool {
+        !self.posts.sources().is_empty()
+    }
 
-#[derive(Debug)]
-struct Filter {
-    /// The `status` query value, percent-encoded as the link spells it; `None` for all.
-    query: Option<String>,
-    /// The filter links with this one current, and the table's head.
-    open: Bytes,
-    /// Indexes into `rows`, at most [`MAX_ROWS`].
-    rows: Vec<usize>,
-    /// The table's end, and how many this filter matches but does not show.
-    close: Bytes,
-}
+    /// Every association on the board, pair by pair, with its position in its pair's
+    /// snapshot.
+    fn entries(&self) -> impl Iterator<Item = (Entry<'_>, usize)> {
+        self.posts
+            .sources()
+            .iter()
+            .enumerate()
+            .flat_map(|(slot, posted)| {
+                posted
+                    .snapshot
+                    .associations
+                    .iter()
+                    .enumerate()
+                    .map(move |(index, state)| (Entry::new(slot, posted, state), index))
+            })
+    }
 
-impl StatusPage {
-    /// Renders every variant of the page, the views and the JSON.
-    pub fn render(status: &Status, telemetry_path: &str) -> StatusPage {
-        let placed = status.pairs.iter().any(|p| p.account_id.is_some());
-        let head = Bytes::from(page_head(status, telemetry_path));
-        let mut by_status: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-        for (i, a) in status.associations.iter().enumerate() {
-            by_status.entry(a.filter_key()).or_default().push(i);
+    /// The page as of `now`: its head, the filters with their counts, and the first
+    /// [`MAX_ROWS`] rows of every association, or of those with the status that `filter`
+    /// (the `status` query value, percent-encoded as the filter's link spells it) names.
+    /// `None` for a status no association has.
+    pub fn index(
+        &self,
+        filter: Option<&str>,
+        now: SystemTime,
+        build: Build,
+        telemetry_path: &str,
+    ) -> Option<Bytes> {
+        let (mut watched, mut failed) = (0, 0);
+        let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
+        for (e, _) in self.entries() {
+            watched += 1;
+            failed += usize::from(e.failed);
+            *by_status.entry(e.filter_key()).or_default() += 1;
         }
-        let all: Vec<usize> = (0..status.associations.len()).collect();
-        // Only the rows some filter shows are rendered.
-        let mut shown = vec![false; all.len()];
-        for rows in std::iter::once(&all).chain(by_status.values()) {
-            for &i in rows.iter().take(MAX_ROWS) {
-                shown[i] = true;
+        let current = match filter {
+            Some(query) => Some(*by_status.keys().find(|k| encode(k) == query)?),
+            None => None,
+        };
+        let mut shown: Vec<Entry<'_>> = self
+            .entries()
+            .map(|(e, _)| e)
+            .filter(|e| current.is_none_or(|c| e.filter_key() == c))
+            .collect();
+        let matching = shown.len();
+        first_rows(&mut shown);
+
+        let placed = self.posts.sources().iter().any(|p| p.place.is_some());
+        let choices: Vec<(Option<&str>, usize)> = std::iter::once((None, watched))
+            .chain(by_status.iter().map(|(k, n)| (Some(*k), *n)))
+            .collect();
+        let mut page = page_head(&Head::of(self, now, build), watched, failed, telemetry_path);
+        page.push_str(&filter_open(&choices, current, placed));
+        for e in &shown {
+            page.push_str(&row(&e.status(now), placed));
+        }
+        page.push_str(&filter_close(matching));
+        page.push_str(&page_foot());
+        Some(Bytes::from(page))
+    }
+
+    /// The view, as of `now`, of the association whose ID its link spells as `id`
+    /// (percent-encoded): its facts in every pair that has it. `None` when no pair has it.
+    pub fn association(&self, id: &str, now: SystemTime) -> Option<Bytes> {
+        let id = decode(id)?;
+        let mut found: Vec<Entry<'_>> = self
+            .posts
+            .sources()
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, posted)| Some(Entry::new(slot, posted, posted.snapshot.get(&id)?)))
+            .collect();
+        if found.is_empty() {
+            return None;
+        }
+        found.sort_by(Entry::order);
+        let mut page = view_head(unix(now));
+        for e in &found {
+            view(&mut page, &e.status(now));
+        }
+        page.push_str(&page_foot());
+        Some(Bytes::from(page))
+    }
+}
+
+/// Keeps the first [`MAX_ROWS`] of `entries` in the page's order, sorted: a partial
+/// selection, then a sort of the few kept.
+fn first_rows(entries: &mut Vec<Entry<'_>>) {
+    if entries.len() > MAX_ROWS {
+        entries.select_nth_unstable_by(MAX_ROWS, Entry::order);
+        entries.truncate(MAX_ROWS);
+    }
+    entries.sort_by(Entry::order);
+}
+
+/// The body of `/api/v1/status`: the document of docs/status-api.md, made as hyper asks for
+/// its frames. The first frame is the head; each next one serialises [`JSON_BATCH`]
+/// associations from the board it shares, so that a request holds one batch and the
+/// document's order (a position per association), never the document.
+#[derive(Debug)]
+pub struct StatusJson {
+    source: Arc<Source>,
+    now: SystemTime,
+    /// The document up to its associations' opening bracket, until the first frame takes it.
+    head: Option<Vec<u8>>,
+    /// Every association as (its pair's slot, its index in the pair's snapshot), in the
+    /// document's order.
+    order: Vec<(usize, usize)>,
+    /// How many of `order` went into frames.
+    sent: usize,
+    /// Associations written so far: every one after the first follows a comma.
+    written: usize,
+    /// The closing brackets went out.
+    done: bool,
+}
+
+impl StatusJson {
+    /// The document of `source` as of `now`, to be made frame by frame.
+    pub fn new(source: Arc<Source>, now: SystemTime, build: Build) -> StatusJson {
+        let mut entries: Vec<(Entry<'_>, usize)> = source.entries().collect();
+        entries.sort_by(|(a, _), (b, _)| a.order(b));
+        let order = entries
+            .into_iter()
+            .map(|(e, index)| (e.slot, index))
+            .collect();
+        // These types always serialise (no maps with non-string keys, no failing
+        // Serialize); should the head not, the body is empty. The head is an object: its
+        // closing brace makes way for the associations.
+        let mut head = serde_json::to_vec(&Head::of(&source, now, build)).unwrap_or_default();
+        let done = head.pop() != Some(b'}');
+        head.extend_from_slice(b",\"associations\":[");
+        StatusJson {
+            source,
+            now,
+            head: Some(head),
+            order,
+            sent: 0,
+            written: 0,
+            done,
+        }
+    }
+
+    /// The head, else the next batch; the last frame closes the document.
+    fn next_frame(&mut self) -> Option<Bytes> {
+        if self.done {
+            return None;
+        }
+        let mut frame = match self.head.take() {
+            Some(head) => head,
+            None => self.batch(),
+        };
+        if self.sent == self.order.len() {
+            frame.extend_from_slice(b"]}");
+            self.done = true;
+        }
+        Some(Bytes::from(frame))
+    }
+
+    fn batch(&mut self) -> Vec<u8> {
+        let end = (self.sent + JSON_BATCH).min(self.order.len());
+        let sources = self.source.posts.sources();
+        let mut frame = Vec::new();
+        for &(slot, index) in &self.order[self.sent..end] {
+            let Some(posted) = sources.get(slot) else {
+                continue;
+            };
+            let Some(state) = posted.snapshot.associations.get(index) else {
+                continue;
+            };
+            let start = frame.len();
+            if self.written > 0 {
+                frame.push(b',');
+            }
+            let status = Entry::new(slot, posted, state).status(self.now);
+            // As for the head: never fails; should it, the association is left out rather
+            // than the document broken.
+            match serde_json::to_writer(&mut frame, &status) {
+                Ok(()) => self.written += 1,
+                Err(_) => frame.truncate(start),
             }
         }
-        let rows: Vec<Bytes> = status
-            .associations
-            .iter()
-            .zip(shown)
-            .map(|(a, shown)| {
-                if shown {
-                    Bytes::from(row(a, placed))
-                } else {
-                    Bytes::new()
-                }
-            })
-            .collect();
-        let choices: Vec<(Option<&str>, &Vec<usize>)> = std::iter::once((None, &all))
-            .chain(by_status.iter().map(|(k, v)| (Some(*k), v)))
-            .collect();
-        let filters = choices
-            .iter()
-            .map(|(current, matching)| Filter {
-                query: current.map(encode),
-                open: Bytes::from(filter_open(&choices, *current, placed)),
-                rows: matching.iter().copied().take(MAX_ROWS).collect(),
-                close: Bytes::from(filter_close(matching.len())),
-            })
-            .collect();
+        self.sent = end;
+        frame
+    }
+}
 
-        let mut views: HashMap<String, String> = HashMap::new();
-        for a in &status.associations {
-            view(views.entry(encode(&a.association_id)).or_default(), a);
-        }
-        StatusPage {
-            head,
-            filters,
-            rows,
-            foot: Bytes::from(page_foot()),
-            view_head: Bytes::from(view_head(status)),
-            views: views
-                .into_iter()
-                .map(|(k, v)| (k, Bytes::from(v)))
-                .collect(),
-            view_foot: Bytes::from(page_foot()),
-            // These types always serialise (no maps with non-string keys, no failing Serialize);
-            // should one not, the JSON is empty rather than the page gone.
-            json: serde_json::to_vec(status)
-                .map(Bytes::from)
-                .unwrap_or_default(),
-        }
+impl hyper::body::Body for StatusJson {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.next_frame().map(|b| Ok(Frame::data(b))))
     }
 
-    /// The page, all associations or those whose `status` query value is given: pre-rendered
-    /// pieces concatenated. `None` for a status no association has, or before the first
-    /// rendering.
-    pub fn index(&self, status: Option<&str>) -> Option<Bytes> {
-        let filter = self.filters.iter().find(|f| f.query.as_deref() == status)?;
-        let rows = filter.rows.iter().filter_map(|&i| self.rows.get(i));
-        let len = self.head.len()
-            + filter.open.len()
-            + rows.clone().map(Bytes::len).sum::<usize>()
-            + filter.close.len()
-            + self.foot.len();
-        let mut page = BytesMut::with_capacity(len);
-        page.extend_from_slice(&self.head);
-        page.extend_from_slice(&filter.open);
-        for r in rows {
-            page.extend_from_slice(r);
-        }
-        page.extend_from_slice(&filter.close);
-        page.extend_from_slice(&self.foot);
-        Some(page.freeze())
-    }
-
-    /// The view of the association whose ID its link spells as `id`.
-    pub fn association(&self, id: &str) -> Option<Bytes> {
-        let body = self.views.get(id)?;
-        let mut page =
-            BytesMut::with_capacity(self.view_head.len() + body.len() + self.view_foot.len());
-        page.extend_from_slice(&self.view_head);
-        page.extend_from_slice(body);
-        page.extend_from_slice(&self.view_foot);
-        Some(page.freeze())
+    fn is_end_stream(&self) -> bool {
+        self.done
     }
 }
 
@@ -492,6 +612,22 @@ fn encode(text: &str) -> String {
         }
     }
     out
+}
+
+/// The text a percent-encoded path segment spells; `None` when it is malformed or not UTF-8.
+fn decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let digit = |b: Option<u8>| char::from(b?).to_digit(16);
+            let value = digit(bytes.next())? * 16 + digit(bytes.next())?;
+            out.push(u8::try_from(value).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A time as RFC 3339 in UTC, to the second.
@@ -547,17 +683,18 @@ fn html_open(title: &str) -> String {
     )
 }
 
-fn page_head(status: &Status, telemetry_path: &str) -> String {
+/// The page down to the associations' filters; `watched` and `failed` count associations.
+fn page_head(head: &Head, watched: usize, failed: usize, telemetry_path: &str) -> String {
     let mut h = html_open("SSM Association Exporter");
     h.push_str("<h1>SSM Association Exporter</h1>\n");
     let _ = writeln!(
         h,
         "<p>Version {} (rustc {}) · rendered {} · generation {} · {}</p>",
-        escape(status.build.version),
-        escape(status.build.rustc),
-        timestamp(status.rendered_unix),
-        status.generation,
-        if status.ready {
+        escape(head.build.version),
+        escape(head.build.rustc),
+        timestamp(head.rendered_unix),
+        head.generation,
+        if head.ready {
             "ready"
         } else {
             "not ready: no cycle has finished"
@@ -572,9 +709,9 @@ fn page_head(status: &Status, telemetry_path: &str) -> String {
     let _ = writeln!(
         h,
         "<p>Configuration: <code>{}</code></p>",
-        escape(&status.config)
+        escape(&head.config)
     );
-    if let Some(events) = &status.events {
+    if let Some(events) = &head.events {
         let up = match events.queue_up {
             Some(true) => "<span class=\"c ok\">up</span>",
             Some(false) => "<span class=\"c bad\">down</span>",
@@ -596,7 +733,7 @@ fn page_head(status: &Status, telemetry_path: &str) -> String {
         );
     }
     h.push_str("<h2>Pairs</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>Pair</th><th>Cycles</th><th>Last cycle</th><th>Took</th><th>API calls</th><th>Throttled</th><th>Outcome</th><th>Error</th><th>Associations</th><th>Targeted polls</th></tr></thead>\n<tbody>\n");
-    for p in &status.pairs {
+    for p in &head.pairs {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td>",
@@ -609,7 +746,7 @@ fn page_head(status: &Status, telemetry_path: &str) -> String {
                     h,
                     "<td>{} <span class=\"muted\">({} ago)</span></td><td>{:.3}s</td><td>{}</td><td>{}</td><td><span class=\"c {}\">{}</span></td><td>{}</td>",
                     timestamp(c.finished_unix),
-                    age(status.rendered_unix - c.finished_unix),
+                    age(head.rendered_unix - c.finished_unix),
                     c.duration_seconds,
                     c.api_calls,
                     c.throttled_calls,
@@ -627,20 +764,15 @@ fn page_head(status: &Status, telemetry_path: &str) -> String {
         );
     }
     h.push_str("</tbody></table></div>\n");
-    let failed = status.associations.iter().filter(|a| a.failed).count();
     let _ = writeln!(
         h,
-        "<h2>Associations</h2>\n<p>{} watched, {failed} failed (listed first).</p>",
-        status.associations.len()
+        "<h2>Associations</h2>\n<p>{watched} watched, {failed} failed (listed first).</p>"
     );
     h
 }
 
-fn filter_open(
-    choices: &[(Option<&str>, &Vec<usize>)],
-    current: Option<&str>,
-    placed: bool,
-) -> String {
+/// The filter links, each with how many it matches, `current` marked; the table's head.
+fn filter_open(choices: &[(Option<&str>, usize)], current: Option<&str>, placed: bool) -> String {
     let mut h = String::from("<nav class=\"filters\">Status:");
     for (choice, matching) in choices {
         let href = choice.map_or_else(|| "/".to_owned(), |s| format!("/?status={}", encode(s)));
@@ -659,11 +791,7 @@ fn filter_open(
         } else {
             ""
         };
-        let _ = write!(
-            h,
-            " <a href=\"{href}\"{class}>{label} ({})</a>",
-            matching.len()
-        );
+        let _ = write!(h, " <a href=\"{href}\"{class}>{label} ({matching})</a>");
     }
     h.push_str("</nav>\n<div class=\"scroll\"><table id=\"associations\">\n<thead><tr><th>Association</th>");
     if placed {
@@ -783,12 +911,12 @@ fn failed_names(failed: Option<&FailedTargetsStatus>, limit: usize) -> String {
     h
 }
 
-fn view_head(status: &Status) -> String {
+fn view_head(rendered_unix: f64) -> String {
     let mut h = html_open("Association · SSM Association Exporter");
     let _ = writeln!(
         h,
         "<p><a href=\"/\">← Status page</a> · rendered {}</p>",
-        timestamp(status.rendered_unix)
+        timestamp(rendered_unix)
     );
     h
 }
@@ -891,8 +1019,9 @@ fn page_foot() -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::task::Waker;
 
+    use hyper::body::Body as _;
     use serde_json::{Value, json};
 
     use super::*;
@@ -900,6 +1029,7 @@ mod tests {
     use crate::config::Place;
     use crate::snapshot::{ExecutionState, FailedTargets, Snapshot, TargetCounts};
     use crate::ssm::{Association, Execution, Target};
+    use crate::telemetry::Telemetry;
 
     const NOW: f64 = 1_700_000_600.0;
     const TEST_BUILD: Build = Build {
@@ -909,6 +1039,122 @@ mod tests {
 
     fn at(seconds: f64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs_f64(seconds)
+    }
+
+    /// The whole document in one value, as the renderer once built it for every change of
+    /// the board: what the streamed JSON must equal byte for byte.
+    #[derive(Debug, Serialize)]
+    struct Status {
+        build: Build,
+        rendered_unix: f64,
+        generation: u64,
+        config: String,
+        ready: bool,
+        events: Option<EventsStatus>,
+        pairs: Vec<PairStatus>,
+        associations: Vec<AssociationStatus>,
+    }
+
+    impl Status {
+        fn of(posts: &Posts, families: &[MetricFamily], now: SystemTime, build: Build) -> Status {
+            let mut associations = Vec::new();
+            let mut pairs = Vec::new();
+            for (slot, posted) in posts.sources().iter().enumerate() {
+                let account_id = posted.place.as_ref().map(|p| p.account_id.clone());
+                let region = posted.place.as_ref().map(|p| p.region.clone());
+                pairs.push(PairStatus {
+                    account_id: account_id.clone(),
+                    region: region.clone(),
+                    cycles: posted.cycles,
+                    targeted_polls: posted.targeted,
+                    associations: posted.snapshot.associations.len(),
+                    last_cycle: posted.last_cycle.as_ref().map(cycle_status),
+                });
+                for a in &posted.snapshot.associations {
+                    let status = association_status(a, account_id.clone(), region.clone(), now);
+                    associations.push((slot, status));
+                }
+            }
+            associations.sort_by(|(slot_a, a), (slot_b, b)| {
+                (!a.failed, slot_a, &a.name, &a.association_id).cmp(&(
+                    !b.failed,
+                    slot_b,
+                    &b.name,
+                    &b.association_id,
+                ))
+            });
+            Status {
+                build,
+                rendered_unix: unix(now),
+                generation: posts.generation(),
+                config: posts.summary().to_owned(),
+                ready: posts.ready(),
+                events: events_status(families),
+                pairs,
+                associations: associations.into_iter().map(|(_, a)| a).collect(),
+            }
+        }
+    }
+
+    /// The body's frames, taken as hyper takes them.
+    fn frames(mut body: StatusJson) -> Vec<Bytes> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut frames = Vec::new();
+        while let Poll::Ready(Some(frame)) = Pin::new(&mut body).poll_frame(&mut cx) {
+            let frame = frame.expect("infallible");
+            frames.push(frame.into_data().expect("a data frame"));
+        }
+        assert!(body.done);
+        frames
+    }
+
+    fn json(source: &Source) -> Vec<u8> {
+        frames(StatusJson::new(
+            Arc::new(source.clone()),
+            at(NOW),
+            TEST_BUILD,
+        ))
+        .concat()
+    }
+
+    fn whole(source: &Source) -> Vec<u8> {
+        let status = Status::of(&source.posts, &source.families, at(NOW), TEST_BUILD);
+        serde_json::to_vec(&status).expect("JSON")
+    }
+
+    fn index(source: &Source, filter: Option<&str>) -> Option<String> {
+        source
+            .index(filter, at(NOW), TEST_BUILD, "/metrics")
+            .map(|b| String::from_utf8(b.to_vec()).expect("utf-8"))
+    }
+
+    fn association(source: &Source, id: &str) -> Option<String> {
+        source
+            .association(id, at(NOW))
+            .map(|b| String::from_utf8(b.to_vec()).expect("utf-8"))
+    }
+
+    fn last_cycle(finished: f64) -> LastCycle {
+        LastCycle {
+            finished: at(finished),
+            duration: Duration::ZERO,
+            calls: 0,
+            throttled: 0,
+            failures: 0,
+            error_kind: None,
+        }
+    }
+
+    /// The association IDs of a page's rows, in order.
+    fn row_ids(html: &str) -> Vec<String> {
+        html.lines()
+            .filter(|l| l.starts_with("<tr") && l.contains("/association/"))
+            .map(|l| {
+                let start = l.find("/association/").expect("link") + 13;
+                let end = start + l[start..].find('"').expect("link's end");
+                l[start..end].to_owned()
+            })
+            .collect()
     }
 
     fn target(id: &str, status: &str, detailed: &str) -> Target {
@@ -978,7 +1224,7 @@ mod tests {
     /// Two pairs: one whose last cycle went well, with a success and a failed run whose name
     /// carries markup; one throttled, with a pinned run it could not re-read and an
     /// association it never could.
-    fn fixture() -> Status {
+    fn fixture() -> Source {
         let board = Board::new(
             [
                 place("111111111111", "us-east-1"),
@@ -1062,11 +1308,10 @@ mod tests {
             },
         );
         let posts = board.subscribe().borrow().clone();
-        Status::of(&posts, &[], at(NOW), TEST_BUILD)
-    }
-
-    fn text(bytes: Option<Bytes>) -> String {
-        String::from_utf8(bytes.expect("a page").to_vec()).expect("utf-8")
+        Source {
+            posts,
+            families: Vec::new(),
+        }
     }
 
     /// UPDATE_GOLDEN=1 rewrites the files; review their diff before committing them.
@@ -1081,38 +1326,52 @@ mod tests {
 
     #[test]
     fn the_page_of_a_fixed_board_matches_its_golden_file() {
-        let page = StatusPage::render(&fixture(), "/metrics");
-        golden("status.html", &text(page.index(None)));
+        let source = fixture();
+        golden("status.html", &index(&source, None).expect("the page"));
         golden(
             "association.html",
-            &text(page.association("22222222-2222-2222-2222-222222222222")),
+            &association(&source, "22222222-2222-2222-2222-222222222222").expect("a view"),
         );
     }
 
     #[test]
     fn failed_ones_come_first_then_by_pair_and_name() {
-        let status = fixture();
-        let order: Vec<(&str, bool)> = status
-            .associations
+        let source = fixture();
+        let expected = [
+            "22222222-2222-2222-2222-222222222222",
+            "44444444-4444-4444-4444-444444444444",
+            "33333333-3333-3333-3333-333333333333",
+            "11111111-1111-1111-1111-111111111111",
+        ];
+        assert_eq!(row_ids(&index(&source, None).expect("the page")), expected);
+        let value: Value = serde_json::from_slice(&json(&source)).expect("JSON");
+        let order: Vec<(&str, bool)> = value["associations"]
+            .as_array()
+            .expect("associations")
             .iter()
-            .map(|a| (&a.association_id[..8], a.failed))
+            .map(|a| {
+                (
+                    a["association_id"].as_str().expect("an ID"),
+                    a["failed"] == json!(true),
+                )
+            })
             .collect();
         assert_eq!(
             order,
             [
-                ("22222222", true),
-                ("44444444", true),
-                ("33333333", true),
-                ("11111111", false),
+                (expected[0], true),
+                (expected[1], true),
+                (expected[2], true),
+                (expected[3], false),
             ]
         );
     }
 
     #[test]
     fn markup_in_a_name_shows_as_text() {
-        let page = StatusPage::render(&fixture(), "/metrics");
-        let index = text(page.index(None));
-        let view = text(page.association("22222222-2222-2222-2222-222222222222"));
+        let source = fixture();
+        let index = index(&source, None).expect("the page");
+        let view = association(&source, "22222222-2222-2222-2222-222222222222").expect("a view");
         for html in [&index, &view] {
             assert!(!html.contains("<script"), "{html}");
             assert!(
@@ -1125,31 +1384,173 @@ mod tests {
 
     #[test]
     fn a_filter_picks_the_rows_of_one_status() {
-        let page = StatusPage::render(&fixture(), "/metrics");
-        let rows = |html: &str| -> Vec<String> {
-            html.lines()
-                .filter(|l| l.starts_with("<tr") && l.contains("/association/"))
-                .map(|l| {
-                    let start = l.find("/association/").expect("link") + 13;
-                    l[start..start + 8].to_owned()
-                })
-                .collect()
+        let source = fixture();
+        let rows = |filter| row_ids(&index(&source, filter).expect("a page"));
+        let short = |ids: Vec<String>| -> Vec<String> {
+            ids.into_iter().map(|id| id[..8].to_owned()).collect()
         };
         assert_eq!(
-            rows(&text(page.index(None))),
+            short(rows(None)),
             ["22222222", "44444444", "33333333", "11111111"]
         );
-        assert_eq!(rows(&text(page.index(Some("Failed")))), ["22222222"]);
-        assert_eq!(rows(&text(page.index(Some("InProgress")))), ["33333333"]);
-        assert_eq!(rows(&text(page.index(Some(NO_EXECUTION)))), ["44444444"]);
-        assert_eq!(page.index(Some("Cancelled")), None);
-        assert_eq!(
-            page.association("55555555-5555-5555-5555-555555555555"),
-            None
-        );
+        assert_eq!(short(rows(Some("Failed"))), ["22222222"]);
+        assert_eq!(short(rows(Some("InProgress"))), ["33333333"]);
+        assert_eq!(short(rows(Some(NO_EXECUTION))), ["44444444"]);
+        assert_eq!(index(&source, Some("Cancelled")), None);
         assert!(
-            text(page.index(Some("Failed")))
+            index(&source, Some("Failed"))
+                .expect("a page")
                 .contains("<a href=\"/?status=Failed\" class=\"current\">Failed (1)</a>")
+        );
+    }
+
+    #[test]
+    fn a_view_is_found_by_its_id_as_its_link_spells_it() {
+        let source = fixture();
+        let view = association(&source, "22222222-2222-2222-2222-222222222222");
+        assert_eq!(
+            association(&source, "%32%32222222-2222-2222-2222-222222222222"),
+            view
+        );
+        for missing in [
+            "55555555-5555-5555-5555-555555555555",
+            "22222222-2222-2222-2222-22222222222",
+            "%3",
+            "%zz",
+            "%FF",
+            "",
+        ] {
+            assert_eq!(association(&source, missing), None, "{missing}");
+        }
+        assert_eq!(decode("a%20b%2F%C3%BC"), Some("a b/ü".to_owned()));
+        assert_eq!(decode(&encode("<ü> &")), Some("<ü> &".to_owned()));
+        assert_eq!(decode("%+1"), None);
+    }
+
+    /// An association that two pairs both watch has its facts from each in one view, failed
+    /// first.
+    #[test]
+    fn a_view_shows_the_association_in_every_pair_that_has_it() {
+        let id = "55555555-5555-5555-5555-555555555555";
+        let board = Board::new(
+            [
+                place("111111111111", "us-east-1"),
+                place("222222222222", "eu-west-1"),
+            ],
+            "",
+        );
+        let healthy = ran(id, "shared", "Success", &[], None, NOW - 5.0);
+        let mut failing = healthy.clone();
+        failing.poll_ok = false;
+        for (slot, state) in [healthy, failing].into_iter().enumerate() {
+            let snapshot = Snapshot {
+                associations: vec![state],
+                region_associations: None,
+            };
+            board.post(slot, Arc::new(snapshot), 1, last_cycle(NOW));
+        }
+        let source = Source {
+            posts: board.subscribe().borrow().clone(),
+            families: Vec::new(),
+        };
+        let view = association(&source, id).expect("a view");
+        let pairs: Vec<&str> = view
+            .lines()
+            .filter_map(|l| l.strip_prefix("<tr><th>Pair</th><td>"))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                "222222222222 eu-west-1</td></tr>",
+                "111111111111 us-east-1</td></tr>"
+            ]
+        );
+    }
+
+    /// Byte for byte the document serialised whole, for a board of several pairs with
+    /// failed associations, events and more than one batch; and for a board with none.
+    #[test]
+    fn the_streamed_json_is_the_document_serialised_whole() {
+        let board = Board::new(
+            [
+                place("111111111111", "us-east-1"),
+                place("222222222222", "eu-west-1"),
+                place("333333333333", "ap-south-1"),
+            ],
+            "every association, poll interval 1m",
+        );
+        let telemetry = Telemetry::new(true);
+        let events = telemetry.events();
+        events.record_event("applied");
+        events.record_event("ignored");
+        events.record_queue_up(true);
+        let families = telemetry.gather();
+        let empty = Source {
+            posts: board.subscribe().borrow().clone(),
+            families: families.clone(),
+        };
+        assert_eq!(
+            frames(StatusJson::new(
+                Arc::new(empty.clone()),
+                at(NOW),
+                TEST_BUILD
+            ))
+            .len(),
+            1
+        );
+        assert_eq!(json(&empty), whole(&empty));
+
+        let statuses = ["Success", "Failed", "InProgress", "TimedOut", "Success"];
+        for (slot, count) in [(0, 300), (1, 0), (2, 250)] {
+            let mut snapshot = Snapshot::default();
+            for i in 0..count {
+                let id = format!("{slot}{i:07}-0000-4000-8000-000000000000");
+                let status = statuses[i % statuses.len()];
+                let targets = [
+                    target(&format!("i-{i:04}a"), "Success", "Success"),
+                    target(&format!("i-{i:04}b"), status, status),
+                ];
+                // Names repeat, so that the ID orders some; one in seven has none.
+                let mut a = ran(
+                    &id,
+                    &format!("run-{}", i % 40),
+                    status,
+                    &targets,
+                    Some(1),
+                    NOW - 60.0,
+                );
+                if i % 7 == 0 {
+                    a.association.association_name = None;
+                }
+                if i % 11 == 0 {
+                    a.poll_ok = false;
+                    a.error_kind = Some("throttled");
+                }
+                if i % 13 == 0 {
+                    a = AssociationState::unknown(&id);
+                }
+                snapshot.associations.push(a);
+            }
+            board.post(slot, Arc::new(snapshot), 2, last_cycle(NOW - 30.0));
+        }
+        let source = Source {
+            posts: board.subscribe().borrow().clone(),
+            families,
+        };
+        let sent = frames(StatusJson::new(
+            Arc::new(source.clone()),
+            at(NOW),
+            TEST_BUILD,
+        ));
+        // The head, then ⌈550/256⌉ batches.
+        assert_eq!(sent.len(), 4);
+        let expected = whole(&source);
+        assert_eq!(sent.concat(), expected);
+        let value: Value = serde_json::from_slice(&expected).expect("JSON");
+        assert_eq!(value["associations"].as_array().map(Vec::len), Some(550));
+        assert_eq!(
+            value["events"],
+            json!({"queue_up": true, "received": {"applied": 1, "coalesced": 0, "ignored": 1, "invalid": 0}})
         );
     }
 
@@ -1170,8 +1571,7 @@ mod tests {
     /// The schema of docs/status-api.md, field by field: names and types.
     #[test]
     fn the_json_has_the_documented_schema() {
-        let page = StatusPage::render(&fixture(), "/metrics");
-        let value: Value = serde_json::from_slice(&page.json).expect("JSON");
+        let value: Value = serde_json::from_slice(&json(&fixture())).expect("JSON");
         let mut failed = value["associations"][0].clone();
         assert_eq!(
             shape(&failed),
@@ -1289,41 +1689,86 @@ mod tests {
         );
     }
 
+    /// Two pairs of 1,200 associations in all, every third one's poll fine: each filter shows
+    /// the first 500 of its own in the document's order and counts the rest.
     #[test]
     fn a_large_fleet_shows_the_first_rows_and_counts_the_rest() {
-        let board = Board::new([None], "");
-        let mut snapshot = Snapshot::default();
-        for i in 0..(MAX_ROWS + 700) {
-            let mut a = AssociationState::unknown(&format!("{i:08}-0000-0000-0000-000000000000"));
-            // Every third one polled fine: the others are failed, and come first.
-            a.poll_ok = i % 3 == 0;
-            snapshot.associations.push(a);
+        let board = Board::new([None, None], "");
+        for (slot, range) in [(0, 0..500), (1, 500..MAX_ROWS + 700)] {
+            let mut snapshot = Snapshot::default();
+            for i in range {
+                let id = format!("{i:08}-0000-0000-0000-000000000000");
+                let mut a = if i % 2 == 0 {
+                    AssociationState::unknown(&id)
+                } else {
+                    // Names in the reverse of the IDs' order, so that the name orders them.
+                    ran(
+                        &id,
+                        &format!("run-{}", 10_000 - i),
+                        "Success",
+                        &[],
+                        None,
+                        NOW,
+                    )
+                };
+                a.poll_ok = i % 3 == 0;
+                snapshot.associations.push(a);
+            }
+            board.post(slot, Arc::new(snapshot), 1, last_cycle(NOW));
         }
-        let last = LastCycle {
-            finished: at(NOW),
-            duration: Duration::ZERO,
-            calls: 0,
-            throttled: 0,
-            failures: 0,
-            error_kind: None,
+        let source = Source {
+            posts: board.subscribe().borrow().clone(),
+            families: Vec::new(),
         };
-        board.post(0, Arc::new(snapshot), 1, last);
-        let posts = board.subscribe().borrow().clone();
-        let page = StatusPage::render(&Status::of(&posts, &[], at(NOW), TEST_BUILD), "/m");
-        let index = text(page.index(None));
-        let rows: Vec<&str> = index
+        let order = Status::of(&source.posts, &[], at(NOW), TEST_BUILD).associations;
+        let first = |filter: Option<&str>| -> Vec<String> {
+            order
+                .iter()
+                .filter(|a| {
+                    filter.is_none_or(|f| {
+                        a.execution
+                            .as_ref()
+                            .and_then(|e| e.status.as_deref())
+                            .unwrap_or(NO_EXECUTION)
+                            == f
+                    })
+                })
+                .take(MAX_ROWS)
+                .map(|a| a.association_id.clone())
+                .collect()
+        };
+        let all = index(&source, None).expect("the page");
+        assert_eq!(row_ids(&all), first(None));
+        let rows: Vec<&str> = all
             .lines()
             .filter(|l| l.starts_with("<tr") && l.contains("/association/"))
             .collect();
-        assert_eq!(rows.len(), MAX_ROWS);
         assert!(rows.iter().all(|r| r.starts_with("<tr class=\"failed\">")));
         assert!(
-            index.contains("<p class=\"more\">700 more not shown:"),
-            "{index}"
+            all.contains("<p>1200 watched, 800 failed (listed first).</p>"),
+            "{all}"
         );
-        let json: Value = serde_json::from_slice(&page.json).expect("JSON");
+        assert!(
+            all.contains("<p class=\"more\">700 more not shown:"),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                " <a href=\"/\" class=\"current\">All (1200)</a> <a href=\"/?status=Success\">Success (600)</a> <a href=\"/?status=none\">No execution (600)</a></nav>"
+            ),
+            "{all}"
+        );
+        for (filter, more) in [("Success", 100), (NO_EXECUTION, 100)] {
+            let page = index(&source, Some(filter)).expect("a page");
+            assert_eq!(row_ids(&page), first(Some(filter)), "{filter}");
+            assert!(
+                page.contains(&format!("<p class=\"more\">{more} more not shown:")),
+                "{filter}"
+            );
+        }
+        let value: Value = serde_json::from_slice(&json(&source)).expect("JSON");
         assert_eq!(
-            json["associations"].as_array().map(Vec::len),
+            value["associations"].as_array().map(Vec::len),
             Some(MAX_ROWS + 700)
         );
     }

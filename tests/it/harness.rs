@@ -122,7 +122,7 @@ impl Rig {
 pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    /// The body as text (lossy), and as it came.
+    /// The body as text (lossy), and its bytes (joined when it came in chunks).
     pub body: String,
     pub raw_body: Vec<u8>,
 }
@@ -179,19 +179,42 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 fn parse_response(raw: &[u8]) -> Option<HttpResponse> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
-    let raw_body = raw[split + 4..].to_vec();
     let mut lines = head.lines();
     let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    let raw_body = if chunked {
+        dechunk(&raw[split + 4..])?
+    } else {
+        raw[split + 4..].to_vec()
+    };
     Some(HttpResponse {
         status,
         headers,
         body: String::from_utf8_lossy(&raw_body).into_owned(),
         raw_body,
     })
+}
+
+/// A chunked body's chunks joined; `None` when it is malformed or ends before its last chunk.
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&raw[..line_end]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size..)?.strip_prefix(b"\r\n")?;
+    }
 }
 
 pub async fn get(addr: std::net::SocketAddr, path: &str) -> HttpResponse {

@@ -300,6 +300,53 @@ async fn gzip_is_served_to_whoever_accepts_it() {
     rig.stop().await;
 }
 
+/// The status JSON goes out in chunks made as they are sent, and reads as one document; the
+/// page and the view are whole HTML answers; unknown statuses and IDs get 404.
+#[tokio::test]
+async fn the_status_endpoints_answer_from_the_published_board() {
+    let rig = serving(one_association(), "", ServerOptions::default()).await;
+    let addr = rig.exporter.local_addr();
+    let json = get(addr, "/api/v1/status").await;
+    assert_eq!(json.status, 200, "{}", json.body);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    assert_eq!(json.header("transfer-encoding"), Some("chunked"));
+    let value: serde_json::Value = serde_json::from_str(&json.body).expect("JSON");
+    let ids: Vec<&str> = value["associations"]
+        .as_array()
+        .expect("associations")
+        .iter()
+        .filter_map(|a| a["association_id"].as_str())
+        .collect();
+    assert_eq!(ids, [A]);
+    assert_eq!(
+        value["associations"][0]["targets_by_status"],
+        serde_json::json!({"Failed": 2, "Success": 2})
+    );
+    for path in ["/", "/?status=Failed", &format!("/association/{A}")] {
+        let page = get(addr, path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert_eq!(
+            page.header("content-type"),
+            Some("text/html; charset=utf-8"),
+            "{path}"
+        );
+        assert!(page.body.ends_with("</html>\n"), "{path}");
+        assert_eq!(
+            page.header("content-length"),
+            Some(page.raw_body.len().to_string().as_str()),
+            "{path}"
+        );
+    }
+    for path in [
+        "/?status=Cancelled",
+        &format!("/association/{B}"),
+        "/association/%zz",
+    ] {
+        assert_eq!(get(addr, path).await.status, 404, "{path}");
+    }
+    rig.stop().await;
+}
+
 #[tokio::test]
 async fn a_reloaded_config_applies_to_the_next_cycle_and_a_refused_one_changes_nothing() {
     let sim = one_association();
