@@ -3,9 +3,10 @@
 //!
 //! The data flows one way, a module per stage:
 //! [`config`] (which associations) → [`poll`] (through the [`ssm`] boundary) → [`snapshot`]
-//! (the counts) → [`board`] (every pair's latest snapshot; its renderer calls [`render`] and
-//! [`status`] once per change) → [`server`] (serves the latest bytes). [`scheduler`] runs each pair's cycles,
-//! [`app`] wires the pieces, [`sim`] stands in for AWS.
+//! (the counts) → [`board`] (every pair's latest snapshot; its renderer calls [`render`] once
+//! per change) → [`server`] (serves the latest bytes, and the [`status`] page made per request
+//! from the same board). [`scheduler`] runs each pair's cycles, [`app`] wires the pieces,
+//! [`sim`] stands in for AWS.
 
 pub mod app;
 pub(crate) mod board;
