@@ -175,19 +175,26 @@ impl Part {
     /// Renders the series of `snapshot`, with the pair's `place` as labels when the
     /// exposition is `placed`.
     pub fn render(place: Option<&Place>, placed: bool, snapshot: &Snapshot) -> Part {
-        let mut families = families(placed);
-        collect(&mut families, 0, &place_values(placed, place), snapshot);
-        Part {
-            families: families
-                .into_iter()
-                .map(|series| {
-                    let mut out = Vec::new();
+        let place = place_values(placed, place);
+        // One family at a time: the rows being sorted are one family's, not the pair's
+        // (70,000 of them at 10,000 associations, about 10 MB), at the cost of walking the
+        // snapshot once per family.
+        let families = (0..SNAPSHOT_FAMILIES.len())
+            .map(|only| {
+                let mut families = families(placed);
+                for (i, series) in families.iter_mut().enumerate() {
+                    series.active = i == only;
+                }
+                collect(&mut families, 0, &place, snapshot);
+                let mut out = Vec::new();
+                if let Some(series) = families.into_iter().nth(only) {
                     series.write_series_into(&mut out);
-                    out.shrink_to_fit();
-                    Chunk::new(out)
-                })
-                .collect(),
-        }
+                }
+                out.shrink_to_fit();
+                Chunk::new(out)
+            })
+            .collect();
+        Part { families }
     }
 
     /// Bytes held, plain and gzip.
@@ -506,6 +513,8 @@ struct Series<'a> {
     family: &'static Family,
     names: Vec<&'static str>,
     rows: Vec<(usize, Vec<&'a str>, f64)>,
+    /// Whether series set are kept; a pair's part collects one family at a time.
+    active: bool,
 }
 
 impl<'a> Series<'a> {
@@ -514,10 +523,14 @@ impl<'a> Series<'a> {
             family,
             names: with_place_labels(family.labels, placed),
             rows: Vec::new(),
+            active: true,
         }
     }
 
     fn set(&mut self, slot: usize, own: &[&'a str], place: &[&'a str], value: f64) {
+        if !self.active {
+            return;
+        }
         let values = own.iter().chain(place).copied().collect();
         self.rows.push((slot, values, value));
     }
