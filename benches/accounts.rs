@@ -196,7 +196,10 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
             let n = points.len() as f64;
             let mean_x = points.iter().map(|p| p.0).sum::<f64>() / n;
             let mean_y = points.iter().map(y).sum::<f64>() / n;
-            let cov: f64 = points.iter().map(|p| (p.0 - mean_x) * (y(p) - mean_y)).sum();
+            let cov: f64 = points
+                .iter()
+                .map(|p| (p.0 - mean_x) * (y(p) - mean_y))
+                .sum();
             let var: f64 = points.iter().map(|p| (p.0 - mean_x).powi(2)).sum();
             cov / var * 1024.0 * 1024.0
         };
@@ -301,7 +304,8 @@ fn populate(sim: &Sim, r: usize, region: &str, per_region: usize) {
                 )
             })
             .collect();
-        sim.start_execution(&id, targets).expect("association exists");
+        sim.start_execution(&id, targets)
+            .expect("association exists");
     }
 }
 

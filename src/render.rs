@@ -579,7 +579,7 @@ impl<'a> Series<'a> {
 }
 
 /// An optional label value: what SSM left out is the empty string.
-fn text(v: &Option<String>) -> &str {
+fn text<T: std::ops::Deref<Target = str>>(v: &Option<T>) -> &str {
     v.as_deref().unwrap_or_default()
 }
 

@@ -36,8 +36,8 @@ pub struct Association {
 /// An association's `Overview`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overview {
-    pub status: Option<String>,
-    pub detailed_status: Option<String>,
+    pub status: Option<Label>,
+    pub detailed_status: Option<Label>,
     /// Its nodes by status, sorted by status.
     pub counts: Vec<(Label, i64)>,
 }
@@ -114,8 +114,8 @@ impl std::fmt::Display for Label {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {
     pub execution_id: String,
-    pub status: Option<String>,
-    pub detailed_status: Option<String>,
+    pub status: Option<Label>,
+    pub detailed_status: Option<Label>,
     pub created_time: Option<SystemTime>,
     pub last_execution_date: Option<SystemTime>,
     /// The API's summary string, such as `{Failed=1, Success=2}`; opaque to us.

@@ -240,8 +240,8 @@ fn association_status(
     let execution = a.execution.as_ref().map(|e| ExecutionStatus {
         execution_id: e.execution.execution_id.clone(),
         pinned: e.pinned,
-        status: e.execution.status.clone(),
-        detailed_status: e.execution.detailed_status.clone(),
+        status: e.execution.status.as_deref().map(str::to_owned),
+        detailed_status: e.execution.detailed_status.as_deref().map(str::to_owned),
         created_unix: e.execution.created_time.map(unix),
         targets: e
             .targets

@@ -161,7 +161,11 @@ pub async fn scrape_len(addr: &str, gzip: bool) -> usize {
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to exporter");
-    let encoding = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    let encoding = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     let request =
         format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{encoding}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");

@@ -303,8 +303,8 @@ impl Ssm for AwsSsm {
                 Some(Execution {
                     // An execution without an ID cannot be asked for its targets.
                     execution_id: e.execution_id()?.to_owned(),
-                    status: e.status().map(str::to_owned),
-                    detailed_status: e.detailed_status().map(str::to_owned),
+                    status: e.status().map(Label::new),
+                    detailed_status: e.detailed_status().map(Label::new),
                     created_time: e.created_time().and_then(time),
                     last_execution_date: e.last_execution_date().and_then(time),
                     resource_count_by_status: e.resource_count_by_status().map(str::to_owned),
@@ -372,8 +372,8 @@ fn association(a: &sdk::Association) -> Association {
 
 fn overview(o: &sdk::AssociationOverview) -> Overview {
     Overview {
-        status: o.status().map(str::to_owned),
-        detailed_status: o.detailed_status().map(str::to_owned),
+        status: o.status().map(Label::new),
+        detailed_status: o.detailed_status().map(Label::new),
         counts: {
             let mut counts: Vec<(Label, i64)> = o
                 .association_status_aggregated_count()

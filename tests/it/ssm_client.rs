@@ -43,8 +43,8 @@ async fn records_and_errors() {
         page.items,
         [Execution {
             execution_id: E1.to_owned(),
-            status: Some("Failed".to_owned()),
-            detailed_status: Some("Failed".to_owned()),
+            status: Some("Failed".into()),
+            detailed_status: Some("Failed".into()),
             created_time: at(1_700_000_000.5),
             last_execution_date: None,
             resource_count_by_status: Some("{Failed=1}".to_owned()),
@@ -75,8 +75,8 @@ async fn records_and_errors() {
             association_version: Some("1".to_owned()),
             last_execution_date: at(1_700_000_000.5),
             overview: Some(Overview {
-                status: Some("Failed".to_owned()),
-                detailed_status: Some("Failed".to_owned()),
+                status: Some("Failed".into()),
+                detailed_status: Some("Failed".into()),
                 counts: vec![("Failed".into(), 1)],
             }),
         }
