@@ -8,6 +8,7 @@
 //!     cargo bench --bench scrape -- 10000 # only about 10,000 series
 //!     cargo bench --bench scrape -- 10000 paced # only the fixed-rate rows
 //!     cargo bench --bench scrape -- 10000 paced rate=200 # polling at 200 calls/s, not 100
+//!     cargo bench --bench scrape -- 10000 wrk   # only the wrk rows, not the fixed-rate ones
 //!
 //! Everything runs on loopback; wrk, nginx and the exporter share the machine's cores, and the
 //! simulator has them at the lowest priority.
@@ -50,6 +51,7 @@ fn main() {
     // `cargo bench --bench scrape -- 10000` runs only the 10,000-series part.
     let only: Option<usize> = number_arg();
     let paced_only = args.iter().any(|a| a == "paced");
+    let wrk_only = args.iter().any(|a| a == "wrk");
     // `rate=100`: the fixed-rate part's calls per second while polling.
     let cycle_rate: u64 = args
         .iter()
@@ -103,19 +105,23 @@ fn main() {
             if !paced_only {
                 rows.extend(under_wrk_while_polling(&dir, &endpoint, series));
             }
-            paced_rows.extend(paced_against_cycles(
-                &dir,
-                &endpoint,
-                series,
-                associations as u64,
-                cycle_rate,
-            ));
+            if !wrk_only {
+                paced_rows.extend(paced_against_cycles(
+                    &dir,
+                    &endpoint,
+                    series,
+                    associations as u64,
+                    cycle_rate,
+                ));
+            }
         }
         simulator.stop();
     }
     print_table(&rows);
-    println!();
-    print_paced(&paced_rows);
+    if !paced_rows.is_empty() {
+        println!();
+        print_paced(&paced_rows);
+    }
 }
 
 /// wrk against an exporter whose cycles run back to back, every target re-read every cycle at

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use prometheus::proto::MetricFamily;
 use tokio::sync::watch;
 use tracing::error;
 
 use crate::config::Place;
-use crate::render::{Headers, Joined, Part, join, renders_same};
+use crate::render::{Headers, Joined, Part, RenderError, join, renders_same};
 use crate::snapshot::Snapshot;
 use crate::status;
 use crate::telemetry::Telemetry;
@@ -20,9 +21,10 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// What a scrape hands out: the exposition as of the last change of the board.
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
-    /// The text format, as the buffers it was joined from, and its gzip form as one gzip
-    /// member per buffer, for the scrapers that accept it (Prometheus does). Each pair's
-    /// buffers are shared with the renderings before and after, until the pair's series change.
+    /// The text format, as the buffers it was joined from, and its gzip form (one gzip member
+    /// per buffer, in one buffer) for the scrapers that accept it (Prometheus does). Each
+    /// pair's plain buffers are shared with the renderings before and after, until the pair's
+    /// series change.
     pub body: Joined,
     /// Cycles every (account, region) pair has finished.
     pub cycles: u64,
@@ -218,15 +220,14 @@ impl Renderer {
 
     fn publish_rendered(&self, posts: &Posts, parts: &mut Parts) {
         let (cycles, ready, generation) = (posts.cycles(), posts.ready(), posts.generation);
-        let rendered = parts.update(posts, &self.telemetry);
+        parts.update(posts, &self.telemetry);
         // Gathered after the renderings, so that they count themselves.
         let families = self.telemetry.gather();
         let status = Arc::new(status::Source {
             posts: posts.clone(),
             families: families.clone(),
         });
-        let pairs: Vec<&Part> = rendered.iter().map(AsRef::as_ref).collect();
-        match join(&parts.headers, &pairs, families) {
+        match parts.join(families) {
             Ok(body) => {
                 self.publish.send_replace(Arc::new(Exposition {
                     body,
@@ -270,6 +271,18 @@ struct Rendered {
 }
 
 impl Parts {
+    /// Joins every pair's part, as [`Parts::update`] left them, with the exporter's `own`
+    /// families; the parts' gzip members become slices of the exposition's.
+    fn join(&mut self, own: Vec<MetricFamily>) -> Result<Joined, RenderError> {
+        let mut pairs: Vec<&mut Part> = self
+            .pairs
+            .iter_mut()
+            .flatten()
+            .map(|rendered| Arc::make_mut(&mut rendered.part))
+            .collect();
+        join(&self.headers, &mut pairs, own)
+    }
+
     /// Each pair's part for `posts`, rendering only those whose series changed since the
     /// last call; each rendering is counted in `telemetry`.
     fn update(&mut self, posts: &Posts, telemetry: &Telemetry) -> Vec<Arc<Part>> {

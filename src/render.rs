@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use prometheus::proto::MetricFamily;
@@ -196,17 +196,6 @@ impl Part {
             .collect();
         Part { families }
     }
-
-    /// Bytes held, plain and gzip.
-    pub fn len(&self) -> (usize, usize) {
-        self.families
-            .iter()
-            .fold((0, 0), |(p, g), c| (p + c.plain.len(), g + c.gzip.len()))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.families.iter().all(Chunk::is_empty)
-    }
 }
 
 /// The HELP and TYPE lines of each snapshot family, made once.
@@ -230,25 +219,17 @@ impl Default for Headers {
     }
 }
 
-/// The whole exposition as the buffers it is made of, plain and gzip: read one after the
-/// other they are the text format, and one gzip stream of it.
+/// The whole exposition: the plain text as the buffers it is made of, read one after the
+/// other, and its gzip form as one buffer of gzip members, one per plain buffer.
 #[derive(Debug, Clone, Default)]
 pub struct Joined {
     pub plain: Vec<Bytes>,
-    pub gzip: Vec<Bytes>,
+    pub gzip: Bytes,
     /// A buffer could not be compressed: the gzip form lacks its lines.
     gzip_incomplete: bool,
 }
 
 impl Joined {
-    fn push(&mut self, chunk: &Chunk) {
-        if !chunk.is_empty() {
-            self.plain.push(chunk.plain.clone());
-            self.gzip.push(chunk.gzip.clone());
-            self.gzip_incomplete |= chunk.gzip.is_empty();
-        }
-    }
-
     /// Whether the gzip form holds every line of the plain one.
     pub fn gzip_complete(&self) -> bool {
         !self.gzip_incomplete && !self.gzip.is_empty()
@@ -257,23 +238,29 @@ impl Joined {
     pub fn plain_len(&self) -> usize {
         self.plain.iter().map(Bytes::len).sum()
     }
+}
 
-    pub fn gzip_len(&self) -> usize {
-        self.gzip.iter().map(Bytes::len).sum()
-    }
+/// Where a gzip member of the exposition comes from: a header or the own families, made
+/// for this exposition, or a family of a pair's part.
+enum Member {
+    Made(Bytes),
+    Part { pair: usize, family: usize },
 }
 
 /// Joins the pairs' `parts` (in the board's order) and the exporter's `own` families into
 /// one exposition, family by family in the order of their names: each family's HELP and
-/// TYPE once, then its series of every pair, pair after pair. Nothing of the parts is copied
-/// or compressed again; the own families, a few dozen series, are encoded here.
+/// TYPE once, then its series of every pair, pair after pair. The plain buffers of the parts
+/// are shared, not copied; their gzip members are copied one after the other into one buffer
+/// (a scrape then sends one buffer, as fast as nginx sends a file), and each part's members
+/// are made slices of it, so that the members are held once. Nothing is compressed again but
+/// the own families, a few dozen series, encoded here.
 ///
 /// # Errors
 ///
 /// [`RenderError`] if the prometheus crate refuses one of `own`.
 pub fn join(
     headers: &Headers,
-    parts: &[&Part],
+    parts: &mut [&mut Part],
     own: Vec<MetricFamily>,
 ) -> Result<Joined, RenderError> {
     let mut own = own;
@@ -290,7 +277,16 @@ pub fn join(
     names.sort_by(|a, b| a.0.cmp(b.0));
     let names: Vec<Option<usize>> = names.into_iter().map(|(_, i)| i).collect();
     let mut own = own.into_iter();
-    let mut joined = Joined::default();
+    let mut plain = Vec::new();
+    let mut members = Vec::new();
+    let mut gzip_incomplete = false;
+    let mut push = |chunk: &Chunk, member: Member| {
+        if !chunk.is_empty() {
+            plain.push(chunk.plain.clone());
+            gzip_incomplete |= chunk.gzip.is_empty();
+            members.push((member, chunk.gzip.len()));
+        }
+    };
     // Own families that follow each other in name order go out as one buffer.
     let mut pending: Vec<u8> = Vec::new();
     for index in names {
@@ -303,24 +299,48 @@ pub fn join(
                 }
             }
             Some(i) => {
-                let chunks: Vec<&Chunk> = parts
+                if parts
                     .iter()
-                    .filter_map(|p| p.families.get(i))
-                    .filter(|c| !c.is_empty())
-                    .collect();
-                if chunks.is_empty() {
+                    .all(|p| p.families.get(i).is_none_or(Chunk::is_empty))
+                {
                     continue;
                 }
-                joined.push(&Chunk::new(std::mem::take(&mut pending)));
-                joined.push(&headers.families[i].1);
-                for chunk in chunks {
-                    joined.push(chunk);
+                let made = Chunk::new(std::mem::take(&mut pending));
+                push(&made, Member::Made(made.gzip.clone()));
+                let header = &headers.families[i].1;
+                push(header, Member::Made(header.gzip.clone()));
+                for (pair, part) in parts.iter().enumerate() {
+                    if let Some(chunk) = part.families.get(i) {
+                        push(chunk, Member::Part { pair, family: i });
+                    }
                 }
             }
         }
     }
-    joined.push(&Chunk::new(pending));
-    Ok(joined)
+    let made = Chunk::new(pending);
+    push(&made, Member::Made(made.gzip.clone()));
+
+    let mut gzip = BytesMut::with_capacity(members.iter().map(|(_, len)| len).sum());
+    let mut placed = Vec::new();
+    for (member, len) in members {
+        let start = gzip.len();
+        match member {
+            Member::Made(bytes) => gzip.extend_from_slice(&bytes),
+            Member::Part { pair, family } => {
+                gzip.extend_from_slice(&parts[pair].families[family].gzip);
+                placed.push((pair, family, start..start + len));
+            }
+        }
+    }
+    let gzip = gzip.freeze();
+    for (pair, family, range) in placed {
+        parts[pair].families[family].gzip = gzip.slice(range);
+    }
+    Ok(Joined {
+        plain,
+        gzip,
+        gzip_incomplete,
+    })
 }
 
 /// A family of the snapshot for each of [`SNAPSHOT_FAMILIES`], with no series yet.
@@ -910,19 +930,18 @@ mod tests {
 
     fn joined(pairs: &[(Option<Place>, Snapshot)], own: Vec<MetricFamily>) -> Joined {
         let placed = pairs.iter().any(|(p, _)| p.is_some());
-        let parts: Vec<Part> = pairs
+        let mut parts: Vec<Part> = pairs
             .iter()
             .map(|(place, snapshot)| Part::render(place.as_ref(), placed, snapshot))
             .collect();
-        let parts: Vec<&Part> = parts.iter().collect();
-        join(&Headers::default(), &parts, own).expect("joins")
+        let mut parts: Vec<&mut Part> = parts.iter_mut().collect();
+        join(&Headers::default(), &mut parts, own).expect("joins")
     }
 
-    fn gunzip(members: &[Bytes]) -> Vec<u8> {
+    fn gunzip(stream: &[u8]) -> Vec<u8> {
         use std::io::Read;
-        let stream = members.concat();
         let mut plain = Vec::new();
-        flate2::read::MultiGzDecoder::new(&stream[..])
+        flate2::read::MultiGzDecoder::new(stream)
             .read_to_end(&mut plain)
             .expect("valid gzip");
         plain
@@ -963,6 +982,38 @@ mod tests {
         let one = joined(&single, own);
         assert_eq!(one.plain.concat(), whole);
         assert_eq!(gunzip(&one.gzip), whole);
+    }
+
+    /// After a join, each part's gzip members are slices of the exposition's gzip buffer: held
+    /// once. A second join of the same parts makes the same bytes.
+    #[test]
+    fn gzip_members_are_held_once() {
+        let pairs = pairs();
+        let mut parts: Vec<Part> = pairs
+            .iter()
+            .map(|(place, snapshot)| Part::render(place.as_ref(), true, snapshot))
+            .collect();
+        let own = own();
+        let first = {
+            let mut refs: Vec<&mut Part> = parts.iter_mut().collect();
+            join(&Headers::default(), &mut refs, own.clone()).expect("joins")
+        };
+        let inside = first.gzip.as_ptr_range();
+        let members: Vec<&Bytes> = parts
+            .iter()
+            .flat_map(|p| &p.families)
+            .filter(|c| !c.is_empty())
+            .map(|c| &c.gzip)
+            .collect();
+        // Three pairs with series, in 8 to 10 families each.
+        assert_eq!(members.len(), 26);
+        for member in members {
+            assert!(inside.contains(&member.as_ptr()));
+        }
+        let mut refs: Vec<&mut Part> = parts.iter_mut().collect();
+        let second = join(&Headers::default(), &mut refs, own).expect("joins");
+        assert_eq!(second.gzip, first.gzip);
+        assert_eq!(second.plain, first.plain);
     }
 
     /// Every family's lines are together, its HELP and TYPE once, in the order of the

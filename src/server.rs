@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -155,7 +154,10 @@ async fn handle(
         }
         "/api/v1/status" => {
             let json = StatusJson::new(Arc::clone(source), SystemTime::now(), BUILD);
-            http::with_body(StatusCode::OK, JSON_TYPE, json.boxed())
+            // Each frame is written within the write timeout; the whole within the same, as
+            // when the JSON was one buffer, so that a slow reader holds the board no longer.
+            let body = http::within(json, options.limits.write_timeout);
+            http::with_body(StatusCode::OK, JSON_TYPE, body)
         }
         "/-/healthy" => text(StatusCode::OK, "Healthy.\n"),
         "/-/ready" if current.ready => text(StatusCode::OK, "Ready.\n"),
@@ -170,12 +172,11 @@ async fn handle(
 fn metrics(request: &Request<Incoming>, current: &Exposition) -> Response<Body> {
     let gzip = current.body.gzip_complete()
         && accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
-    let body = if gzip {
-        &current.body.gzip
+    let mut r = if gzip {
+        http::response(StatusCode::OK, CONTENT_TYPE, current.body.gzip.clone())
     } else {
-        &current.body.plain
+        http::chunked_response(StatusCode::OK, CONTENT_TYPE, current.body.plain.clone())
     };
-    let mut r = http::chunked_response(StatusCode::OK, CONTENT_TYPE, body.clone());
     r.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     if gzip {
