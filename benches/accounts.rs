@@ -6,7 +6,7 @@
 //!
 //! Then the memory sweep (issue 16): one replica watching none, 2,500, 5,000 and 10,000
 //! associations, in one region and in four. Per row: peak and lasting resident set, the
-//! lasting set above the empty exporter per association, the exposition's bytes per
+//! lasting set above the exporter with none in as many regions, per association, the exposition's bytes per
 //! association (plain and gzip), the CPU time of a steady cycle, the renderings that steady
 //! cycles caused, and the time of one rendering; then the slope of the sweep.
 //!
@@ -151,6 +151,7 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
         (1, 2_500),
         (1, 5_000),
         (1, 10_000),
+        (4, 0),
         (4, 2_500),
         (4, 5_000),
         (4, 10_000),
@@ -158,7 +159,12 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
         eprintln!("sweep: {associations} associations in {regions} region(s) ...");
         rows.push(sized(runtime, dir, regions, associations));
     }
-    let empty = rows[0].lasting_mib;
+    // The exporter with none, with as many regions: what a pair costs is not an association's.
+    let empty = |regions: usize| {
+        rows.iter()
+            .find(|r| r.regions == regions && r.associations == 0)
+            .map_or(0.0, |r| r.lasting_mib)
+    };
     println!();
     println!(
         "| regions | associations | peak RSS MiB | lasting RSS MiB | lasting above empty, bytes/association | exposition bytes/association plain / gzip | CPU ms per steady cycle | renders in steady cycles | ms per render |"
@@ -178,7 +184,7 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
             r.associations,
             r.peak_mib,
             r.lasting_mib,
-            per((r.lasting_mib - empty) * 1024.0 * 1024.0),
+            per((r.lasting_mib - empty(r.regions)) * 1024.0 * 1024.0),
             per(r.plain_bytes as f64),
             per(r.gzip_bytes as f64),
             r.steady_cpu_ms,
@@ -189,7 +195,7 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
     for regions in [1, 4] {
         let points: Vec<(f64, f64, f64)> = rows
             .iter()
-            .filter(|r| r.regions == regions || r.associations == 0)
+            .filter(|r| r.regions == regions)
             .map(|r| (r.associations as f64, r.lasting_mib, r.peak_mib))
             .collect();
         let slope = |y: fn(&(f64, f64, f64)) -> f64| {

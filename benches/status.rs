@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use common::{peak_rss_kib, rss_kib, wait_for};
 use ssm_association_exporter::sim::{Sim, SimTarget};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ASSOCIATIONS: usize = 10_000;
 const TARGETS: usize = 20;
@@ -123,24 +122,13 @@ struct Answer {
 
 /// One GET over a fresh loopback connection, read to the end.
 async fn get(addr: &str, path: &str) -> Answer {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to exporter");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head");
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let (head, body) = common::get(addr, path, "").await;
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = &raw[split + 4..];
+    let body = &body[..];
     if !head.contains("\r\ntransfer-encoding: chunked") {
         return Answer {
             status,

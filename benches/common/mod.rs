@@ -155,25 +155,28 @@ pub async fn scrape(addr: &str) -> String {
     body
 }
 
-/// The length of `/metrics`' body, plain or as gzip, read from its Content-Length.
-pub async fn scrape_len(addr: &str, gzip: bool) -> usize {
+/// One GET over a fresh loopback connection with extra header lines (each ending in
+/// `\r\n`), read to the end: the response's head, lowercased, and its body as sent.
+pub async fn get(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to exporter");
-    let encoding = if gzip {
-        "Accept-Encoding: gzip\r\n"
-    } else {
-        ""
-    };
     let request =
-        format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{encoding}Connection: close\r\n\r\n");
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    let end = response
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .map_or(response.len(), |i| i + 4);
-    response.len() - end
+        .expect("a head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    (head, raw[split + 4..].to_vec())
+}
+
+/// The length of `/metrics`' body, plain or as gzip.
+pub async fn scrape_len(addr: &str, gzip: bool) -> usize {
+    let encoding = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    get(addr, "/metrics", encoding).await.1.len()
 }
