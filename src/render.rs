@@ -1,6 +1,8 @@
-//! Snapshots → Prometheus text exposition (format 0.0.4), built once per change: the
-//! snapshot's series written directly, the exporter's own through the `prometheus` crate, all in
-//! that crate's format and order. Output is deterministic: families by name, series by labels.
+//! Snapshots → Prometheus text exposition (format 0.0.4): each pair's series rendered once per
+//! change of them into a [`Part`], and the parts [`join`]ed with the exporter's own families.
+//! The snapshot's series are written directly, the exporter's own through the `prometheus`
+//! crate, all in that crate's format. Output is deterministic: families by name; within a
+//! family, pair after pair in the board's order, each pair's series by their labels.
 
 use std::io::Write;
 use std::time::SystemTime;

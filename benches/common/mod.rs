@@ -177,6 +177,10 @@ pub async fn get(addr: &str, path: &str, headers: &str) -> (String, Vec<u8>) {
 
 /// The length of `/metrics`' body, plain or as gzip.
 pub async fn scrape_len(addr: &str, gzip: bool) -> usize {
-    let encoding = if gzip { "Accept-Encoding: gzip\r\n" } else { "" };
+    let encoding = if gzip {
+        "Accept-Encoding: gzip\r\n"
+    } else {
+        ""
+    };
     get(addr, "/metrics", encoding).await.1.len()
 }
