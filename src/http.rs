@@ -454,7 +454,7 @@ pub fn response(
 
 /// A response whose body is `chunks` one after the other, sent as they are, never copied
 /// into one buffer; its length is known, so it goes out with a `Content-Length`.
-pub fn chunked_response(
+pub fn buffers_response(
     status: hyper::StatusCode,
     content_type: &str,
     chunks: Vec<Bytes>,

@@ -175,7 +175,7 @@ fn metrics(request: &Request<Incoming>, current: &Exposition) -> Response<Body> 
     let mut r = if gzip {
         http::response(StatusCode::OK, CONTENT_TYPE, current.body.gzip.clone())
     } else {
-        http::chunked_response(StatusCode::OK, CONTENT_TYPE, current.body.plain.clone())
+        http::buffers_response(StatusCode::OK, CONTENT_TYPE, current.body.plain.clone())
     };
     r.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
