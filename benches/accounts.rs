@@ -93,11 +93,7 @@ fn main() {
             row.peak_rss_mib = peak_rss_kib(child.id()) / 1024.0;
             row.rss_mib = rss_kib(child.id()) / 1024.0;
             let metrics = runtime.block_on(scrape(&addr));
-            row.counted = metrics
-                .lines()
-                .filter(|l| l.starts_with("ssm_association_execution_targets{"))
-                .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
-                .sum();
+            row.counted = sum(&metrics, "ssm_association_execution_targets");
             stop(child);
             rows.push(row);
         }

@@ -205,14 +205,13 @@ pub struct Renderer {
 impl Renderer {
     /// Renders at start and after every change of the board, until `shutdown`. Changes that
     /// arrive during a rendering are rendered together, once.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut board = self.board.clone();
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut parts = Parts::default();
         loop {
-            let posts = board.borrow_and_update().clone();
+            let posts = self.board.borrow_and_update().clone();
             self.publish_rendered(&posts, &mut parts);
             tokio::select! {
-                changed = board.changed() => if changed.is_err() { return },
+                changed = self.board.changed() => if changed.is_err() { return },
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
         }
@@ -283,9 +282,9 @@ impl Parts {
         join(&self.headers, &mut pairs, own)
     }
 
-    /// Each pair's part for `posts`, rendering only those whose series changed since the
-    /// last call; each rendering is counted in `telemetry`.
-    fn update(&mut self, posts: &Posts, telemetry: &Telemetry) -> Vec<Arc<Part>> {
+    /// Keeps each pair's part for `posts`, rendering only those whose series changed since
+    /// the last call; each rendering is counted in `telemetry`.
+    fn update(&mut self, posts: &Posts, telemetry: &Telemetry) {
         let placed = posts.sources.iter().any(|s| s.place.is_some());
         if placed != self.placed {
             // Every series gains or loses its place labels.
@@ -293,42 +292,42 @@ impl Parts {
             self.placed = placed;
         }
         self.pairs.resize_with(posts.sources.len(), || None);
-        posts
-            .sources
+        for (posted, kept) in posts.sources.iter().zip(&mut self.pairs) {
+            if let Some(kept) = kept.as_mut()
+                && kept.place == posted.place
+                && (Arc::ptr_eq(&kept.snapshot, &posted.snapshot)
+                    || renders_same(&kept.snapshot, &posted.snapshot))
+            {
+                // The same series: hold the newer snapshot, so that the older can go.
+                kept.snapshot = Arc::clone(&posted.snapshot);
+                continue;
+            }
+            // The part this replaces is released first: the peak is the published
+            // exposition and this one part, not two.
+            *kept = None;
+            if posted.snapshot.associations.is_empty() {
+                // Before the first cycle, or nothing watched: no series, nothing to render.
+                continue;
+            }
+            let started = Instant::now();
+            let part = Part::render(posted.place.as_ref(), placed, &posted.snapshot);
+            telemetry.record_render(posted.place.as_ref(), started.elapsed().as_secs_f64());
+            *kept = Some(Rendered {
+                place: posted.place.clone(),
+                snapshot: Arc::clone(&posted.snapshot),
+                part: Arc::new(part),
+            });
+        }
+    }
+
+    /// Each pair's part as kept now, for tests to tell whether one was rendered again.
+    #[cfg(test)]
+    fn parts(&self) -> Vec<Arc<Part>> {
+        self.pairs
             .iter()
-            .zip(&mut self.pairs)
-            .map(|(posted, kept)| {
-                if let Some(kept) = kept.as_mut()
-                    && kept.place == posted.place
-                    && (Arc::ptr_eq(&kept.snapshot, &posted.snapshot)
-                        || renders_same(&kept.snapshot, &posted.snapshot))
-                {
-                    // The same series: hold the newer snapshot, so that the older can go.
-                    kept.snapshot = Arc::clone(&posted.snapshot);
-                    return Arc::clone(&kept.part);
-                }
-                // The part this replaces is released first: the peak is the published
-                // exposition and this one part, not two.
-                *kept = None;
-                if posted.snapshot.associations.is_empty() {
-                    // Before the first cycle, or nothing watched: no series, nothing to render.
-                    return Arc::new(Part::default());
-                }
-                let started = Instant::now();
-                let part = Arc::new(Part::render(
-                    posted.place.as_ref(),
-                    placed,
-                    &posted.snapshot,
-                ));
-                telemetry
-                    .source(posted.place.as_ref())
-                    .record_render(started.elapsed().as_secs_f64());
-                *kept = Some(Rendered {
-                    place: posted.place.clone(),
-                    snapshot: Arc::clone(&posted.snapshot),
-                    part: Arc::clone(&part),
-                });
-                part
+            .map(|kept| {
+                kept.as_ref()
+                    .map_or_else(Arc::default, |k| Arc::clone(&k.part))
             })
             .collect()
     }
@@ -397,7 +396,8 @@ mod tests {
         );
         board.post(0, snapshot(&[a], 100), 1, last_cycle());
         board.post(1, snapshot(&[b], 100), 1, last_cycle());
-        let first = parts.update(&board.subscribe().borrow(), &telemetry);
+        parts.update(&board.subscribe().borrow(), &telemetry);
+        let first = parts.parts();
         assert_eq!(
             (
                 renders(&telemetry, "us-east-1"),
@@ -409,7 +409,8 @@ mod tests {
         // Both pairs cycle again: nothing new in either, only later poll times.
         board.post(0, snapshot(&[a], 160), 2, last_cycle());
         board.post(1, snapshot(&[b], 160), 2, last_cycle());
-        let steady = parts.update(&board.subscribe().borrow(), &telemetry);
+        parts.update(&board.subscribe().borrow(), &telemetry);
+        let steady = parts.parts();
         assert_eq!(
             (
                 renders(&telemetry, "us-east-1"),
@@ -428,7 +429,8 @@ mod tests {
             3,
             last_cycle(),
         );
-        let changed = parts.update(&board.subscribe().borrow(), &telemetry);
+        parts.update(&board.subscribe().borrow(), &telemetry);
+        let changed = parts.parts();
         assert_eq!(
             (
                 renders(&telemetry, "us-east-1"),

@@ -130,9 +130,9 @@ pub enum RenderError {
 /// make one gzip stream (RFC 1952 §2.2), which is how the exposition's parts are joined
 /// without compressing them again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Chunk {
-    pub plain: Bytes,
-    pub gzip: Bytes,
+struct Chunk {
+    plain: Bytes,
+    gzip: Bytes,
 }
 
 impl Chunk {
@@ -144,7 +144,7 @@ impl Chunk {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.plain.is_empty()
     }
 }
@@ -956,7 +956,9 @@ mod tests {
             account_id: "111111111111".into(),
             region: "us-east-1".into(),
         };
-        telemetry.source(Some(&place)).record_render(0.25);
+        // A pair's share, so that its families have series; then one rendering.
+        telemetry.source(Some(&place));
+        telemetry.record_render(Some(&place), 0.25);
         telemetry.gather()
     }
 

@@ -273,6 +273,15 @@ impl Telemetry {
         }
     }
 
+    /// One rendering of the series of the pair at `place`, which took `seconds`.
+    pub fn record_render(&self, place: Option<&Place>, seconds: f64) {
+        let place = place_values(self.placed, place);
+        self.renders.with_label_values(&place).inc();
+        self.render_seconds
+            .with_label_values(&place)
+            .inc_by(seconds.max(0.0));
+    }
+
     pub fn gather(&self) -> Vec<MetricFamily> {
         self.registry.gather()
     }
@@ -402,16 +411,6 @@ impl SourceTelemetry {
             .interval
             .with_label_values(&self.labels(&[]))
             .set(interval.as_secs_f64());
-    }
-
-    /// One rendering of the pair's series, which took `seconds`.
-    pub fn record_render(&self, seconds: f64) {
-        let place = self.labels(&[]);
-        self.telemetry.renders.with_label_values(&place).inc();
-        self.telemetry
-            .render_seconds
-            .with_label_values(&place)
-            .inc_by(seconds.max(0.0));
     }
 
     pub fn record_cycle(&self, cycle: &CycleRecord) {
