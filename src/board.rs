@@ -361,7 +361,7 @@ mod tests {
         for id in ids {
             let mut a = crate::snapshot::AssociationState::unknown(id);
             a.poll_ok = true;
-            a.last_success = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(polled));
+            a.last_good_poll = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(polled));
             a.association.association_name = Some(format!("name-{id}"));
             snapshot.associations.push(a);
         }

@@ -20,6 +20,7 @@ pub mod logging;
 pub(crate) mod poll;
 pub mod reload;
 pub mod render;
+pub mod schedule;
 pub(crate) mod scheduler;
 pub mod server;
 pub mod sim;

@@ -13,10 +13,13 @@ use tracing::{debug, warn};
 
 use crate::config::{Config, Discovery, Place, Shard, TargetFilter, Watch, WatchedAssociation};
 use crate::limit::Limiter;
-use crate::snapshot::{AssociationState, ExecutionState, FailedTargets, Snapshot, TargetCounts};
+use crate::schedule::{self, Schedule};
+use crate::snapshot::{
+    AssociationState, ExecutionState, FailedTargets, LastSuccess, Snapshot, TargetCounts, Timing,
+};
 use crate::ssm::{
     Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Operation, Page, Ssm,
-    SsmError,
+    SsmError, finished,
 };
 use crate::telemetry::SourceTelemetry;
 
@@ -84,27 +87,6 @@ impl CallError {
     fn is(&self, error: &SsmError) -> bool {
         self.error == *error
     }
-}
-
-/// Statuses after which an execution's targets are taken not to change (ssm-api.md §6.3):
-/// those the agent reports as final, and the final ones of Run Command and Automation.
-const FINISHED: &[&str] = &[
-    "Success",
-    "Failed",
-    "TimedOut",
-    "Cancelled",
-    "Skipped",
-    "Undeliverable",
-    "Terminated",
-    "DeliveryTimedOut",
-    "ExecutionTimedOut",
-    "CompletedWithSuccess",
-    "CompletedWithFailure",
-    "Rejected",
-];
-
-fn finished(status: Option<&str>) -> bool {
-    status.is_some_and(|s| FINISHED.contains(&s))
 }
 
 /// Runs one cycle against `ssm` and returns the next snapshot.
@@ -562,6 +544,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
             now: self.now,
             full_refresh_interval: self.full_refresh_interval,
         };
+        let described = job.listed.is_none();
         let association = match job.listed {
             Some(a) => a,
             None => {
@@ -585,61 +568,195 @@ impl<'a, S: Ssm> Poller<'a, S> {
         if let Some(prior) = prior
             && settled(prior, &association, &wanted)
         {
-            return Ok(Some(polled(association, prior.execution.clone(), self.now)));
+            let kept = Read {
+                finished: prior.finished.clone(),
+                running: None,
+                success: prior.last_successful_execution,
+            };
+            return Ok(Some(self.polled(
+                association,
+                kept,
+                wanted.pinned.is_some(),
+            )));
         }
-
-        let execution = match wanted.pinned {
+        let read = match wanted.pinned {
             Some(pin) => match self.pinned_execution(id, pin).await? {
-                Some(e) => e,
-                None => return Ok(Some(pinned_gone(association, pin, self.now))),
+                Some(e) => {
+                    let known = prior.and_then(|p| p.finished.as_ref());
+                    match self.counted(id, e, known, &wanted).await {
+                        Ok(counted) => Read {
+                            finished: Some(counted),
+                            running: None,
+                            success: prior
+                                .map_or(LastSuccess::Unknown, |p| p.last_successful_execution),
+                        },
+                        Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => {
+                            return Ok(Some(pinned_gone(self, association, pin)));
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => return Ok(Some(pinned_gone(self, association, pin))),
             },
-            None => match self.newest_execution(id).await? {
-                Some(e) => e,
-                None => return Ok(Some(polled(association, None, self.now))),
+            None => match self.read_latest(id, prior, &wanted).await {
+                // An execution expired between listing and reading: read again, once.
+                Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => {
+                    self.read_latest(id, prior, &wanted).await?
+                }
+                other => other?,
             },
         };
-        if let Some(known) = prior.and_then(|p| p.execution.as_ref())
-            && unchanged(known, &execution, &wanted)
+        let read = Read {
+            success: self
+                .last_success(id, &association, described, read.success)
+                .await?,
+            ..read
+        };
+        Ok(Some(self.polled(
+            association,
+            read,
+            wanted.pinned.is_some(),
+        )))
+    }
+
+    /// Reads an association's newest executions and counts the targets of its latest finished
+    /// one and of the one running, where they changed since `prior`.
+    async fn read_latest(
+        &self,
+        association_id: &str,
+        prior: Option<&AssociationState>,
+        wanted: &Wanted<'_>,
+    ) -> Result<Read, CallError> {
+        // Once an association has been read, the latest finished execution it had stays the
+        // latest until a newer one shows on the first page; only a first reading looks further.
+        let known_finished = prior.and_then(|p| p.finished.as_ref());
+        let search_older = prior.is_none_or(|p| p.last_good_poll.is_none())
+            || known_finished.is_some_and(|k| k.pinned);
+        let latest = self.latest(association_id, search_older).await?;
+        let finished = match (latest.finished, known_finished) {
+            (Some(e), known) => Some(self.counted(association_id, e, known, wanted).await?),
+            // Not on the pages read: the one known stands, read again if it must be.
+            (None, Some(known)) if !known.pinned => {
+                let e = known.execution.clone();
+                Some(self.counted(association_id, e, Some(known), wanted).await?)
+            }
+            (None, _) => None,
+        };
+        let running = match latest.running {
+            Some(e) => Some(self.counted(association_id, e, None, wanted).await?),
+            None => None,
+        };
+        let prior_success = prior.map_or(LastSuccess::Unknown, |p| p.last_successful_execution);
+        Ok(Read {
+            finished,
+            running,
+            success: newer_success(prior_success, latest.success),
+        })
+    }
+
+    /// `known`'s counts when they stand for `execution`, else its targets counted afresh.
+    async fn counted(
+        &self,
+        association_id: &str,
+        execution: Execution,
+        known: Option<&Arc<ExecutionState>>,
+        wanted: &Wanted<'_>,
+    ) -> Result<Arc<ExecutionState>, CallError> {
+        if let Some(known) = known
+            && unchanged(known, &execution, wanted)
         {
             // The same record, most cycles: shared, not copied.
-            let kept = if known.execution == execution {
+            return Ok(if known.execution == execution {
                 Arc::clone(known)
             } else {
                 Arc::new(ExecutionState {
                     execution,
                     ..ExecutionState::clone(known)
                 })
-            };
-            return Ok(Some(polled(association, Some(kept), self.now)));
+            });
         }
-
-        let first = execution.execution_id.clone();
-        let counted = match self.count(id, execution, &wanted).await {
-            Ok(counted) => counted,
-            Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => match wanted.pinned {
-                Some(pin) => return Ok(Some(pinned_gone(association, pin, self.now))),
-                // The execution expired between listing and reading: move on to the newest
-                // that exists, once.
-                None => match self.newest_execution(id).await? {
-                    Some(newer) if newer.execution_id != first => {
-                        self.count(id, newer, &wanted).await?
-                    }
-                    Some(_) => return Err(e),
-                    None => return Ok(Some(polled(association, None, self.now))),
-                },
-            },
-            Err(e) => return Err(e),
-        };
-        Ok(Some(polled(association, Some(Arc::new(counted)), self.now)))
+        Ok(Arc::new(
+            self.count(association_id, execution, wanted).await?,
+        ))
     }
 
-    /// The newest execution of an association, `None` if it never ran.
+    /// When the association's newest successful execution was created: `found` if the pages
+    /// read said, else what DescribeAssociation's `LastSuccessfulExecutionDate` says where it
+    /// was `described` (its absence: none), else, the first time only, the newest execution
+    /// that a `Status EQUAL Success` listing shows: one call in the life of the exporter for a
+    /// listed association without a success among its newest executions.
+    async fn last_success(
+        &self,
+        association_id: &str,
+        association: &Association,
+        described: bool,
+        found: LastSuccess,
+    ) -> Result<LastSuccess, CallError> {
+        if found != LastSuccess::Unknown {
+            return Ok(found);
+        }
+        if described {
+            return Ok(association
+                .last_successful_execution_date
+                .map_or(LastSuccess::None, LastSuccess::At));
+        }
+        let query = ExecutionQuery::Status("Success");
+        let mut newest = LastSuccess::None;
+        self.each_page(
+            Operation::DescribeAssociationExecutions,
+            |token| {
+                self.ssm
+                    .describe_association_executions(association_id, &query, token)
+            },
+            |step| match step {
+                Step::Items(page) if !page.is_empty() => {
+                    newest =
+                        newer_success(newest, page.iter().filter_map(|e| e.created_time).max());
+                    ControlFlow::Break(())
+                }
+                _ => ControlFlow::Continue(()),
+            },
+        )
+        .await?;
+        Ok(newest)
+    }
+
+    /// The association's state after a successful poll: what was read, and the schedule's
+    /// next run from when its newest execution started.
+    fn polled(&self, association: Association, read: Read, pinned: bool) -> AssociationState {
+        // A pinned execution is not the newest: the association's own date says when it
+        // last ran.
+        let newest = if pinned {
+            None
+        } else {
+            read.running.as_ref().or(read.finished.as_ref())
+        };
+        let last_start = newest
+            .and_then(|e| e.execution.created_time)
+            .or(association.last_execution_date);
+        let timing = timing(&association, last_start);
+        AssociationState {
+            association,
+            finished: read.finished,
+            running: read.running,
+            last_successful_execution: read.success,
+            timing,
+            poll_ok: true,
+            last_good_poll: Some(self.now),
+            error_kind: None,
+        }
+    }
+
+    /// The newest executions of an association: the newest of all, and the newest finished
+    /// one (the same when the newest has finished), and the newest success among those read.
     ///
     /// Reads only until a page has executions: the API lists them newest first (ssm-api.md
     /// §6.1), so the first non-empty page holds the newest. Within it we still take the
-    /// greatest CreatedTime rather than trust the order of one page.
-    async fn newest_execution(&self, association_id: &str) -> Result<Option<Execution>, CallError> {
-        let mut newest = None;
+    /// greatest CreatedTime rather than trust the order of one page. When that page has no
+    /// finished execution, `search_older` reads on until one is found.
+    async fn latest(&self, association_id: &str, search_older: bool) -> Result<Latest, CallError> {
+        let mut latest = Latest::default();
+        let mut seen_any = false;
         self.each_page(
             Operation::DescribeAssociationExecutions,
             |token| {
@@ -650,20 +767,41 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 )
             },
             |step| match step {
-                Step::Items(page) if !page.is_empty() => {
-                    newest = page
-                        .into_iter()
-                        .enumerate()
-                        // On equal or missing times, the API's own first wins.
-                        .max_by_key(|(i, e)| (e.created_time, std::cmp::Reverse(*i)))
-                        .map(|(_, e)| e);
-                    ControlFlow::Break(())
+                Step::Restart => {
+                    latest = Latest::default();
+                    seen_any = false;
+                    ControlFlow::Continue(())
                 }
-                _ => ControlFlow::Continue(()),
+                Step::Items(page) if page.is_empty() => ControlFlow::Continue(()),
+                Step::Items(page) => {
+                    let newest_of = |wanted: fn(&Execution) -> bool| {
+                        page.iter()
+                            .enumerate()
+                            .filter(|(_, e)| wanted(e))
+                            // On equal or missing times, the API's own first wins.
+                            .max_by_key(|(i, e)| (e.created_time, std::cmp::Reverse(*i)))
+                            .map(|(_, e)| e.clone())
+                    };
+                    if latest.success.is_none() {
+                        latest.success = newest_of(|e| e.status.as_deref() == Some("Success"))
+                            .and_then(|e| e.created_time);
+                    }
+                    if !seen_any {
+                        seen_any = true;
+                        latest.running =
+                            newest_of(|_| true).filter(|e| !finished(e.status.as_deref()));
+                    }
+                    latest.finished = newest_of(|e| finished(e.status.as_deref()));
+                    if latest.finished.is_some() || !search_older {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                }
             },
         )
         .await?;
-        Ok(newest)
+        Ok(latest)
     }
 
     /// The pinned execution, `None` if SSM does not have it.
@@ -831,7 +969,10 @@ fn settled(prior: &AssociationState, association: &Association, wanted: &Wanted<
     {
         return false;
     }
-    match &prior.execution {
+    if prior.running.is_some() {
+        return false;
+    }
+    match &prior.finished {
         // Never ran, and still has not: no pin to look for, nothing to count. Without an
         // overview, a first run could not be told apart.
         None => {
@@ -883,7 +1024,11 @@ struct Counted {
 
 /// A pinned execution that SSM no longer has (its retention ended): its series go, and the
 /// association reports a failed poll so that someone notices the pin is stale.
-fn pinned_gone(association: Association, execution_id: &str, now: SystemTime) -> AssociationState {
+fn pinned_gone<S: Ssm>(
+    poller: &Poller<'_, S>,
+    association: Association,
+    execution_id: &str,
+) -> AssociationState {
     warn!(
         association_id = %association.association_id,
         execution_id,
@@ -891,21 +1036,61 @@ fn pinned_gone(association: Association, execution_id: &str, now: SystemTime) ->
     );
     AssociationState {
         poll_ok: false,
-        ..polled(association, None, now)
+        ..poller.polled(association, Read::default(), true)
     }
 }
 
-fn polled(
-    association: Association,
-    execution: Option<Arc<ExecutionState>>,
-    now: SystemTime,
-) -> AssociationState {
-    AssociationState {
-        association,
-        execution,
-        poll_ok: true,
-        last_success: Some(now),
-        error_kind: None,
+/// What one poll read of an association's executions.
+#[derive(Default)]
+struct Read {
+    finished: Option<Arc<ExecutionState>>,
+    running: Option<Arc<ExecutionState>>,
+    success: LastSuccess,
+}
+
+/// The executions that the first page (or pages) of an association's executions showed.
+#[derive(Default)]
+struct Latest {
+    /// The newest execution, when it has not finished.
+    running: Option<Execution>,
+    /// The newest finished execution on the pages read.
+    finished: Option<Execution>,
+    /// When the newest successful execution on those pages was created.
+    success: Option<SystemTime>,
+}
+
+/// The later of a known last success and one just found.
+fn newer_success(known: LastSuccess, found: Option<SystemTime>) -> LastSuccess {
+    match (known.time(), found) {
+        (Some(k), Some(f)) => LastSuccess::At(k.max(f)),
+        (None, Some(f)) => LastSuccess::At(f),
+        (_, None) => known,
+    }
+}
+
+/// The schedule's next run and period, from the association's schedule and when its newest
+/// execution started. An association that never ran counts from its creation; one whose
+/// schedule does not wait for the cron interval should have run at its creation.
+fn timing(association: &Association, last_start: Option<SystemTime>) -> Timing {
+    let fields = &association.schedule;
+    let Some(expression) = fields.expression.as_deref() else {
+        return Timing::Unscheduled;
+    };
+    let Ok(schedule) = schedule::parse(expression) else {
+        return Timing::Unparsed;
+    };
+    let offset = fields.offset_days.map_or(0, u32::from);
+    let next_run = match schedule {
+        Schedule::Rate(_) | Schedule::Cron(_)
+            if last_start.is_none() && fields.apply_only_at_cron_interval == Some(false) =>
+        {
+            association.created
+        }
+        _ => schedule.next_run(last_start, association.created, offset),
+    };
+    Timing::Scheduled {
+        next_run,
+        interval: next_run.and_then(|next| schedule.interval(next, offset)),
     }
 }
 
@@ -987,16 +1172,39 @@ mod tests {
     fn association(last: Option<u64>, overview: Option<&str>) -> Association {
         Association {
             association_id: "a".into(),
-            association_name: None,
-            document_name: None,
-            document_version: None,
-            association_version: None,
             last_execution_date: last.map(at),
             overview: overview.map(|s| Overview {
                 status: Some(s.into()),
                 detailed_status: Some(s.into()),
                 counts: vec![(s.into(), 3)],
             }),
+            ..Association::default()
+        }
+    }
+
+    /// A state read at `now`, its execution where a poll puts it: finished or running.
+    fn polled(
+        association: Association,
+        execution: Option<Arc<ExecutionState>>,
+        now: SystemTime,
+    ) -> AssociationState {
+        let done = execution
+            .as_ref()
+            .is_some_and(|e| finished(e.execution.status.as_deref()));
+        let (finished, running) = if done {
+            (execution, None)
+        } else {
+            (None, execution)
+        };
+        AssociationState {
+            association,
+            finished,
+            running,
+            last_successful_execution: LastSuccess::Unknown,
+            timing: Timing::Unscheduled,
+            poll_ok: true,
+            last_good_poll: Some(now),
+            error_kind: None,
         }
     }
 
@@ -1009,7 +1217,6 @@ mod tests {
                     status: Some(status.into()),
                     detailed_status: Some(status.into()),
                     created_time: Some(at(90)),
-                    last_execution_date: None,
                     resource_count_by_status: Some(format!("{{{status}=3}}")),
                 },
                 targets: TargetCounts::default(),
@@ -1061,6 +1268,9 @@ mod tests {
         // matches it says nothing changed since.
         assert!(settled_with(
             &AssociationState {
+                running: None,
+                last_successful_execution: LastSuccess::Unknown,
+                timing: Timing::Unscheduled,
                 poll_ok: false,
                 ..state("Success", 500)
             },
@@ -1072,7 +1282,7 @@ mod tests {
             hour
         ));
         let pinned = |mut a: AssociationState| {
-            if let Some(e) = a.execution.as_mut() {
+            if let Some(e) = a.finished.as_mut() {
                 Arc::make_mut(e).pinned = true;
             }
             a
@@ -1160,7 +1370,7 @@ mod tests {
                 "no signal",
                 polled(
                     association(None, None),
-                    state("Success", 500).execution,
+                    state("Success", 500).finished,
                     at(500),
                 ),
                 association(None, None),

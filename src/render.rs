@@ -14,7 +14,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
 use crate::config::Place;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Timing};
 use crate::telemetry::{place_values, with_place_labels};
 
 /// One metric family of the snapshot: its name, help and label names, kept in one table so
@@ -26,50 +26,80 @@ struct Family {
 }
 
 const TARGETS: Family = Family {
-    name: "ssm_association_execution_targets",
-    help: "Targets of the association's latest (or pinned) execution, by status, detailed status and resource type, as of the last poll.",
+    name: "ssm_association_targets",
+    help: "Targets of the association's latest finished (or its pinned) execution, by status, detailed status and resource type, as of the last poll; a run that starts changes nothing here, one that finishes replaces them.",
     labels: &[
         "association_id",
-        "execution_id",
         "status",
         "detailed_status",
         "resource_type",
     ],
 };
+const RUNNING_TARGETS: Family = Family {
+    name: "ssm_association_running_targets",
+    help: "Targets of the association's execution in progress, by status, detailed status and resource type, as of the last poll; only while one runs.",
+    labels: &[
+        "association_id",
+        "status",
+        "detailed_status",
+        "resource_type",
+    ],
+};
+const EXECUTION_INFO: Family = Family {
+    name: "ssm_association_execution_info",
+    help: "Always 1: the executions that ssm_association_targets (a finished status) and ssm_association_running_targets (any other) describe, as of the last poll.",
+    labels: &[
+        "association_id",
+        "execution_id",
+        "status",
+        "detailed_status",
+    ],
+};
 const INFO: Family = Family {
     name: "ssm_association_info",
-    help: "Always 1: the association's name, document and versions, as of the last successful poll.",
+    help: "Always 1: the association's name, document, versions and schedule, as of the last successful poll.",
     labels: &[
         "association_id",
         "association_name",
         "document_name",
         "document_version",
         "association_version",
-    ],
-};
-const EXECUTION_STATUS: Family = Family {
-    name: "ssm_association_execution_status",
-    help: "Always 1: the overall status of the association's latest (or pinned) execution, as of the last poll.",
-    labels: &[
-        "association_id",
-        "execution_id",
-        "status",
-        "detailed_status",
+        "schedule_expression",
     ],
 };
 const EXECUTION_CREATED: Family = Family {
     name: "ssm_association_execution_created_timestamp_seconds",
-    help: "When the association's latest (or pinned) execution started, in seconds since the epoch, as of the last poll.",
-    labels: &["association_id", "execution_id"],
+    help: "When the execution that ssm_association_targets describes started, in seconds since the epoch, as of the last poll.",
+    labels: &["association_id"],
 };
-const EXECUTION_LAST: Family = Family {
-    name: "ssm_association_execution_last_execution_timestamp_seconds",
-    help: "The LastExecutionDate of the association's latest (or pinned) execution, in seconds since the epoch, as of the last poll; absent when SSM does not report it.",
-    labels: &["association_id", "execution_id"],
+const RUNNING_CREATED: Family = Family {
+    name: "ssm_association_running_execution_created_timestamp_seconds",
+    help: "When the association's execution in progress started, in seconds since the epoch, as of the last poll; only while one runs.",
+    labels: &["association_id"],
 };
 const LAST_EXECUTION: Family = Family {
     name: "ssm_association_last_execution_timestamp_seconds",
     help: "When the association last ran (its LastExecutionDate), in seconds since the epoch, as of the last poll.",
+    labels: &["association_id"],
+};
+const NEXT_RUN: Family = Family {
+    name: "ssm_association_next_run_timestamp_seconds",
+    help: "When the association's schedule fires next after its last execution started (or, never run, after its creation), in seconds since the epoch; absent without a schedule the exporter can read, or for a one-time schedule that has run.",
+    labels: &["association_id"],
+};
+const SCHEDULE_INTERVAL: Family = Family {
+    name: "ssm_association_schedule_interval_seconds",
+    help: "The period of the association's schedule: a rate's, or for cron the time from its next run to the one after; absent for one-time schedules.",
+    labels: &["association_id"],
+};
+const LAST_SUCCESSFUL_EXECUTION: Family = Family {
+    name: "ssm_association_last_successful_execution_timestamp_seconds",
+    help: "When the association's newest successful execution was created, in seconds since the epoch; absent when none is known.",
+    labels: &["association_id"],
+};
+const MAX_DURATION: Family = Family {
+    name: "ssm_association_max_duration_seconds",
+    help: "The association's Duration: how long a run may take before SSM cancels it; absent when not set.",
     labels: &["association_id"],
 };
 const POLL_SUCCESS: Family = Family {
@@ -82,37 +112,46 @@ const POLL_LAST_SUCCESS: Family = Family {
     help: "When the association was last polled successfully, in seconds since the epoch; only while its last poll failed (poll_success 0): the age of its other series. Otherwise they are as of its pair's last cycle.",
     labels: &["association_id"],
 };
-
 const FAILED_TARGET: Family = Family {
-    name: "ssm_association_execution_failed_target",
-    help: "Always 1: a failed or timed-out target of the association's latest (or pinned) execution, by resource, as of the last poll; only when failed_targets is enabled, at most failed_targets.limit per association.",
+    name: "ssm_association_failed_target",
+    help: "Always 1: a failed or timed-out target of the association's latest finished (or its pinned) execution, by resource, as of the last poll; only when failed_targets is enabled, at most failed_targets.limit per association.",
     labels: &[
         "association_id",
-        "execution_id",
         "resource_id",
         "resource_type",
         "detailed_status",
     ],
 };
 const FAILED_OMITTED: Family = Family {
-    name: "ssm_association_execution_failed_targets_omitted",
-    help: "Failed or timed-out targets of the execution left unnamed by failed_targets.limit, as of the last poll.",
-    labels: &["association_id", "execution_id"],
+    name: "ssm_association_failed_targets_omitted",
+    help: "Failed or timed-out targets of the association's latest finished (or its pinned) execution left unnamed by failed_targets.limit, as of the last poll.",
+    labels: &["association_id"],
+};
+const UNPARSED_SCHEDULES: Family = Family {
+    name: "ssm_association_exporter_unparsed_schedules",
+    help: "Associations whose ScheduleExpression the exporter cannot read: they are polled as any other, with no next run.",
+    labels: &[],
 };
 
 /// Every family the snapshot renders, in the order of their names: the order of the
 /// exposition and of each [`Part`]'s chunks.
-const SNAPSHOT_FAMILIES: [&Family; 10] = [
+const SNAPSHOT_FAMILIES: [&Family; 16] = [
     &EXECUTION_CREATED,
+    &EXECUTION_INFO,
+    &UNPARSED_SCHEDULES,
     &FAILED_TARGET,
     &FAILED_OMITTED,
-    &EXECUTION_LAST,
-    &EXECUTION_STATUS,
-    &TARGETS,
     &INFO,
     &LAST_EXECUTION,
+    &LAST_SUCCESSFUL_EXECUTION,
     &POLL_LAST_SUCCESS,
+    &MAX_DURATION,
+    &NEXT_RUN,
     &POLL_SUCCESS,
+    &RUNNING_CREATED,
+    &RUNNING_TARGETS,
+    &SCHEDULE_INTERVAL,
+    &TARGETS,
 ];
 
 /// The names of the snapshot's families, for documentation and tests.
@@ -363,30 +402,37 @@ fn collect<'a>(
 ) {
     let [
         created,
+        execution_info,
+        unparsed_schedules,
         failed_target,
         failed_omitted,
-        execution_last,
-        execution_status,
-        targets,
         info,
         last_execution,
+        last_successful_execution,
         poll_last_success,
+        max_duration,
+        next_run,
         poll_success,
+        running_created,
+        running_targets,
+        schedule_interval,
+        targets,
     ] = families
     else {
         return;
     };
+    let mut unparsed: u32 = 0;
     for a in &snapshot.associations {
         let id = a.id();
         poll_success.set(slot, &[id], place, if a.poll_ok { 1.0 } else { 0.0 });
         if !a.poll_ok
-            && let Some(t) = a.last_success
+            && let Some(t) = a.last_good_poll
         {
             // Only while the association's series are older than its pair's last cycle: a
             // value that moved every cycle would make every cycle a change to render.
             poll_last_success.set(slot, &[id], place, seconds(t));
         }
-        if a.last_success.is_none() {
+        if a.last_good_poll.is_none() {
             // Never read: there is nothing true to say about it beyond the failure.
             continue;
         }
@@ -399,6 +445,7 @@ fn collect<'a>(
                 text(&record.document_name),
                 text(&record.document_version),
                 text(&record.association_version),
+                text(&record.schedule.expression),
             ],
             place,
             1.0,
@@ -406,43 +453,63 @@ fn collect<'a>(
         if let Some(t) = record.last_execution_date {
             last_execution.set(slot, &[id], place, seconds(t));
         }
-        let Some(e) = &a.execution else { continue };
-        let run = &e.execution;
-        let exec = run.execution_id.as_str();
-        execution_status.set(
-            slot,
-            &[id, exec, text(&run.status), text(&run.detailed_status)],
-            place,
-            1.0,
-        );
-        if let Some(t) = run.created_time {
-            created.set(slot, &[id, exec], place, seconds(t));
+        if let Some(hours) = record.schedule.duration_hours {
+            max_duration.set(slot, &[id], place, f64::from(hours) * 3600.0);
         }
-        if let Some(t) = run.last_execution_date {
-            execution_last.set(slot, &[id, exec], place, seconds(t));
+        if let Some(t) = a.last_successful_execution.time() {
+            last_successful_execution.set(slot, &[id], place, seconds(t));
         }
-        for (key, count) in e.targets.iter() {
-            targets.set(
+        match a.timing {
+            Timing::Unscheduled => {}
+            Timing::Unparsed => unparsed += 1,
+            Timing::Scheduled {
+                next_run: next,
+                interval,
+            } => {
+                if let Some(t) = next {
+                    next_run.set(slot, &[id], place, seconds(t));
+                }
+                if let Some(d) = interval {
+                    schedule_interval.set(slot, &[id], place, d.as_secs_f64());
+                }
+            }
+        }
+        for (e, targets, created) in [
+            (&a.finished, &mut *targets, &mut *created),
+            (&a.running, &mut *running_targets, &mut *running_created),
+        ] {
+            let Some(e) = e else { continue };
+            let run = &e.execution;
+            execution_info.set(
                 slot,
                 &[
                     id,
-                    exec,
-                    &key.status,
-                    &key.detailed_status,
-                    &key.resource_type,
+                    run.execution_id.as_str(),
+                    text(&run.status),
+                    text(&run.detailed_status),
                 ],
                 place,
-                // Counts are far below 2^53: exact as f64.
-                count as f64,
+                1.0,
             );
+            if let Some(t) = run.created_time {
+                created.set(slot, &[id], place, seconds(t));
+            }
+            for (key, count) in e.targets.iter() {
+                targets.set(
+                    slot,
+                    &[id, &key.status, &key.detailed_status, &key.resource_type],
+                    place,
+                    // Counts are far below 2^53: exact as f64.
+                    count as f64,
+                );
+            }
         }
-        if let Some(failed) = &e.failed {
+        if let Some(failed) = a.finished.as_ref().and_then(|e| e.failed.as_ref()) {
             for (resource_id, target) in failed.iter() {
                 failed_target.set(
                     slot,
                     &[
                         id,
-                        exec,
                         resource_id,
                         &target.resource_type,
                         &target.detailed_status,
@@ -451,8 +518,11 @@ fn collect<'a>(
                     1.0,
                 );
             }
-            failed_omitted.set(slot, &[id, exec], place, failed.omitted as f64);
+            failed_omitted.set(slot, &[id], place, failed.omitted as f64);
         }
+    }
+    if !snapshot.associations.is_empty() {
+        unparsed_schedules.set(slot, &[], place, f64::from(unparsed));
     }
 }
 
@@ -463,10 +533,13 @@ pub fn renders_same(a: &Snapshot, b: &Snapshot) -> bool {
     a.associations.len() == b.associations.len()
         && a.associations.iter().zip(&b.associations).all(|(a, b)| {
             a.association == b.association
-                && a.execution == b.execution
+                && a.finished == b.finished
+                && a.running == b.running
+                && a.last_successful_execution == b.last_successful_execution
+                && a.timing == b.timing
                 && a.poll_ok == b.poll_ok
-                && a.last_success.is_some() == b.last_success.is_some()
-                && (a.poll_ok || a.last_success == b.last_success)
+                && a.last_good_poll.is_some() == b.last_good_poll.is_some()
+                && (a.poll_ok || a.last_good_poll == b.last_good_poll)
         })
 }
 
@@ -629,8 +702,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::snapshot::{AssociationState, ExecutionState, TargetCounts};
-    use crate::ssm::{Association, Execution, Target};
+    use crate::snapshot::{AssociationState, ExecutionState, LastSuccess, TargetCounts, Timing};
+    use crate::ssm::{Association, Execution, ScheduleFields, Target};
     use crate::telemetry::PLACE_LABELS;
 
     fn at(seconds: f64) -> SystemTime {
@@ -650,8 +723,10 @@ mod tests {
         c
     }
 
-    /// The whole exposition for a snapshot of three associations: one mixed, one that never
-    /// ran, one whose last poll failed after an earlier success, one never read.
+    /// The whole exposition for a snapshot of four associations: one whose next run has
+    /// started beside its last finished, failed one, with a schedule and a duration; one that
+    /// never ran, with a schedule that does not parse; one whose last poll failed after an
+    /// earlier success; one never read.
     #[test]
     fn golden() {
         let snapshot = Snapshot {
@@ -665,14 +740,19 @@ mod tests {
                         association_version: Some("3".into()),
                         last_execution_date: Some(at(1_700_000_100.5)),
                         overview: None,
+                        schedule: ScheduleFields {
+                            expression: Some("rate(1 hour)".into()),
+                            duration_hours: Some(2),
+                            ..ScheduleFields::default()
+                        },
+                        ..Association::default()
                     },
-                    execution: Some(Arc::new(ExecutionState {
+                    finished: Some(Arc::new(ExecutionState {
                         execution: Execution {
                             execution_id: "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa".into(),
                             status: Some("Failed".into()),
                             detailed_status: Some("Failed".into()),
                             created_time: Some(at(1_700_000_000.25)),
-                            last_execution_date: None,
                             resource_count_by_status: None,
                         },
                         targets: counts(&[
@@ -687,8 +767,32 @@ mod tests {
                         failed: None,
                         pinned: false,
                     })),
+                    // The next run has started: its counts beside the last finished one's.
+                    running: Some(Arc::new(ExecutionState {
+                        execution: Execution {
+                            execution_id: "cccccccc-cccc-cccc-cccc-cccccccccccc".into(),
+                            status: Some("InProgress".into()),
+                            detailed_status: Some("InProgress".into()),
+                            created_time: Some(at(1_700_003_600.0)),
+                            resource_count_by_status: None,
+                        },
+                        targets: counts(&[
+                            ("Success", "Success", "ManagedInstance"),
+                            ("InProgress", "InProgress", "ManagedInstance"),
+                            ("Pending", "Pending", "ManagedInstance"),
+                        ]),
+                        filters: Vec::new(),
+                        read_at: at(1_700_003_700.0),
+                        failed: None,
+                        pinned: false,
+                    })),
+                    last_successful_execution: LastSuccess::At(at(1_699_996_400.0)),
+                    timing: Timing::Scheduled {
+                        next_run: Some(at(1_700_007_200.0)),
+                        interval: Some(Duration::from_secs(3600)),
+                    },
                     poll_ok: true,
-                    last_success: Some(at(1_700_000_200.0)),
+                    last_good_poll: Some(at(1_700_003_700.0)),
                     error_kind: None,
                 },
                 AssociationState {
@@ -700,10 +804,18 @@ mod tests {
                         association_version: Some("1".into()),
                         last_execution_date: None,
                         overview: None,
+                        schedule: ScheduleFields {
+                            expression: Some("cron(every \"day\")".into()),
+                            ..ScheduleFields::default()
+                        },
+                        ..Association::default()
                     },
-                    execution: None,
+                    finished: None,
+                    running: None,
+                    last_successful_execution: LastSuccess::None,
+                    timing: Timing::Unparsed,
                     poll_ok: true,
-                    last_success: Some(at(1_700_000_200.0)),
+                    last_good_poll: Some(at(1_700_000_200.0)),
                     error_kind: None,
                 },
                 AssociationState {
@@ -715,14 +827,14 @@ mod tests {
                         association_version: Some("2".into()),
                         last_execution_date: Some(at(1_699_000_000.0)),
                         overview: None,
+                        ..Association::default()
                     },
-                    execution: Some(Arc::new(ExecutionState {
+                    finished: Some(Arc::new(ExecutionState {
                         execution: Execution {
                             execution_id: "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb".into(),
                             status: Some("Success".into()),
                             detailed_status: Some("Success".into()),
                             created_time: Some(at(1_699_000_000.0)),
-                            last_execution_date: Some(at(1_699_000_060.125)),
                             resource_count_by_status: None,
                         },
                         targets: counts(&[("Success", "Success", "ManagedInstance")]),
@@ -731,8 +843,11 @@ mod tests {
                         failed: None,
                         pinned: false,
                     })),
+                    running: None,
+                    last_successful_execution: LastSuccess::Unknown,
+                    timing: Timing::Unscheduled,
                     poll_ok: false,
-                    last_success: Some(at(1_699_500_000.0)),
+                    last_good_poll: Some(at(1_699_500_000.0)),
                     error_kind: None,
                 },
                 AssociationState::unknown("44444444-4444-4444-4444-444444444444"),
@@ -773,7 +888,7 @@ mod tests {
             (vec!["a", "x", "", "r1", "111111111111", "us-east-1"], 7.0),
             (vec!["", "", "", "", "", ""], 1e21),
         ];
-        // The family's fifth label (resource_type) is left empty; the last two are the place.
+        // The family's four labels, then the place's two.
         let registry = prometheus::Registry::new();
         let names: Vec<&str> = TARGETS
             .labels
@@ -787,11 +902,8 @@ mod tests {
         registry.register(Box::new(vec.clone())).expect("registers");
         let mut ours = Series::new(&TARGETS, true);
         for (values, value) in &rows {
-            let mut all = values[..4].to_vec();
-            all.push("");
-            all.extend(&values[4..]);
-            vec.with_label_values(&all).set(*value);
-            ours.set(0, &all[..5], &all[5..], *value);
+            vec.with_label_values(values).set(*value);
+            ours.set(0, &values[..4], &values[4..], *value);
         }
         let mut theirs = Vec::new();
         TextEncoder::new()
@@ -815,7 +927,7 @@ mod tests {
         let mut snapshot = Snapshot::default();
         let mut a = AssociationState::unknown("11111111-1111-1111-1111-111111111111");
         a.poll_ok = true;
-        a.last_success = Some(at(1_700_000_000.0));
+        a.last_good_poll = Some(at(1_700_000_000.0));
         a.association.association_name = Some("patch".into());
         snapshot.associations.push(a);
         let got = render(&[(Some(&place), &snapshot)], Vec::new()).expect("renders");
@@ -828,7 +940,8 @@ mod tests {
         assert_eq!(
             series,
             [
-                r#"ssm_association_info{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",association_name="patch",association_version="",document_name="",document_version="",region="eu-west-1"} 1"#,
+                r#"ssm_association_exporter_unparsed_schedules{account_id="111111111111",region="eu-west-1"} 0"#,
+                r#"ssm_association_info{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",association_name="patch",association_version="",document_name="",document_version="",region="eu-west-1",schedule_expression=""} 1"#,
                 r#"ssm_association_poll_success{account_id="111111111111",association_id="11111111-1111-1111-1111-111111111111",region="eu-west-1"} 1"#,
             ]
         );
@@ -876,14 +989,14 @@ mod tests {
                     association_version: Some("1".into()),
                     last_execution_date: Some(at(1_700_000_100.0)),
                     overview: None,
+                    ..Association::default()
                 },
-                execution: Some(Arc::new(ExecutionState {
+                finished: Some(Arc::new(ExecutionState {
                     execution: Execution {
                         execution_id: format!("e{id}"),
                         status: Some(status.into()),
                         detailed_status: Some(status.into()),
                         created_time: Some(at(1_700_000_000.5)),
-                        last_execution_date: Some(at(1_700_000_050.0)),
                         resource_count_by_status: None,
                     },
                     targets,
@@ -892,8 +1005,11 @@ mod tests {
                     failed: (status == "Failed").then_some(failed),
                     pinned: false,
                 })),
+                running: None,
+                last_successful_execution: LastSuccess::Unknown,
+                timing: Timing::Unscheduled,
                 poll_ok: status != "Pending",
-                last_success: Some(at(1_700_000_200.0)),
+                last_good_poll: Some(at(1_700_000_200.0)),
                 error_kind: None,
             }
         };
@@ -1117,11 +1233,11 @@ mod tests {
         );
         let mut later = pairs[1].1.clone();
         for a in &mut later.associations {
-            a.last_success = Some(at(1_700_000_260.0));
+            a.last_good_poll = Some(at(1_700_000_260.0));
         }
         // a0's poll failed: its last success is rendered, so a later one is a change.
         assert!(!renders_same(&pairs[1].1, &later));
-        later.associations[0].last_success = Some(at(1_700_000_200.0));
+        later.associations[0].last_good_poll = Some(at(1_700_000_200.0));
         assert!(renders_same(&pairs[1].1, &later));
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::config::TargetFilter;
 use crate::ssm::{Association, Execution, Label, Target};
@@ -27,20 +27,28 @@ impl Snapshot {
     }
 }
 
-/// What is known of one association: SSM's own record of it and of its latest (or pinned)
-/// execution, as last read, and how its last poll went.
+/// What is known of one association: SSM's own record of it, of its latest finished (or
+/// pinned) execution and of the one in progress, as last read, and how its last poll went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssociationState {
     /// As SSM last reported it, under our own spelling of its ID. Its last execution date and
     /// overview are what tell a new run.
     pub association: Association,
-    /// The latest (or pinned) execution; `None` when the association never ran. Shared with
-    /// the snapshots before and after for as long as it stands, not copied by each cycle.
-    pub execution: Option<Arc<ExecutionState>>,
+    /// The latest finished execution, or the pinned one; `None` when none finished yet. Its
+    /// counts are what alerts read: a run that starts does not replace them, one that
+    /// finishes does. Shared with the snapshots before and after for as long as it stands,
+    /// not copied by each cycle.
+    pub finished: Option<Arc<ExecutionState>>,
+    /// The newest execution while it has not finished (never with a pin).
+    pub running: Option<Arc<ExecutionState>>,
+    /// When the newest successful execution was created, as far as it was found.
+    pub last_successful_execution: LastSuccess,
+    /// The schedule's next run, from the association's schedule and its last start.
+    pub timing: Timing,
     /// Whether every call about this association succeeded in the last cycle. When one failed,
     /// the fields above are those of the last cycle that succeeded.
     pub poll_ok: bool,
-    pub last_success: Option<SystemTime>,
+    pub last_good_poll: Option<SystemTime>,
     /// Why the last poll failed, from [`crate::ssm::SsmError::kind`]'s closed set; `None`
     /// when it succeeded.
     pub error_kind: Option<&'static str>,
@@ -52,16 +60,14 @@ impl AssociationState {
         AssociationState {
             association: Association {
                 association_id: association_id.to_owned(),
-                association_name: None,
-                document_name: None,
-                document_version: None,
-                association_version: None,
-                last_execution_date: None,
-                overview: None,
+                ..Association::default()
             },
-            execution: None,
+            finished: None,
+            running: None,
+            last_successful_execution: LastSuccess::Unknown,
+            timing: Timing::Unscheduled,
             poll_ok: false,
-            last_success: None,
+            last_good_poll: None,
             error_kind: None,
         }
     }
@@ -69,6 +75,49 @@ impl AssociationState {
     pub fn id(&self) -> &str {
         &self.association.association_id
     }
+
+    /// The newest execution known: the one running, else the latest finished.
+    pub fn newest(&self) -> Option<&ExecutionState> {
+        self.running.as_deref().or(self.finished.as_deref())
+    }
+}
+
+/// What is known of an association's newest successful execution.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LastSuccess {
+    /// Not looked for yet.
+    #[default]
+    Unknown,
+    /// Looked for: SSM had none then.
+    None,
+    /// When it was created.
+    At(SystemTime),
+}
+
+impl LastSuccess {
+    pub fn time(self) -> Option<SystemTime> {
+        match self {
+            LastSuccess::At(t) => Some(t),
+            LastSuccess::Unknown | LastSuccess::None => None,
+        }
+    }
+}
+
+/// An association's schedule as the exporter understands it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Timing {
+    /// No schedule: it runs only when created or updated.
+    #[default]
+    Unscheduled,
+    /// An expression the exporter cannot parse: polled as any other, with no next run.
+    Unparsed,
+    Scheduled {
+        /// The first time the schedule fires after the last run started (or, never run, after
+        /// its creation); `None` when neither is known, or a one-time schedule has run.
+        next_run: Option<SystemTime>,
+        /// The schedule's period as of that run; `None` for a one-time schedule.
+        interval: Option<Duration>,
+    },
 }
 
 /// An execution as SSM last reported it, and its targets as counted.

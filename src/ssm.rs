@@ -20,7 +20,7 @@ pub struct Page<T> {
 }
 
 /// An association as ListAssociations or DescribeAssociation report it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Association {
     pub association_id: String,
     pub association_name: Option<String>,
@@ -31,6 +31,27 @@ pub struct Association {
     /// The status of the latest run with its nodes counted by status: when it and the
     /// last execution date are unchanged, the association has not run since (ssm-api.md §6.2).
     pub overview: Option<Overview>,
+    /// When and how long it runs: both operations report it.
+    pub schedule: ScheduleFields,
+    /// When it was created (`Date`): only DescribeAssociation reports it.
+    pub created: Option<SystemTime>,
+    /// When it last ran successfully: only DescribeAssociation reports it.
+    pub last_successful_execution_date: Option<SystemTime>,
+}
+
+/// An association's schedule fields, as SSM reports them, unparsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScheduleFields {
+    /// `cron(...)`, `rate(...)` or `at(...)`; absent for an association that runs only when
+    /// it is created or updated.
+    pub expression: Option<String>,
+    /// Days after a cron schedule's day that runs start (1 to 6).
+    pub offset_days: Option<u8>,
+    /// Hours a run may take before SSM cancels it (1 to 24).
+    pub duration_hours: Option<u8>,
+    /// Whether the first run waits for the schedule instead of starting at creation; only
+    /// DescribeAssociation reports it.
+    pub apply_only_at_cron_interval: Option<bool>,
 }
 
 /// An association's `Overview`.
@@ -110,6 +131,28 @@ impl std::fmt::Display for Label {
     }
 }
 
+/// Statuses after which an execution's targets are taken not to change (ssm-api.md §6.3):
+/// those the agent reports as final, and the final ones of Run Command and Automation.
+const FINISHED: &[&str] = &[
+    "Success",
+    "Failed",
+    "TimedOut",
+    "Cancelled",
+    "Skipped",
+    "Undeliverable",
+    "Terminated",
+    "DeliveryTimedOut",
+    "ExecutionTimedOut",
+    "CompletedWithSuccess",
+    "CompletedWithFailure",
+    "Rejected",
+];
+
+/// Whether an execution (or target) in `status` has finished: anything else counts as running.
+pub fn finished(status: Option<&str>) -> bool {
+    status.is_some_and(|s| FINISHED.contains(&s))
+}
+
 /// One run of an association, from DescribeAssociationExecutions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Execution {
@@ -117,7 +160,6 @@ pub struct Execution {
     pub status: Option<Label>,
     pub detailed_status: Option<Label>,
     pub created_time: Option<SystemTime>,
-    pub last_execution_date: Option<SystemTime>,
     /// The API's summary string, such as `{Failed=1, Success=2}`; opaque to us.
     pub resource_count_by_status: Option<String>,
 }
@@ -156,6 +198,8 @@ pub enum ExecutionQuery {
     All,
     /// Only this one (an `ExecutionId EQUAL` filter).
     Id(String),
+    /// Only those with this status (a `Status EQUAL` filter).
+    Status(&'static str),
 }
 
 /// The SSM operations a poll cycle needs, one page per call.

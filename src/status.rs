@@ -220,7 +220,7 @@ fn cycle_status(c: &LastCycle) -> CycleStatus {
 
 /// The status of the association's execution, if it ran and SSM gave one.
 fn execution_status(a: &AssociationState) -> Option<&str> {
-    a.execution
+    a.finished
         .as_ref()
         .and_then(|e| e.execution.status.as_deref())
 }
@@ -237,7 +237,7 @@ fn association_status(
     now: SystemTime,
 ) -> AssociationStatus {
     // The target keys' fields are read as `&str`, whatever string type the snapshot keeps.
-    let execution = a.execution.as_ref().map(|e| ExecutionStatus {
+    let execution = a.finished.as_ref().map(|e| ExecutionStatus {
         execution_id: e.execution.execution_id.clone(),
         pinned: e.pinned,
         status: e.execution.status.as_deref().map(str::to_owned),
@@ -259,7 +259,7 @@ fn association_status(
         *targets_by_status.entry(t.status.clone()).or_insert(0) += t.count;
     }
     let failed_targets = a
-        .execution
+        .finished
         .as_ref()
         .and_then(|e| e.failed.as_ref())
         .map(|f| FailedTargetsStatus {
@@ -284,9 +284,9 @@ fn association_status(
         failed_targets,
         poll_success: a.poll_ok,
         error_kind: a.error_kind,
-        last_success_unix: a.last_success.map(unix),
+        last_success_unix: a.last_good_poll.map(unix),
         data_age_seconds: a
-            .last_success
+            .last_good_poll
             .map(|t| now.duration_since(t).unwrap_or_default().as_secs_f64()),
         failed: is_failed(a),
     }
@@ -1027,7 +1027,9 @@ mod tests {
     use super::*;
     use crate::board::Board;
     use crate::config::Place;
-    use crate::snapshot::{ExecutionState, FailedTargets, Snapshot, TargetCounts};
+    use crate::snapshot::{
+        ExecutionState, FailedTargets, LastSuccess, Snapshot, TargetCounts, Timing,
+    };
     use crate::ssm::{Association, Execution, Target};
     use crate::telemetry::Telemetry;
 
@@ -1192,14 +1194,14 @@ mod tests {
                 association_version: Some("1".into()),
                 last_execution_date: Some(at(1_700_000_000.0)),
                 overview: None,
+                ..Association::default()
             },
-            execution: Some(Arc::new(ExecutionState {
+            finished: Some(Arc::new(ExecutionState {
                 execution: Execution {
                     execution_id: format!("{}-e", &id[..8]),
                     status: Some(status.into()),
                     detailed_status: Some(status.into()),
                     created_time: Some(at(1_700_000_000.0)),
-                    last_execution_date: None,
                     resource_count_by_status: None,
                 },
                 targets: counts,
@@ -1208,8 +1210,11 @@ mod tests {
                 failed,
                 pinned: false,
             })),
+            running: None,
+            last_successful_execution: LastSuccess::Unknown,
+            timing: Timing::Unscheduled,
             poll_ok: true,
-            last_success: Some(at(polled)),
+            last_good_poll: Some(at(polled)),
             error_kind: None,
         }
     }
@@ -1270,7 +1275,7 @@ mod tests {
         );
         pinned.poll_ok = false;
         pinned.error_kind = Some("throttled");
-        if let Some(e) = &mut pinned.execution {
+        if let Some(e) = &mut pinned.finished {
             std::sync::Arc::make_mut(e).pinned = true;
         }
         let never = AssociationState {

@@ -53,7 +53,7 @@ pub struct Telemetry {
     api_requests: IntCounterVec,
     cycles: IntCounterVec,
     cycle_duration: GaugeVec,
-    last_success: GaugeVec,
+    last_good_poll: GaugeVec,
     cycle_ok: IntGaugeVec,
     watched: IntGaugeVec,
     cycle_calls: IntGaugeVec,
@@ -104,7 +104,7 @@ impl Telemetry {
             &with_place(&[]),
         )
         .expect("static metric options are valid");
-        let last_success = GaugeVec::new(
+        let last_good_poll = GaugeVec::new(
             Opts::new(
                 "last_successful_cycle_timestamp_seconds",
                 "When the last poll cycle in which every SSM call succeeded finished, in seconds since the epoch; 0 before the first.",
@@ -203,7 +203,7 @@ impl Telemetry {
             Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(cycle_duration.clone()),
-            Box::new(last_success.clone()),
+            Box::new(last_good_poll.clone()),
             Box::new(cycle_ok.clone()),
             Box::new(watched.clone()),
             Box::new(cycle_calls.clone()),
@@ -225,7 +225,7 @@ impl Telemetry {
             api_requests,
             cycles,
             cycle_duration,
-            last_success,
+            last_good_poll,
             cycle_ok,
             watched,
             cycle_calls,
@@ -258,7 +258,7 @@ impl Telemetry {
         // Gauges that read 0 until the first cycle says otherwise, as they always have.
         let place = source.labels(&[]);
         self.cycle_duration.with_label_values(&place);
-        self.last_success.with_label_values(&place);
+        self.last_good_poll.with_label_values(&place);
         self.watched.with_label_values(&place);
         self.cycle_calls.with_label_values(&place);
         self.renders.with_label_values(&place);
@@ -423,7 +423,7 @@ impl SourceTelemetry {
             .with_label_values(&place)
             .set(cycle.seconds);
         if cycle.ok {
-            t.last_success
+            t.last_good_poll
                 .with_label_values(&place)
                 .set(cycle.finished_unix);
         }

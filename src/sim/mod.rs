@@ -64,6 +64,38 @@ impl SimTarget {
     }
 }
 
+/// An association's schedule, as SSM reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSchedule {
+    /// `ScheduleExpression`; `None` for an association that runs only when created or updated.
+    pub expression: Option<String>,
+    /// `ScheduleOffset`, in days.
+    pub offset_days: Option<u8>,
+    /// `Duration`, in hours.
+    pub duration_hours: Option<u8>,
+    /// `ApplyOnlyAtCronInterval`.
+    pub apply_only_at_cron_interval: bool,
+}
+
+impl SimSchedule {
+    /// A schedule with no offset, no duration, whose first run is at creation.
+    pub fn every(expression: &str) -> Self {
+        SimSchedule {
+            expression: Some(expression.to_owned()),
+            offset_days: None,
+            duration_hours: None,
+            apply_only_at_cron_interval: false,
+        }
+    }
+}
+
+impl Default for SimSchedule {
+    /// What every simulated association runs on unless a test says otherwise.
+    fn default() -> Self {
+        SimSchedule::every("rate(30 minutes)")
+    }
+}
+
 /// Random faults applied to every request, each drawn independently.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Faults {
@@ -152,6 +184,7 @@ struct Association {
     document_version: String,
     version: u32,
     created: f64,
+    schedule: SimSchedule,
     executions: Vec<Execution>,
 }
 
@@ -209,6 +242,14 @@ impl Association {
     fn latest(&self) -> Option<&Execution> {
         self.executions
             .iter()
+            .max_by(|a, b| a.created.total_cmp(&b.created))
+    }
+
+    /// The newest execution whose status is Success.
+    fn latest_success(&self) -> Option<&Execution> {
+        self.executions
+            .iter()
+            .filter(|e| e.status().0 == "Success")
             .max_by(|a, b| a.created.total_cmp(&b.created))
     }
 
@@ -396,6 +437,23 @@ impl Sim {
         }
         drop(state);
         self.queue_changed.notify_waiters();
+        Some(())
+    }
+
+    /// Replaces an association's schedule, as UpdateAssociation would (its version moves on);
+    /// `None` if it does not exist.
+    pub fn set_schedule(&self, association_id: &str, schedule: SimSchedule) -> Option<()> {
+        let mut state = self.lock();
+        let association = state.association_mut(association_id)?;
+        association.schedule = schedule;
+        association.version += 1;
+        Some(())
+    }
+
+    /// Sets when an association was created (seconds since the epoch); `None` if it does not
+    /// exist.
+    pub fn set_created(&self, association_id: &str, created: f64) -> Option<()> {
+        self.lock().association_mut(association_id)?.created = created;
         Some(())
     }
 
@@ -599,6 +657,7 @@ impl State {
                 document_version: "$DEFAULT".to_owned(),
                 version: 1,
                 created: now(),
+                schedule: SimSchedule::default(),
                 executions: Vec::new(),
             },
         );

@@ -610,9 +610,9 @@ fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value,
                 "AssociationVersion": a.version.to_string(),
                 "DocumentVersion": a.document_version,
                 "Targets": [{ "Key": "tag:PatchGroup", "Values": ["fleet"] }],
-                "ScheduleExpression": "rate(30 minutes)",
                 "Overview": overview(a),
             });
+            schedule_into(&mut v, &a.schedule);
             if let Some(name) = &a.name {
                 v["AssociationName"] = json!(name);
             }
@@ -647,21 +647,34 @@ fn describe_association(state: &State, input: &Map<String, Value>) -> Result<Val
         "Status": { "Date": a.created, "Name": status, "Message": "Associated with the targets" },
         "Overview": overview(a),
         "Targets": [{ "Key": "tag:PatchGroup", "Values": ["fleet"] }],
-        "ScheduleExpression": "rate(30 minutes)",
-        "ApplyOnlyAtCronInterval": false,
+        "ApplyOnlyAtCronInterval": a.schedule.apply_only_at_cron_interval,
         "ComplianceSeverity": "UNSPECIFIED",
         "SyncCompliance": "AUTO",
     });
+    schedule_into(&mut d, &a.schedule);
     if let Some(name) = &a.name {
         d["AssociationName"] = json!(name);
     }
     if let Some(e) = a.latest() {
         d["LastExecutionDate"] = json!(e.created);
-        if e.status().0 == "Success" {
-            d["LastSuccessfulExecutionDate"] = json!(e.created);
-        }
+    }
+    if let Some(e) = a.latest_success() {
+        d["LastSuccessfulExecutionDate"] = json!(e.created);
     }
     Ok(json!({ "AssociationDescription": d }))
+}
+
+/// The schedule members both ListAssociations and DescribeAssociation carry, those set.
+fn schedule_into(v: &mut Value, schedule: &super::SimSchedule) {
+    if let Some(expression) = &schedule.expression {
+        v["ScheduleExpression"] = json!(expression);
+    }
+    if let Some(offset) = schedule.offset_days {
+        v["ScheduleOffset"] = json!(offset);
+    }
+    if let Some(hours) = schedule.duration_hours {
+        v["Duration"] = json!(hours);
+    }
 }
 
 fn describe_association_executions(

@@ -18,7 +18,7 @@ use aws_sdk_ssm::types as sdk;
 
 use super::{
     Association, AssociationQuery, Execution, ExecutionQuery, Label, MAX_RESULTS, Overview, Page,
-    Ssm, SsmError, Target,
+    ScheduleFields, Ssm, SsmError, Target,
 };
 use crate::config::{Config, RetryMode, Role, SourceSpec, TargetFilter, redacted_url};
 
@@ -271,6 +271,14 @@ impl Ssm for AwsSsm {
             association_version: d.association_version().map(str::to_owned),
             last_execution_date: d.last_execution_date().and_then(time),
             overview: d.overview().map(overview),
+            schedule: ScheduleFields {
+                expression: d.schedule_expression().map(str::to_owned),
+                offset_days: d.schedule_offset().and_then(small),
+                duration_hours: d.duration().and_then(small),
+                apply_only_at_cron_interval: Some(d.apply_only_at_cron_interval()),
+            },
+            created: d.date().and_then(time),
+            last_successful_execution_date: d.last_successful_execution_date().and_then(time),
         })
     }
 
@@ -286,10 +294,19 @@ impl Ssm for AwsSsm {
             .association_id(association_id)
             .max_results(MAX_RESULTS)
             .set_next_token(next_token);
-        if let ExecutionQuery::Id(id) = query {
+        let filter = match query {
+            ExecutionQuery::All => None,
+            ExecutionQuery::Id(id) => {
+                Some((sdk::AssociationExecutionFilterKey::ExecutionId, id.as_str()))
+            }
+            ExecutionQuery::Status(status) => {
+                Some((sdk::AssociationExecutionFilterKey::Status, *status))
+            }
+        };
+        if let Some((key, value)) = filter {
             let filter = sdk::AssociationExecutionFilter::builder()
-                .key(sdk::AssociationExecutionFilterKey::ExecutionId)
-                .value(id)
+                .key(key)
+                .value(value)
                 .r#type(sdk::AssociationFilterOperatorType::Equal)
                 .build()
                 .map_err(|e| SsmError::Setup(e.to_string()))?;
@@ -306,7 +323,6 @@ impl Ssm for AwsSsm {
                     status: e.status().map(Label::new),
                     detailed_status: e.detailed_status().map(Label::new),
                     created_time: e.created_time().and_then(time),
-                    last_execution_date: e.last_execution_date().and_then(time),
                     resource_count_by_status: e.resource_count_by_status().map(str::to_owned),
                 })
             })
@@ -367,7 +383,21 @@ fn association(a: &sdk::Association) -> Association {
         association_version: a.association_version().map(str::to_owned),
         last_execution_date: a.last_execution_date().and_then(time),
         overview: a.overview().map(overview),
+        schedule: ScheduleFields {
+            expression: a.schedule_expression().map(str::to_owned),
+            offset_days: a.schedule_offset().and_then(small),
+            duration_hours: a.duration().and_then(small),
+            apply_only_at_cron_interval: None,
+        },
+        created: None,
+        last_successful_execution_date: None,
     }
+}
+
+/// A schedule offset or duration: SSM's model bounds them to 1..6 and 1..24 hours; a value
+/// out of any sane range is taken as absent rather than wrapped.
+fn small(v: i32) -> Option<u8> {
+    u8::try_from(v).ok().filter(|v| *v > 0)
 }
 
 fn overview(o: &sdk::AssociationOverview) -> Overview {

@@ -154,7 +154,7 @@ async fn scrape(exporter: &Exporter) -> Metrics {
 /// Targets by (account, region, association) → total count, from the exposition.
 fn targets_by_pair(metrics: &Metrics) -> BTreeMap<(String, String, String), f64> {
     let mut out = BTreeMap::new();
-    for (labels, value) in metrics.family("ssm_association_execution_targets") {
+    for (labels, value) in metrics.family("ssm_association_targets") {
         *out.entry((
             labels["account_id"].clone(),
             labels["region"].clone(),

@@ -52,10 +52,10 @@ async fn discovery_costs_one_call_per_page_of_associations_once_settled() {
         calls(&rig.sim),
         expect(&[
             ("DescribeAssociationExecutionTargets", 240),
-            ("DescribeAssociationExecutions", 120),
+            ("DescribeAssociationExecutions", 240),
             ("ListAssociations", 3),
         ]),
-        "the first cycle reads everything"
+        "the first cycle reads everything, and looks once for a success that no newest page had"
     );
 
     let steady = rig.cycle().await;
@@ -129,8 +129,9 @@ async fn a_cycle_that_reads_nothing_new_renders_nothing() {
         let steady = rig.cycle().await;
         assert_eq!(renders(&steady), rendered);
         assert_eq!(series(&steady), series(&first));
-        // Each: two target counts, info, execution status and start, last run, poll success.
-        assert_eq!(series(&first).len(), 120 * 7);
+        // Each: two target counts, info, execution info and start, last run, poll success,
+        // next run and schedule interval.
+        assert_eq!(series(&first).len(), 120 * 9);
     }
     rig.sim
         .start_execution(&ids[3], fleet("i-003bbbbbbbbbb", 10, &["Success"]))
@@ -381,5 +382,113 @@ async fn a_failed_listing_in_explicit_mode_lists_again_next_cycle() {
             Some(1.0)
         );
     }
+    rig.stop().await;
+}
+
+/// Started while a run is in progress, the exporter also counts the last finished run: from
+/// the same page of executions, so the first cycle costs only that run's target pages more.
+/// A success that no newest page shows is looked for once, not at every new run.
+#[tokio::test]
+async fn a_first_cycle_during_a_run_also_counts_the_last_finished_one() {
+    let sim = Sim::new(62);
+    let id = sim.create_association(Some("patch"), "AWS-RunPatchBaseline");
+    let finished = sim
+        .start_execution(&id, fleet("i-000aaaaaaaaaa", 70, &["Success", "Failed"]))
+        .expect("association exists");
+    let running = sim
+        .start_execution(
+            &id,
+            fleet("i-000aaaaaaaaaa", 70, &["InProgress", "Success"]),
+        )
+        .expect("association exists");
+    let rig = Rig::launch(sim, "").await;
+    rig.exporter.wait_for_cycle(1).await.expect("first cycle");
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            // Two pages of each run's targets.
+            ("DescribeAssociationExecutionTargets", 4),
+            // The newest executions, then the newest success (none of the two succeeded).
+            ("DescribeAssociationExecutions", 2),
+            ("ListAssociations", 1),
+        ])
+    );
+    let first = rig.scrape().await;
+    assert_eq!(
+        first.finished_targets(&id),
+        expected_targets(&rig.sim, &id, &finished, |_| true)
+    );
+    assert_eq!(
+        first.running_targets(&id),
+        expected_targets(&rig.sim, &id, &running, |_| true)
+    );
+    assert_eq!(
+        first.get(
+            "ssm_association_last_successful_execution_timestamp_seconds",
+            &[("association_id", &id)]
+        ),
+        None
+    );
+
+    // While it runs, each cycle reads the running one only: the finished one's counts stand.
+    rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 2),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 1),
+        ])
+    );
+
+    // It fails too: read once more, and no new look for a success.
+    for i in (0..70).step_by(2) {
+        rig.sim.set_target(
+            &id,
+            &running,
+            &format!("i-000aaaaaaaaaa{i:05}"),
+            "Failed",
+            "Failed",
+        );
+    }
+    let after = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 2),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 1),
+        ])
+    );
+    assert_eq!(
+        after.finished_targets(&id),
+        expected_targets(&rig.sim, &id, &running, |_| true)
+    );
+    assert_eq!(after.running_targets(&id).len(), 0);
+
+    // A run that succeeds is the last success from then on, at no extra call.
+    let success = rig
+        .sim
+        .start_execution(&id, fleet("i-000aaaaaaaaaa", 70, &["Success"]))
+        .expect("association exists");
+    let last = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[
+            ("DescribeAssociationExecutionTargets", 2),
+            ("DescribeAssociationExecutions", 1),
+            ("ListAssociations", 1),
+        ])
+    );
+    assert_eq!(last.execution_id(&id, true), Some(success.clone()));
+    assert!(
+        last.get(
+            "ssm_association_last_successful_execution_timestamp_seconds",
+            &[("association_id", &id)]
+        )
+        .is_some()
+    );
+    rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
     rig.stop().await;
 }

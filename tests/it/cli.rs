@@ -464,7 +464,7 @@ fn the_binary_polls_each_account_and_region_through_its_role() {
     let metrics = scrape(addr);
     for (n, (region, id, sim, _)) in regions.iter().enumerate() {
         let total: f64 = metrics
-            .family("ssm_association_execution_targets")
+            .family("ssm_association_targets")
             .iter()
             .filter(|(l, _)| {
                 l["association_id"] == *id

@@ -119,9 +119,12 @@ fn the_dashboard_queries_only_real_metrics_through_its_datasource_variable() {
     }
     assert!(queries >= 15, "{queries} queries");
     for needed in [
-        "ssm_association_execution_targets",
-        "ssm_association_execution_failed_target",
-        "ssm_association_execution_status",
+        "ssm_association_targets",
+        "ssm_association_running_targets",
+        "ssm_association_failed_target",
+        "ssm_association_execution_info",
+        "ssm_association_next_run_timestamp_seconds",
+        "ssm_association_last_successful_execution_timestamp_seconds",
         "ssm_association_exporter_api_requests_total",
         "ssm_association_exporter_last_cycle_duration_seconds",
     ] {

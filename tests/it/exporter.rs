@@ -3,7 +3,9 @@
 use ssm_association_exporter::sim::{Fault, Faults, Sim, SimTarget};
 use ssm_association_exporter::ssm::aws::ClientOptions;
 
-use crate::harness::{Rig, expected_targets, fleet, get, label_map, request};
+use std::collections::BTreeMap;
+
+use crate::harness::{Metrics, Rig, expected_targets, fleet, get, request};
 
 const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
 const B: &str = "0b7e1a52-3c0d-4c1e-9f43-5a1d2c3b4e5f";
@@ -67,13 +69,14 @@ async fn counts_every_page_of_targets_exactly() {
                 ("document_name", "AWS-RunPatchBaseline"),
                 ("document_version", "$DEFAULT"),
                 ("association_version", "1"),
+                ("schedule_expression", "rate(30 minutes)"),
             ]
         ),
         Some(1.0)
     );
     assert_eq!(
         metrics.get(
-            "ssm_association_execution_status",
+            "ssm_association_execution_info",
             &[
                 ("association_id", A),
                 ("execution_id", E1),
@@ -86,9 +89,24 @@ async fn counts_every_page_of_targets_exactly() {
     assert_eq!(
         metrics.get(
             "ssm_association_execution_created_timestamp_seconds",
-            &[("association_id", A), ("execution_id", E1)]
+            &[("association_id", A)]
         ),
         Some(1_700_000_000.5)
+    );
+    // rate(30 minutes) from the run's start.
+    assert_eq!(
+        metrics.get(
+            "ssm_association_next_run_timestamp_seconds",
+            &[("association_id", A)]
+        ),
+        Some(1_700_000_000.5 + 1800.0)
+    );
+    assert_eq!(
+        metrics.get(
+            "ssm_association_schedule_interval_seconds",
+            &[("association_id", A)]
+        ),
+        Some(1800.0)
     );
     assert_eq!(
         metrics.get("ssm_association_poll_success", &[("association_id", A)]),
@@ -147,8 +165,10 @@ async fn counts_every_page_of_targets_exactly() {
     rig.stop().await;
 }
 
+/// The series of an association's counts keep their identity across runs: a run that starts
+/// shows beside the last finished one's counts, which stand until it finishes.
 #[tokio::test]
-async fn a_new_execution_replaces_the_old_one() {
+async fn a_new_run_leaves_the_last_finished_counts_until_it_finishes() {
     let sim = Sim::new(2);
     sim.insert_association(A, None, "AWS-RunPatchBaseline");
     sim.insert_execution(
@@ -159,12 +179,19 @@ async fn a_new_execution_replaces_the_old_one() {
     );
     let rig = Rig::start(sim, &explicit(&[A])).await;
     let first = rig.cycle().await;
-    assert_eq!(
-        first.targets(A),
-        [(key(E1, "Failed", "Failed", "ManagedInstance"), 4.0)]
-            .into_iter()
+    let failed = [(key(E1, "Failed", "Failed", "ManagedInstance"), 4.0)]
+        .into_iter()
+        .collect();
+    assert_eq!(first.finished_targets(A), failed);
+    assert_eq!(first.running_targets(A), BTreeMap::new());
+    let series = |m: &Metrics| m.family("ssm_association_targets");
+    let info = |m: &Metrics| -> Vec<(String, String)> {
+        m.family("ssm_association_execution_info")
+            .keys()
+            .map(|l| (l["execution_id"].clone(), l["status"].clone()))
             .collect()
-    );
+    };
+    assert_eq!(info(&first), [(E1.to_owned(), "Failed".to_owned())]);
 
     rig.sim.insert_execution(
         A,
@@ -173,8 +200,11 @@ async fn a_new_execution_replaces_the_old_one() {
         fleet("i-0bbbbbbbbbbb", 4, &["InProgress", "Success"]),
     );
     let second = rig.cycle().await;
+    // The failed run's counts stand, in the very same series, while the next one runs.
+    assert_eq!(series(&second), series(&first));
+    assert_eq!(second.finished_targets(A), failed);
     assert_eq!(
-        second.targets(A),
+        second.running_targets(A),
         [
             (key(E2, "InProgress", "InProgress", "ManagedInstance"), 2.0),
             (key(E2, "Success", "Success", "ManagedInstance"), 2.0),
@@ -182,18 +212,37 @@ async fn a_new_execution_replaces_the_old_one() {
         .into_iter()
         .collect()
     );
-    let status = second.family("ssm_association_execution_status");
     assert_eq!(
-        status.keys().collect::<Vec<_>>(),
-        [&label_map(&[
-            ("association_id", A),
-            ("execution_id", E2),
-            ("status", "InProgress"),
-            ("detailed_status", "InProgress"),
-        ])]
+        info(&second),
+        [
+            (E1.to_owned(), "Failed".to_owned()),
+            (E2.to_owned(), "InProgress".to_owned())
+        ]
+    );
+    assert_eq!(
+        second.get(
+            "ssm_association_running_execution_created_timestamp_seconds",
+            &[("association_id", A)]
+        ),
+        Some(1_700_003_600.0)
+    );
+    assert_eq!(
+        second.get(
+            "ssm_association_execution_created_timestamp_seconds",
+            &[("association_id", A)]
+        ),
+        Some(1_700_000_000.0)
+    );
+    // The schedule counts from the newest run's start.
+    assert_eq!(
+        second.get(
+            "ssm_association_next_run_timestamp_seconds",
+            &[("association_id", A)]
+        ),
+        Some(1_700_003_600.0 + 1800.0)
     );
 
-    // The run finishes: the same execution's counts move.
+    // The run finishes: its counts replace the last one's, and nothing runs.
     for i in [0, 2] {
         rig.sim.set_target(
             A,
@@ -204,12 +253,37 @@ async fn a_new_execution_replaces_the_old_one() {
         );
     }
     let third = rig.cycle().await;
+    let succeeded: BTreeMap<_, _> = [(key(E2, "Success", "Success", "ManagedInstance"), 4.0)]
+        .into_iter()
+        .collect();
+    assert_eq!(third.finished_targets(A), succeeded);
+    assert_eq!(third.running_targets(A), BTreeMap::new());
+    assert_eq!(info(&third), [(E2.to_owned(), "Success".to_owned())]);
     assert_eq!(
-        third.targets(A),
-        [(key(E2, "Success", "Success", "ManagedInstance"), 4.0)]
-            .into_iter()
-            .collect()
+        third.get(
+            "ssm_association_running_execution_created_timestamp_seconds",
+            &[("association_id", A)]
+        ),
+        None
     );
+    assert_eq!(
+        third.get(
+            "ssm_association_last_successful_execution_timestamp_seconds",
+            &[("association_id", A)]
+        ),
+        Some(1_700_003_600.0)
+    );
+
+    // Any number of runs with the same outcome keep the same series.
+    for n in 0..3 {
+        let e = rig
+            .sim
+            .start_execution(A, fleet("i-0bbbbbbbbbbb", 4, &["Success"]))
+            .expect("association exists");
+        let later = rig.cycle().await;
+        assert_eq!(series(&later), series(&third), "run {n}");
+        assert_eq!(later.execution_id(A, true), Some(e));
+    }
     rig.stop().await;
 }
 
@@ -249,9 +323,9 @@ async fn a_deleted_association_vanishes() {
         assert!(rig.sim.delete_association(B));
         let after = rig.cycle().await;
         for family in [
-            "ssm_association_execution_targets",
+            "ssm_association_targets",
             "ssm_association_info",
-            "ssm_association_execution_status",
+            "ssm_association_execution_info",
             "ssm_association_execution_created_timestamp_seconds",
             "ssm_association_last_execution_timestamp_seconds",
             "ssm_association_poll_success",
@@ -308,7 +382,7 @@ async fn status_values_never_seen_before_are_exported_as_they_come() {
     );
     assert_eq!(
         metrics.get(
-            "ssm_association_execution_status",
+            "ssm_association_execution_info",
             &[
                 ("association_id", A),
                 ("execution_id", E1),
@@ -562,7 +636,7 @@ async fn a_pinned_execution_is_counted_even_when_newer_ones_exist() {
     let after = rig.cycle().await;
     assert_eq!(after.targets(A).len(), 0);
     assert_eq!(
-        after.associations_in("ssm_association_execution_status"),
+        after.associations_in("ssm_association_execution_info"),
         Vec::<String>::new()
     );
     assert_eq!(after.associations_in("ssm_association_info"), [A]);
@@ -680,7 +754,7 @@ async fn an_association_that_never_ran_has_info_but_no_targets() {
     assert_eq!(metrics.targets(A).len(), 0);
     assert_eq!(metrics.associations_in("ssm_association_info"), [A]);
     assert_eq!(
-        metrics.associations_in("ssm_association_execution_status"),
+        metrics.associations_in("ssm_association_execution_info"),
         Vec::<String>::new()
     );
     assert_eq!(
@@ -787,14 +861,12 @@ async fn failed_targets_are_named_up_to_the_limit() {
     let rig = Rig::start(sim, "failed_targets:\n  enabled: true\n  limit: 4\n").await;
     let metrics = rig.scrape().await;
     let mut named: Vec<(String, String, String)> = metrics
-        .family("ssm_association_execution_failed_target")
+        .family("ssm_association_failed_target")
         .into_iter()
         .map(|(l, v)| {
             assert_eq!(v, 1.0);
-            assert_eq!(
-                (l["association_id"].as_str(), l["execution_id"].as_str()),
-                (A, E1)
-            );
+            assert_eq!(l["association_id"].as_str(), A);
+            assert_eq!(l.get("execution_id"), None);
             (
                 l["resource_id"].clone(),
                 l["resource_type"].clone(),
@@ -819,8 +891,8 @@ async fn failed_targets_are_named_up_to_the_limit() {
     );
     assert_eq!(
         metrics.get(
-            "ssm_association_execution_failed_targets_omitted",
-            &[("association_id", A), ("execution_id", E1)]
+            "ssm_association_failed_targets_omitted",
+            &[("association_id", A)]
         ),
         Some(2.0),
         "six failed or timed out, four named"
@@ -838,15 +910,10 @@ async fn failed_targets_are_named_up_to_the_limit() {
     );
     let rig = Rig::start(sim, "").await;
     let metrics = rig.scrape().await;
+    assert_eq!(metrics.family("ssm_association_failed_target").len(), 0);
     assert_eq!(
         metrics
-            .family("ssm_association_execution_failed_target")
-            .len(),
-        0
-    );
-    assert_eq!(
-        metrics
-            .family("ssm_association_execution_failed_targets_omitted")
+            .family("ssm_association_failed_targets_omitted")
             .len(),
         0
     );

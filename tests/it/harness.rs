@@ -8,6 +8,7 @@ use ssm_association_exporter::app::{Exporter, Setup};
 use ssm_association_exporter::config;
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::{Sim, SimServer, SimTarget};
+use ssm_association_exporter::ssm;
 use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -257,15 +258,72 @@ impl Metrics {
         self.family(name).get(&label_map(labels)).copied()
     }
 
-    /// Targets of one association: (execution, status, detailed status, type) → count.
+    /// Targets of one association: (execution, status, detailed status, type) → count, those
+    /// of its latest finished execution and of the one running, each under the ID that
+    /// `ssm_association_execution_info` gives it.
     pub fn targets(&self, association_id: &str) -> BTreeMap<(String, String, String, String), f64> {
-        self.family("ssm_association_execution_targets")
+        let mut targets = self.finished_targets(association_id);
+        targets.extend(self.running_targets(association_id));
+        targets
+    }
+
+    /// Targets of the association's latest finished (or pinned) execution.
+    pub fn finished_targets(
+        &self,
+        association_id: &str,
+    ) -> BTreeMap<(String, String, String, String), f64> {
+        self.counts("ssm_association_targets", association_id, true)
+    }
+
+    /// Targets of the association's running execution.
+    pub fn running_targets(
+        &self,
+        association_id: &str,
+    ) -> BTreeMap<(String, String, String, String), f64> {
+        self.counts("ssm_association_running_targets", association_id, false)
+    }
+
+    /// The ID of the association's execution that `ssm_association_execution_info` says has
+    /// finished (`true`) or not.
+    pub fn execution_id(&self, association_id: &str, done: bool) -> Option<String> {
+        let ids: Vec<String> = self
+            .family("ssm_association_execution_info")
+            .into_iter()
+            .filter(|(l, _)| {
+                l["association_id"] == association_id
+                    && ssm::finished(Some(l["status"].as_str())) == done
+            })
+            .map(|(l, _)| l["execution_id"].clone())
+            .collect();
+        assert!(
+            ids.len() <= 1,
+            "{association_id}: several executions {ids:?}"
+        );
+        ids.into_iter().next()
+    }
+
+    fn counts(
+        &self,
+        family: &str,
+        association_id: &str,
+        done: bool,
+    ) -> BTreeMap<(String, String, String, String), f64> {
+        let rows: Vec<_> = self
+            .family(family)
             .into_iter()
             .filter(|(l, _)| l["association_id"] == association_id)
+            .collect();
+        if rows.is_empty() {
+            return BTreeMap::new();
+        }
+        let execution = self
+            .execution_id(association_id, done)
+            .expect("counts come with their execution's info series");
+        rows.into_iter()
             .map(|(l, v)| {
                 (
                     (
-                        l["execution_id"].clone(),
+                        execution.clone(),
                         l["status"].clone(),
                         l["detailed_status"].clone(),
                         l["resource_type"].clone(),

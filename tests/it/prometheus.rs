@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use ssm_association_exporter::sim::{Sim, SimTarget};
+use ssm_association_exporter::sim::{Sim, SimSchedule, SimTarget};
 
 use ssm_association_exporter::server::ServerOptions;
 
@@ -19,6 +19,8 @@ const PASSWORD: &str = "scrape-s3cret";
 
 const A: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
 const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
+const B: &str = "5b7c0a1e-2f3d-4a4b-8c5d-6e7f8a9b0c1d";
+const E2: &str = "e2e2e2e2-2f3d-4a4b-8c5d-6e7f8a9b0c1d";
 /// How long Prometheus gets to scrape and evaluate; it does so every second here.
 const PATIENCE: Duration = Duration::from_secs(90);
 
@@ -120,15 +122,26 @@ fn scalar(body: &Value) -> Option<f64> {
 async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_alert() {
     let sim = Sim::new(91);
     sim.insert_association(A, Some("patch-linux"), "AWS-RunPatchBaseline");
+    // A minute ago: on schedule (rate(30 minutes)).
+    let started = now() - 60.0;
     sim.insert_execution(
         A,
         E1,
-        1_700_000_000.0,
+        started,
         vec![
             SimTarget::instance("i-0aaaaaaaaaaaaaaa1", "Failed"),
             SimTarget::instance("i-0aaaaaaaaaaaaaaa2", "TimedOut").detailed("ExecutionTimedOut"),
             SimTarget::instance("i-0aaaaaaaaaaaaaaa3", "Success"),
         ],
+    );
+    // An hourly association whose schedule stopped firing three hours ago.
+    sim.insert_association(B, Some("backup-hourly"), "AWS-RunShellScript");
+    sim.set_schedule(B, SimSchedule::every("rate(1 hour)"));
+    sim.insert_execution(
+        B,
+        E2,
+        now() - 3.0 * 3600.0,
+        vec![SimTarget::instance("i-0bbbbbbbbbbbbbbb1", "Success")],
     );
     // Served as an operator would: TLS and basic auth from an exporter-toolkit web config.
     let pki = make_pki("prometheus");
@@ -159,14 +172,16 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
     let query = |q: &str| format!("/api/v1/query?query={}", encode(q));
     let failed = until(
         &prometheus,
-        &query(&format!("sum(ssm_association_execution_targets{{association_id=\"{A}\",status=~\"Failed|TimedOut\"}})")),
+        &query(&format!(
+            "sum(ssm_association_targets{{association_id=\"{A}\",status=~\"Failed|TimedOut\"}})"
+        )),
         |b| scalar(b).is_some(),
     )
     .await;
     assert_eq!(scalar(&failed), Some(2.0));
     let named = until(
         &prometheus,
-        &query("count(ssm_association_execution_failed_target)"),
+        &query("count(ssm_association_failed_target)"),
         |b| scalar(b).is_some(),
     )
     .await;
@@ -185,7 +200,7 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
             format!(
                 "ssm_association_execution_created_timestamp_seconds{{association_id=\"{A}\"}}"
             ),
-            1_700_000_000.0,
+            started,
         ),
         (
             "ssm_association_exporter_renders_total > 0".to_owned(),
@@ -218,7 +233,7 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
         .expect("the alert");
     assert_eq!(alert["labels"]["association_id"], A);
     assert_eq!(alert["labels"]["association_name"], "patch-linux");
-    assert_eq!(alert["labels"]["execution_id"], E1);
+    assert_eq!(alert["labels"]["execution_id"], Value::Null);
     assert_eq!(
         alert["value"].as_str().and_then(|v| v.parse::<f64>().ok()),
         Some(2.0)
@@ -230,7 +245,7 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
         "{alert}"
     );
     // Only that alert fires: the exporter is up, fresh and unthrottled.
-    let firing: Vec<&str> = alerts["data"]["alerts"]
+    let mut firing: Vec<&str> = alerts["data"]["alerts"]
         .as_array()
         .map(|all| {
             all.iter()
@@ -239,8 +254,101 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(firing, ["SSMAssociationTargetsFailed"]);
+    firing.sort_unstable();
+    assert_eq!(
+        firing,
+        [
+            "SSMAssociationMissedSchedule",
+            "SSMAssociationNoRecentSuccess",
+            "SSMAssociationTargetsFailed",
+        ]
+    );
+    let missed = |alerts: &Value| -> Vec<Value> {
+        alerts["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["labels"]["alertname"] != "SSMAssociationTargetsFailed")
+            .map(|a| a["labels"]["association_id"].clone())
+            .collect()
+    };
+    assert_eq!(
+        missed(&alerts),
+        [B, B],
+        "only the stopped schedule is overdue"
+    );
+
+    // The next run starts: the alert stays firing, with the same labels, since it started.
+    let running = rig
+        .sim
+        .start_execution(
+            A,
+            vec![
+                SimTarget::instance("i-0aaaaaaaaaaaaaaa1", "InProgress"),
+                SimTarget::instance("i-0aaaaaaaaaaaaaaa2", "Pending"),
+                SimTarget::instance("i-0aaaaaaaaaaaaaaa3", "InProgress"),
+            ],
+        )
+        .expect("association exists");
+    rig.cycle().await;
+    until(
+        &prometheus,
+        &query(&format!(
+            "ssm_association_running_targets{{association_id=\"{A}\",status=\"Pending\"}}"
+        )),
+        |b| scalar(b) == Some(1.0),
+    )
+    .await;
+    // Two evaluations later, for the rule to have seen the running execution.
+    let evaluated = Instant::now();
+    let alerts = until(&prometheus, "/api/v1/alerts", |b| {
+        evaluated.elapsed() > Duration::from_secs(2) && b["data"]["alerts"].is_array()
+    })
+    .await;
+    let still = targets_failed(&alerts).expect("the alert still fires while the next run runs");
+    assert_eq!(still["state"], "firing");
+    assert_eq!(still["labels"], alert["labels"]);
+    assert_eq!(still["activeAt"], alert["activeAt"]);
+
+    // The run finishes clean: the alert resolves.
+    for id in [
+        "i-0aaaaaaaaaaaaaaa1",
+        "i-0aaaaaaaaaaaaaaa2",
+        "i-0aaaaaaaaaaaaaaa3",
+    ] {
+        rig.sim.set_target(A, &running, id, "Success", "Success");
+    }
+    rig.cycle().await;
+    until(&prometheus, "/api/v1/alerts", |b| {
+        b["data"]["alerts"].is_array() && targets_failed(b).is_none()
+    })
+    .await;
+    let clean = until(
+        &prometheus,
+        &query(&format!(
+            "sum(ssm_association_targets{{association_id=\"{A}\",status=\"Success\"}})"
+        )),
+        |b| scalar(b).is_some(),
+    )
+    .await;
+    assert_eq!(scalar(&clean), Some(3.0));
 
     drop(prometheus);
     rig.stop().await;
+}
+
+/// The failed-targets alert among Prometheus' alerts, if it is there.
+fn targets_failed(alerts: &Value) -> Option<Value> {
+    alerts["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "SSMAssociationTargetsFailed")
+        .cloned()
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64()
 }

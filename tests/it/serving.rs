@@ -409,7 +409,7 @@ async fn shutdown_lets_an_in_flight_scrape_finish() {
     stream.read_to_end(&mut raw).await.expect("read");
     let text = String::from_utf8_lossy(&raw);
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    assert!(text.contains("ssm_association_execution_targets"), "{text}");
+    assert!(text.contains("ssm_association_targets"), "{text}");
     shutdown.await.expect("shutdown completes");
     rig.server.stop().await;
 }
@@ -501,7 +501,7 @@ async fn clients_that_do_not_read_cannot_hold_every_connection() {
     for _ in 0..3 {
         let answer = scrape_in_time(get(addr, "/metrics")).await;
         assert_eq!(answer.status, 200);
-        assert!(answer.body.contains("ssm_association_execution_targets{"));
+        assert!(answer.body.contains("ssm_association_targets{"));
     }
     drop(stuck);
     rig.stop().await;

@@ -4,10 +4,11 @@
 use std::time::{Duration, SystemTime};
 
 use ssm_association_exporter::config::{self, Watch};
-use ssm_association_exporter::sim::{Fault, Faults, Sim, SimTarget};
+use ssm_association_exporter::sim::{Fault, Faults, Sim, SimSchedule, SimTarget};
 use ssm_association_exporter::ssm::aws::{AwsSsm, ClientOptions};
 use ssm_association_exporter::ssm::{
-    Association, AssociationQuery, Execution, ExecutionQuery, Overview, Ssm, SsmError, Target,
+    Association, AssociationQuery, Execution, ExecutionQuery, Overview, ScheduleFields, Ssm,
+    SsmError, Target,
 };
 
 use crate::harness::client_options;
@@ -30,6 +31,23 @@ async fn records_and_errors() {
         1_700_000_000.5,
         vec![SimTarget::instance("i-06666666666a00001", "Failed").detailed("Undeliverable")],
     );
+    const E0: &str = "0d6d51ef-5eca-48ef-9d7d-bd6ce3e4f5a6";
+    sim.insert_execution(
+        A,
+        E0,
+        1_699_990_000.0,
+        vec![SimTarget::instance("i-06666666666a00001", "Success")],
+    );
+    sim.set_created(A, 1_699_000_000.0);
+    sim.set_schedule(
+        A,
+        SimSchedule {
+            expression: Some("cron(0 2 ? * THU#2 *)".to_owned()),
+            offset_days: Some(3),
+            duration_hours: Some(4),
+            apply_only_at_cron_interval: true,
+        },
+    );
     let server = sim.start().await.expect("simulator");
     let ssm = AwsSsm::connect(&client_options(server.endpoint_url()))
         .await
@@ -41,15 +59,33 @@ async fn records_and_errors() {
         .expect("executions");
     assert_eq!(
         page.items,
-        [Execution {
-            execution_id: E1.to_owned(),
-            status: Some("Failed".into()),
-            detailed_status: Some("Failed".into()),
-            created_time: at(1_700_000_000.5),
-            last_execution_date: None,
-            resource_count_by_status: Some("{Failed=1}".to_owned()),
-        }]
+        [
+            Execution {
+                execution_id: E1.to_owned(),
+                status: Some("Failed".into()),
+                detailed_status: Some("Failed".into()),
+                created_time: at(1_700_000_000.5),
+                resource_count_by_status: Some("{Failed=1}".to_owned()),
+            },
+            Execution {
+                execution_id: E0.to_owned(),
+                status: Some("Success".into()),
+                detailed_status: Some("Success".into()),
+                created_time: at(1_699_990_000.0),
+                resource_count_by_status: Some("{Success=1}".to_owned()),
+            }
+        ]
     );
+    let successes = ssm
+        .describe_association_executions(A, &ExecutionQuery::Status("Success"), None)
+        .await
+        .expect("executions");
+    let ids: Vec<&str> = successes
+        .items
+        .iter()
+        .map(|e| e.execution_id.as_str())
+        .collect();
+    assert_eq!(ids, [E0]);
     assert_eq!(page.next_token, None);
     let targets = ssm
         .describe_association_execution_targets(A, E1, &[], None)
@@ -72,14 +108,39 @@ async fn records_and_errors() {
             association_name: Some("patch".to_owned()),
             document_name: Some("AWS-RunPatchBaseline".to_owned()),
             document_version: Some("$DEFAULT".to_owned()),
-            association_version: Some("1".to_owned()),
+            association_version: Some("2".to_owned()),
             last_execution_date: at(1_700_000_000.5),
             overview: Some(Overview {
                 status: Some("Failed".into()),
                 detailed_status: Some("Failed".into()),
                 counts: vec![("Failed".into(), 1)],
             }),
+            schedule: ScheduleFields {
+                expression: Some("cron(0 2 ? * THU#2 *)".to_owned()),
+                offset_days: Some(3),
+                duration_hours: Some(4),
+                apply_only_at_cron_interval: Some(true),
+            },
+            created: at(1_699_000_000.0),
+            last_successful_execution_date: at(1_699_990_000.0),
         }
+    );
+    // A listing carries the schedule, but not what only DescribeAssociation says.
+    let all = ssm
+        .list_associations(&AssociationQuery::default(), None)
+        .await
+        .expect("list");
+    assert_eq!(
+        all.items,
+        [Association {
+            schedule: ScheduleFields {
+                apply_only_at_cron_interval: None,
+                ..association.schedule.clone()
+            },
+            created: None,
+            last_successful_execution_date: None,
+            ..association.clone()
+        }]
     );
     let listed = ssm
         .list_associations(
