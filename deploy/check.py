@@ -384,6 +384,7 @@ BAD_VALUES = [
     {"service": {"port": 70000}},
     {"webConfig": {"enabled": True, "config": {"basic_auth_user": {}}}},
     {"config": {"poll_interval": 60}},
+    {"prometheusRule": {"noRecentSuccessIntervals": 0}},
 ]
 
 
