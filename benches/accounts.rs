@@ -126,8 +126,29 @@ fn main() {
 /// sweep measures memory and rendering, not throttling.
 const SWEEP_RATE: f64 = 1500.0;
 
+/// The fleets the sweep measures.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mix {
+    /// The main rows' fleet: 20 targets an association over Success, Failed and TimedOut.
+    Accounts,
+    /// 10 targets an association, two in each of five statuses (Success, Failed, TimedOut,
+    /// Cancelled, Skipped), and one association in five with a run in progress beside its
+    /// finished one (10 targets: InProgress, Pending, Success): two executions' counts.
+    FiveStatuses,
+}
+
+impl Mix {
+    fn name(self) -> &'static str {
+        match self {
+            Mix::Accounts => "accounts",
+            Mix::FiveStatuses => "five statuses",
+        }
+    }
+}
+
 /// One row of the sweep.
 struct Sized {
+    mix: Mix,
     regions: usize,
     associations: usize,
     peak_mib: f64,
@@ -142,18 +163,18 @@ struct Sized {
 /// One replica over fleets of growing size, in one region and in four.
 fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
     let mut rows = Vec::new();
-    for (regions, associations) in [
-        (1, 0),
-        (1, 2_500),
-        (1, 5_000),
-        (1, 10_000),
-        (4, 0),
-        (4, 2_500),
-        (4, 5_000),
-        (4, 10_000),
-    ] {
-        eprintln!("sweep: {associations} associations in {regions} region(s) ...");
-        rows.push(sized(runtime, dir, regions, associations));
+    let sizes = [0, 2_500, 5_000, 10_000];
+    let runs = sizes
+        .iter()
+        .map(|n| (Mix::Accounts, 1, *n))
+        .chain(sizes.iter().map(|n| (Mix::Accounts, 4, *n)))
+        .chain(sizes.iter().map(|n| (Mix::FiveStatuses, 1, *n)));
+    for (mix, regions, associations) in runs {
+        eprintln!(
+            "sweep: {associations} associations in {regions} region(s), {} ...",
+            mix.name()
+        );
+        rows.push(sized(runtime, dir, mix, regions, associations));
     }
     // The exporter with none, with as many regions: what a pair costs is not an association's.
     let empty = |regions: usize| {
@@ -163,35 +184,51 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
     };
     println!();
     println!(
-        "| regions | associations | peak RSS MiB | lasting RSS MiB | lasting above empty, bytes/association | exposition bytes/association plain / gzip | CPU ms per steady cycle | renders in steady cycles | ms per render |"
+        "| fleet | regions | associations | peak RSS MiB | lasting RSS MiB | above empty, bytes/association lasting / peak | exposition bytes/association plain / gzip | CPU ms per steady cycle | renders in steady cycles | ms per render |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
-        let per = |bytes: f64| {
+        let per = |mib: f64| {
             if r.associations == 0 {
                 "—".to_owned()
             } else {
-                format!("{:.0}", bytes / r.associations as f64)
+                format!(
+                    "{:.0}",
+                    (mib - empty(r.regions)) * 1024.0 * 1024.0 / r.associations as f64
+                )
+            }
+        };
+        let per_bytes = |bytes: usize| {
+            if r.associations == 0 {
+                "—".to_owned()
+            } else {
+                format!("{:.0}", bytes as f64 / r.associations as f64)
             }
         };
         println!(
-            "| {} | {} | {:.1} | {:.1} | {} | {} / {} | {:.1} | {} | {:.1} |",
+            "| {} | {} | {} | {:.1} | {:.1} | {} / {} | {} / {} | {:.1} | {} | {:.1} |",
+            r.mix.name(),
             r.regions,
             r.associations,
             r.peak_mib,
             r.lasting_mib,
-            per((r.lasting_mib - empty(r.regions)) * 1024.0 * 1024.0),
-            per(r.plain_bytes as f64),
-            per(r.gzip_bytes as f64),
+            per(r.lasting_mib),
+            per(r.peak_mib),
+            per_bytes(r.plain_bytes),
+            per_bytes(r.gzip_bytes),
             r.steady_cpu_ms,
             r.steady_renders,
             r.render_ms,
         );
     }
-    for regions in [1, 4] {
+    for (mix, regions) in [
+        (Mix::Accounts, 1),
+        (Mix::Accounts, 4),
+        (Mix::FiveStatuses, 1),
+    ] {
         let points: Vec<(f64, f64, f64)> = rows
             .iter()
-            .filter(|r| r.regions == regions)
+            .filter(|r| r.mix == mix && r.regions == regions)
             .map(|r| (r.associations as f64, r.lasting_mib, r.peak_mib))
             .collect();
         let slope = |y: fn(&(f64, f64, f64)) -> f64| {
@@ -206,7 +243,8 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
             cov / var * 1024.0 * 1024.0
         };
         println!(
-            "{regions} region(s): slope {:.0} bytes/association lasting, {:.0} peak (least squares over 0, 2,500, 5,000, 10,000)",
+            "{}, {regions} region(s): slope {:.0} bytes/association lasting, {:.0} peak (least squares over 0, 2,500, 5,000, 10,000)",
+            mix.name(),
             slope(|p| p.1),
             slope(|p| p.2),
         );
@@ -218,6 +256,7 @@ fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
 fn sized(
     runtime: &tokio::runtime::Runtime,
     dir: &std::path::Path,
+    mix: Mix,
     regions: usize,
     associations: usize,
 ) -> Sized {
@@ -226,7 +265,10 @@ fn sized(
         for (r, region) in REGIONS.iter().take(regions).enumerate() {
             let sim = Sim::new(70 + r as u64);
             sim.expect_caller(ACCOUNT, region);
-            populate(&sim, r, region, associations / regions);
+            match mix {
+                Mix::Accounts => populate(&sim, r, region, associations / regions),
+                Mix::FiveStatuses => populate_five(&sim, region, associations / regions),
+            }
             sim.set_faults(Faults {
                 rate_limit: Some(SWEEP_RATE),
                 ..Faults::default()
@@ -269,6 +311,7 @@ fn sized(
         sum(&after, "ssm_association_exporter_render_seconds_total"),
     );
     let row = Sized {
+        mix,
         regions,
         associations,
         peak_mib: peak_rss_kib(pid) / 1024.0,
@@ -308,6 +351,26 @@ fn populate(sim: &Sim, r: usize, region: &str, per_region: usize) {
             .collect();
         sim.start_execution(&id, targets)
             .expect("association exists");
+    }
+}
+
+/// `per_region` associations of [`Mix::FiveStatuses`].
+fn populate_five(sim: &Sim, region: &str, per_region: usize) {
+    let finished = ["Success", "Failed", "TimedOut", "Cancelled", "Skipped"];
+    let running = ["InProgress", "Pending", "Success"];
+    let targets = |a: usize, statuses: &[&str]| -> Vec<SimTarget> {
+        (0..10)
+            .map(|t| SimTarget::instance(format!("i-{a:06}{t:011}"), statuses[t % statuses.len()]))
+            .collect()
+    };
+    for a in 0..per_region {
+        let id = sim.create_association(Some(&format!("{region}-{a:05}")), "AWS-RunPatchBaseline");
+        sim.start_execution(&id, targets(a, &finished))
+            .expect("association exists");
+        if a % 5 == 0 {
+            sim.start_execution(&id, targets(a, &running))
+                .expect("association exists");
+        }
     }
 }
 

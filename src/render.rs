@@ -14,7 +14,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
 use crate::config::Place;
-use crate::snapshot::{Snapshot, Timing};
+use crate::snapshot::{ExecutionState, Snapshot, Timing};
 use crate::telemetry::{place_values, with_place_labels};
 
 /// One metric family of the snapshot: its name, help and label names, kept in one table so
@@ -533,14 +533,26 @@ pub fn renders_same(a: &Snapshot, b: &Snapshot) -> bool {
     a.associations.len() == b.associations.len()
         && a.associations.iter().zip(&b.associations).all(|(a, b)| {
             a.association == b.association
-                && a.finished == b.finished
-                && a.running == b.running
+                && same_counts(a.finished.as_deref(), b.finished.as_deref())
+                && same_counts(a.running.as_deref(), b.running.as_deref())
                 && a.last_successful_execution == b.last_successful_execution
                 && a.timing == b.timing
                 && a.poll_ok == b.poll_ok
                 && a.last_good_poll.is_some() == b.last_good_poll.is_some()
                 && (a.poll_ok || a.last_good_poll == b.last_good_poll)
         })
+}
+
+/// Whether two readings of an execution render the same: when they were read is not rendered,
+/// so a running execution read again with the same counts renders nothing.
+fn same_counts(a: Option<&ExecutionState>, b: Option<&ExecutionState>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            a.execution == b.execution && a.targets == b.targets && a.failed == b.failed
+        }
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// Encodes the snapshots of the (account, region) pairs and `extra` families (the exporter's
@@ -1213,6 +1225,46 @@ mod tests {
         );
         assert!(blocks.contains(&"ssm_association_exporter_renders_total"));
         assert_eq!(blocks.len(), 10 + own().len());
+    }
+
+    /// A running execution is read every cycle: read again with the same counts, it renders
+    /// the same, whenever it was read; other counts do not.
+    #[test]
+    fn a_reading_renders_the_same_whenever_it_was_read() {
+        let reading = |read_at: f64, targets: TargetCounts| {
+            let mut a = AssociationState::unknown("11111111-1111-1111-1111-111111111111");
+            a.poll_ok = true;
+            a.last_good_poll = Some(at(read_at));
+            a.running = Some(Arc::new(ExecutionState {
+                execution: Execution {
+                    execution_id: "cccccccc-cccc-cccc-cccc-cccccccccccc".into(),
+                    status: Some("InProgress".into()),
+                    detailed_status: Some("InProgress".into()),
+                    created_time: Some(at(1_700_000_000.0)),
+                    resource_count_by_status: None,
+                },
+                targets,
+                filters: Vec::new(),
+                read_at: at(read_at),
+                failed: None,
+                pinned: false,
+            }));
+            Snapshot {
+                associations: vec![a],
+                region_associations: None,
+            }
+        };
+        let half = counts(&[
+            ("Success", "Success", "ManagedInstance"),
+            ("InProgress", "InProgress", "ManagedInstance"),
+        ]);
+        let done = counts(&[
+            ("Success", "Success", "ManagedInstance"),
+            ("Success", "Success", "ManagedInstance"),
+        ]);
+        let first = reading(1_700_000_100.0, half.clone());
+        assert!(renders_same(&first, &reading(1_700_000_160.0, half)));
+        assert!(!renders_same(&first, &reading(1_700_000_160.0, done)));
     }
 
     /// The time of a successful poll is not rendered: it moves every cycle. A failed poll's

@@ -3,20 +3,72 @@
 
 use std::time::Duration;
 
-use super::{Association, Sim, SimTarget, State};
+use super::{Association, Sim, SimSchedule, SimTarget, State};
 
 /// The sample of the DescribeAssociationExecutionTargets reference page, with its IDs made
 /// valid (the page's `…EXAMPLE` IDs do not match the API's pattern).
 pub const SAMPLE_ASSOCIATION_ID: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
 pub const SAMPLE_EXECUTION_ID: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
 
-/// Name, document and number of instances of each generated association.
-const FLEET: [(&str, &str, u32); 4] = [
-    ("patch-linux-fleet", "AWS-RunPatchBaseline", 120),
-    ("patch-windows-fleet", "AWS-RunPatchBaseline", 60),
-    ("inventory-all", "AWS-GatherSoftwareInventory", 80),
-    ("config-baseline", "AWS-ApplyAnsiblePlaybooks", 40),
+/// An hourly association whose schedule stopped firing three hours ago, after three failed
+/// runs: what the missed-schedule and no-recent-success alerts are for. Its runs never move.
+pub const STOPPED_ASSOCIATION_ID: &str = "5b7c0a1e-2f3d-4a4b-8c5d-000000000005";
+
+/// Name, document, number of instances and schedule of each generated association.
+const FLEET: [(&str, &str, u32, Schedule); 4] = [
+    (
+        "patch-linux-fleet",
+        "AWS-RunPatchBaseline",
+        120,
+        Schedule::Cron("cron(0 2 ? * SUN *)", None),
+    ),
+    // Patch Tuesday's habit: the second Thursday of the month, applied the Sunday after.
+    (
+        "patch-windows-fleet",
+        "AWS-RunPatchBaseline",
+        60,
+        Schedule::Cron("cron(0 3 ? * THU#2 *)", Some(3)),
+    ),
+    (
+        "inventory-all",
+        "AWS-GatherSoftwareInventory",
+        80,
+        Schedule::Rate("rate(30 minutes)"),
+    ),
+    (
+        "config-baseline",
+        "AWS-ApplyAnsiblePlaybooks",
+        40,
+        Schedule::Limited("rate(1 day)", 2),
+    ),
 ];
+
+/// A demo association's schedule.
+#[derive(Clone, Copy)]
+enum Schedule {
+    Rate(&'static str),
+    /// A cron expression and its offset in days.
+    Cron(&'static str, Option<u8>),
+    /// A rate, and the hours a run may take.
+    Limited(&'static str, u8),
+}
+
+impl Schedule {
+    fn sim(self) -> SimSchedule {
+        match self {
+            Schedule::Rate(expression) => SimSchedule::every(expression),
+            Schedule::Cron(expression, offset_days) => SimSchedule {
+                offset_days,
+                apply_only_at_cron_interval: true,
+                ..SimSchedule::every(expression)
+            },
+            Schedule::Limited(expression, hours) => SimSchedule {
+                duration_hours: Some(hours),
+                ..SimSchedule::every(expression)
+            },
+        }
+    }
+}
 
 /// Fills `sim` with the sample association and the generated fleet, each with one finished run.
 pub fn seed(sim: &Sim) {
@@ -40,11 +92,19 @@ pub fn seed(sim: &Sim) {
         1_561_053_300.0,
         sample.to_vec(),
     );
+    // The reference page's association runs only when it is created or updated.
+    if let Some(a) = sim.lock().association_mut(SAMPLE_ASSOCIATION_ID) {
+        a.schedule.expression = None;
+    }
+    seed_stopped(sim);
 
     let mut state = sim.lock();
-    for (n, (name, document, size)) in FLEET.iter().enumerate() {
+    for (n, (name, document, size, schedule)) in FLEET.iter().enumerate() {
         let id = state.new_id();
         state.insert_association(&id, Some(name), document);
+        if let Some(a) = state.association_mut(&id) {
+            a.schedule = schedule.sim();
+        }
         let targets = (0..*size)
             .map(|i| {
                 let resource_id = format!("i-{:017x}", (n as u64 + 1) << 32 | u64::from(i));
@@ -53,13 +113,50 @@ pub fn seed(sim: &Sim) {
                 if *document == "AWS-GatherSoftwareInventory" && i % 10 == 0 {
                     target.resource_type = "AWS::EC2::Instance".to_owned();
                 }
-                finish(&mut state, &mut target);
+                finish(&mut state, &mut target, RELIABLE.contains(name));
                 target
             })
             .collect();
         let execution_id = state.new_id();
         let created = super::now() - 600.0;
         state.insert_execution(&id, &execution_id, created, targets);
+    }
+}
+
+/// The stopped association: a success six hours ago, then three failed hourly runs, the last
+/// three hours ago, and nothing since.
+fn seed_stopped(sim: &Sim) {
+    sim.insert_association(
+        STOPPED_ASSOCIATION_ID,
+        Some("backup-hourly"),
+        "AWS-RunShellScript",
+    );
+    let mut state = sim.lock();
+    if let Some(a) = state.association_mut(STOPPED_ASSOCIATION_ID) {
+        a.schedule = SimSchedule::every("rate(1 hour)");
+    }
+    let now = super::now();
+    for hours_ago in [6.0, 5.0, 4.0, 3.0] {
+        let targets = (0..10)
+            .map(|i| {
+                let status = if hours_ago < 6.0 && i < 3 {
+                    "Failed"
+                } else {
+                    "Success"
+                };
+                SimTarget {
+                    last_execution_date: Some(now - hours_ago * 3600.0),
+                    ..SimTarget::instance(format!("i-0b0000000000000{i:02}"), status)
+                }
+            })
+            .collect();
+        let execution_id = state.new_id();
+        state.insert_execution(
+            STOPPED_ASSOCIATION_ID,
+            &execution_id,
+            now - hours_ago * 3600.0,
+            targets,
+        );
     }
 }
 
@@ -84,7 +181,7 @@ pub fn step(sim: &Sim) {
     let ids: Vec<String> = state
         .associations
         .keys()
-        .filter(|id| id.as_str() != SAMPLE_ASSOCIATION_ID)
+        .filter(|id| ![SAMPLE_ASSOCIATION_ID, STOPPED_ASSOCIATION_ID].contains(&id.as_str()))
         .cloned()
         .collect();
     for id in ids {
@@ -146,11 +243,12 @@ fn advance(state: &mut State, association_id: &str, execution_id: &str) {
         .filter(|&i| targets[i].status == "Pending" || targets[i].status == "InProgress")
         .collect();
     let batch = unfinished.len().div_ceil(3);
+    let reliable = reliable(state, association_id);
     let mut moved = Vec::new();
     for (n, i) in unfinished.into_iter().enumerate() {
         let before = targets[i].status.clone();
         if n < batch {
-            finish(state, &mut targets[i]);
+            finish(state, &mut targets[i], reliable);
         } else {
             targets[i].status = "InProgress".to_owned();
             targets[i].detailed_status = "InProgress".to_owned();
@@ -177,10 +275,21 @@ fn advance(state: &mut State, association_id: &str, execution_id: &str) {
     }
 }
 
+/// Whether the demo association named so never fails a target: some of the fleet succeed, for
+/// the last-success series to have something to say.
+fn reliable(state: &State, association_id: &str) -> bool {
+    state
+        .association(association_id)
+        .and_then(|a| a.name.as_deref())
+        .is_some_and(|name| RELIABLE.contains(&name))
+}
+
+const RELIABLE: [&str; 2] = ["inventory-all", "config-baseline"];
+
 /// Draws a final status: mostly success, some failures and time-outs, now and then a
-/// detailed status no dashboard has seen before.
-fn finish(state: &mut State, target: &mut SimTarget) {
-    let roll = state.random();
+/// detailed status no dashboard has seen before; always success for a `reliable` one.
+fn finish(state: &mut State, target: &mut SimTarget, reliable: bool) {
+    let roll = if reliable { 0.0 } else { state.random() };
     let (status, detailed) = match roll {
         r if r < 0.86 => ("Success", "Success"),
         r if r < 0.92 => ("Failed", "Failed"),
@@ -203,7 +312,7 @@ mod tests {
         let sim = Sim::new(7);
         seed(&sim);
         let ids = sim.association_ids();
-        assert_eq!(ids.len(), FLEET.len() + 1);
+        assert_eq!(ids.len(), FLEET.len() + 2);
         let sample = sim
             .targets(SAMPLE_ASSOCIATION_ID, SAMPLE_EXECUTION_ID)
             .expect("sample execution");
@@ -233,6 +342,11 @@ mod tests {
             state.associations[SAMPLE_ASSOCIATION_ID].executions.len(),
             1,
             "the sample never changes"
+        );
+        assert_eq!(
+            state.associations[STOPPED_ASSOCIATION_ID].executions.len(),
+            4,
+            "the stopped schedule never fires"
         );
     }
 }

@@ -308,7 +308,28 @@ fn demo_serves_the_reference_sample_and_stops_on_sigterm() {
         metrics
             .associations_in("ssm_association_poll_success")
             .len(),
-        5
+        6
+    );
+    // The demo's stopped hourly schedule is overdue from the start.
+    let stopped = demo::STOPPED_ASSOCIATION_ID;
+    let next = metrics
+        .get(
+            "ssm_association_next_run_timestamp_seconds",
+            &[("association_id", stopped)],
+        )
+        .expect("the stopped association has a next run");
+    let last = metrics
+        .get(
+            "ssm_association_execution_created_timestamp_seconds",
+            &[("association_id", stopped)],
+        )
+        .expect("and a last run");
+    assert_eq!(next - last, 3600.0);
+    assert!(
+        next < std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64()
     );
     assert_eq!(process.terminate(), Some(0));
 }

@@ -123,7 +123,7 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
     let sim = Sim::new(91);
     sim.insert_association(A, Some("patch-linux"), "AWS-RunPatchBaseline");
     // A minute ago: on schedule (rate(30 minutes)).
-    let started = now() - 60.0;
+    let started = now().floor() - 60.0;
     sim.insert_execution(
         A,
         E1,
@@ -134,13 +134,14 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
             SimTarget::instance("i-0aaaaaaaaaaaaaaa3", "Success"),
         ],
     );
-    // An hourly association whose schedule stopped firing three hours ago.
+    // An hourly association whose schedule stopped firing three and a half hours ago: overdue,
+    // and without a success for more than three of its intervals.
     sim.insert_association(B, Some("backup-hourly"), "AWS-RunShellScript");
     sim.set_schedule(B, SimSchedule::every("rate(1 hour)"));
     sim.insert_execution(
         B,
         E2,
-        now() - 3.0 * 3600.0,
+        now().floor() - 3.5 * 3600.0,
         vec![SimTarget::instance("i-0bbbbbbbbbbbbbbb1", "Success")],
     );
     // Served as an operator would: TLS and basic auth from an exporter-toolkit web config.
@@ -217,11 +218,9 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
     }
 
     let alerts = until(&prometheus, "/api/v1/alerts", |b| {
-        b["data"]["alerts"].as_array().is_some_and(|alerts| {
-            alerts.iter().any(|a| {
-                a["labels"]["alertname"] == "SSMAssociationTargetsFailed" && a["state"] == "firing"
-            })
-        })
+        b["data"]["alerts"]
+            .as_array()
+            .is_some_and(|alerts| alerts.iter().filter(|a| a["state"] == "firing").count() == 3)
     })
     .await;
     let alert = alerts["data"]["alerts"]
@@ -290,7 +289,7 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
             ],
         )
         .expect("association exists");
-    rig.cycle().await;
+    rig.exporter.poll_now().await.expect("cycle runs");
     until(
         &prometheus,
         &query(&format!(
@@ -318,7 +317,7 @@ async fn a_real_prometheus_scrapes_the_exporter_and_fires_the_failed_targets_ale
     ] {
         rig.sim.set_target(A, &running, id, "Success", "Success");
     }
-    rig.cycle().await;
+    rig.exporter.poll_now().await.expect("cycle runs");
     until(&prometheus, "/api/v1/alerts", |b| {
         b["data"]["alerts"].is_array() && targets_failed(b).is_none()
     })
