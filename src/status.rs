@@ -20,18 +20,19 @@ use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
 use crate::board::{LastCycle, Posted, Posts};
-use crate::snapshot::AssociationState;
+use crate::snapshot::{AssociationState, ExecutionState, Timing};
+use crate::ssm;
 use crate::telemetry::NAMESPACE;
 
 pub const HTML_TYPE: &str = "text/html; charset=utf-8";
 pub const JSON_TYPE: &str = "application/json";
 
-/// Rows the page shows per filter, failed ones first; the rest are counted, not shown. It
-/// bounds the page whatever the fleet: the JSON has every association.
+/// Rows the page shows per filter, failed ones first, then overdue ones; the rest are counted,
+/// not shown. It bounds the page whatever the fleet: the JSON has every association.
 pub const MAX_ROWS: usize = 500;
 
 /// Associations serialised into one frame of the JSON: what a request holds at a time
-/// (about 200 kB at some 840 bytes each), never the whole document.
+/// (about 280 kB at some 1,100 bytes each), never the whole document.
 const JSON_BATCH: usize = 256;
 
 /// Failed targets a row names; the association's own view names all that were kept.
@@ -124,12 +125,24 @@ pub struct AssociationStatus {
     pub association_id: String,
     pub name: Option<String>,
     pub document_name: Option<String>,
-    /// The latest (or pinned) execution; `None` when it never ran.
+    /// `None` when it has no schedule (it runs only when created or updated).
+    pub schedule: Option<ScheduleStatus>,
+    /// The latest finished (or pinned) execution; `None` when none finished.
     pub execution: Option<ExecutionStatus>,
+    /// The execution in progress; `None` while none runs.
+    pub running: Option<ExecutionStatus>,
     /// Targets of the execution by status, summed over detailed status and resource type.
     pub targets_by_status: BTreeMap<String, u64>,
     /// `None` unless the configuration names failed targets.
     pub failed_targets: Option<FailedTargetsStatus>,
+    /// When the newest execution started: what the next run counts from.
+    pub last_run_unix: Option<f64>,
+    pub next_run_unix: Option<f64>,
+    /// The next run is before `rendered_unix`: the schedule should have fired, and no run
+    /// since is known. No grace: the alert adds its own.
+    pub overdue: bool,
+    pub schedule_interval_seconds: Option<f64>,
+    pub last_successful_execution_unix: Option<f64>,
     pub poll_success: bool,
     pub error_kind: Option<&'static str>,
     pub last_success_unix: Option<f64>,
@@ -147,6 +160,18 @@ pub struct ExecutionStatus {
     pub detailed_status: Option<String>,
     pub created_unix: Option<f64>,
     pub targets: Vec<TargetCountStatus>,
+    /// Targets in a final status ([`ssm::finished`]): of all its targets, those done.
+    pub targets_done: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScheduleStatus {
+    pub expression: String,
+    pub offset_days: Option<u8>,
+    pub duration_hours: Option<u8>,
+    pub apply_only_at_cron_interval: Option<bool>,
+    /// Whether the exporter could read the expression: without, there is no next run.
+    pub parsed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -230,34 +255,84 @@ fn is_failed(a: &AssociationState) -> bool {
     !a.poll_ok || execution_status(a).is_some_and(|s| FAILED.contains(&s))
 }
 
+fn next_run(a: &AssociationState) -> Option<SystemTime> {
+    match a.timing {
+        Timing::Scheduled { next_run, .. } => next_run,
+        Timing::Unscheduled | Timing::Unparsed => None,
+    }
+}
+
+/// Its schedule's next run is before `now`.
+fn is_overdue(a: &AssociationState, now: SystemTime) -> bool {
+    next_run(a).is_some_and(|t| t < now)
+}
+
+/// When its newest execution started, as the next run is counted from: a pinned execution is
+/// not the newest, so then (and when the execution gave no time) the association's own
+/// `LastExecutionDate`.
+fn last_run(a: &AssociationState) -> Option<SystemTime> {
+    a.newest()
+        .filter(|e| !e.pinned)
+        .and_then(|e| e.execution.created_time)
+        .or(a.association.last_execution_date)
+}
+
+fn execution_of(e: &ExecutionState) -> ExecutionStatus {
+    // The target keys' fields are read as `&str`, whatever string type the snapshot keeps.
+    let targets: Vec<TargetCountStatus> = e
+        .targets
+        .iter()
+        .map(|(k, count)| TargetCountStatus {
+            status: k.status.to_string(),
+            detailed_status: k.detailed_status.to_string(),
+            resource_type: k.resource_type.to_string(),
+            count,
+        })
+        .collect();
+    ExecutionStatus {
+        execution_id: e.execution.execution_id.clone(),
+        pinned: e.pinned,
+        status: e.execution.status.as_deref().map(str::to_owned),
+        detailed_status: e.execution.detailed_status.as_deref().map(str::to_owned),
+        created_unix: e.execution.created_time.map(unix),
+        targets_done: targets
+            .iter()
+            .filter(|t| ssm::finished(Some(&t.status)))
+            .map(|t| t.count)
+            .sum(),
+        targets,
+    }
+}
+
+/// An execution's targets by status, summed over detailed status and resource type.
+fn by_status(e: &ExecutionStatus) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for t in &e.targets {
+        *counts.entry(t.status.clone()).or_insert(0) += t.count;
+    }
+    counts
+}
+
 fn association_status(
     a: &AssociationState,
     account_id: Option<String>,
     region: Option<String>,
     now: SystemTime,
 ) -> AssociationStatus {
-    // The target keys' fields are read as `&str`, whatever string type the snapshot keeps.
-    let execution = a.finished.as_ref().map(|e| ExecutionStatus {
-        execution_id: e.execution.execution_id.clone(),
-        pinned: e.pinned,
-        status: e.execution.status.as_deref().map(str::to_owned),
-        detailed_status: e.execution.detailed_status.as_deref().map(str::to_owned),
-        created_unix: e.execution.created_time.map(unix),
-        targets: e
-            .targets
-            .iter()
-            .map(|(k, count)| TargetCountStatus {
-                status: k.status.to_string(),
-                detailed_status: k.detailed_status.to_string(),
-                resource_type: k.resource_type.to_string(),
-                count,
-            })
-            .collect(),
+    let execution = a.finished.as_deref().map(execution_of);
+    let targets_by_status = execution.as_ref().map(by_status).unwrap_or_default();
+    let fields = &a.association.schedule;
+    let schedule = fields.expression.as_ref().map(|expression| ScheduleStatus {
+        expression: expression.clone(),
+        offset_days: fields.offset_days,
+        duration_hours: fields.duration_hours,
+        apply_only_at_cron_interval: fields.apply_only_at_cron_interval,
+        parsed: a.timing != Timing::Unparsed,
     });
-    let mut targets_by_status = BTreeMap::new();
-    for t in execution.iter().flat_map(|e| &e.targets) {
-        *targets_by_status.entry(t.status.clone()).or_insert(0) += t.count;
-    }
+    let interval = match a.timing {
+        Timing::Scheduled { interval, .. } => interval,
+        Timing::Unscheduled | Timing::Unparsed => None,
+    };
     let failed_targets = a
         .finished
         .as_ref()
@@ -279,9 +354,16 @@ fn association_status(
         association_id: a.id().to_owned(),
         name: a.association.association_name.clone(),
         document_name: a.association.document_name.clone(),
+        schedule,
         execution,
+        running: a.running.as_deref().map(execution_of),
         targets_by_status,
         failed_targets,
+        last_run_unix: last_run(a).map(unix),
+        next_run_unix: next_run(a).map(unix),
+        overdue: is_overdue(a, now),
+        schedule_interval_seconds: interval.map(|d| d.as_secs_f64()),
+        last_successful_execution_unix: a.last_successful_execution.time().map(unix),
         poll_success: a.poll_ok,
         error_kind: a.error_kind,
         last_success_unix: a.last_good_poll.map(unix),
@@ -334,26 +416,36 @@ struct Entry<'a> {
     posted: &'a Posted,
     state: &'a AssociationState,
     failed: bool,
+    /// As of the request's moment.
+    overdue: bool,
 }
 
 impl<'a> Entry<'a> {
-    fn new(slot: usize, posted: &'a Posted, state: &'a AssociationState) -> Entry<'a> {
+    fn new(
+        slot: usize,
+        posted: &'a Posted,
+        state: &'a AssociationState,
+        now: SystemTime,
+    ) -> Entry<'a> {
         Entry {
             slot,
             posted,
             state,
             failed: is_failed(state),
+            overdue: is_overdue(state, now),
         }
     }
 
-    /// Failed ones first, then by pair, name and ID: the order of the page and of the JSON.
+    /// Failed ones first, then overdue ones (a schedule that stopped firing fails silently),
+    /// then by pair, name and ID: the order of the page and of the JSON.
     fn order(&self, other: &Entry<'a>) -> Ordering {
         self.key().cmp(&other.key())
     }
 
-    fn key(&self) -> (bool, usize, Option<&'a str>, &'a str) {
+    fn key(&self) -> (bool, bool, usize, Option<&'a str>, &'a str) {
         (
             !self.failed,
+            !self.overdue,
             self.slot,
             self.state.association.association_name.as_deref(),
             self.state.id(),
@@ -382,20 +474,20 @@ impl Source {
         !self.posts.sources().is_empty()
     }
 
-    /// Every association on the board, pair by pair, with its position in its pair's
-    /// snapshot.
-    fn entries(&self) -> impl Iterator<Item = (Entry<'_>, usize)> {
+    /// Every association on the board as of `now`, pair by pair, with its position in its
+    /// pair's snapshot.
+    fn entries(&self, now: SystemTime) -> impl Iterator<Item = (Entry<'_>, usize)> {
         self.posts
             .sources()
             .iter()
             .enumerate()
-            .flat_map(|(slot, posted)| {
+            .flat_map(move |(slot, posted)| {
                 posted
                     .snapshot
                     .associations
                     .iter()
                     .enumerate()
-                    .map(move |(index, state)| (Entry::new(slot, posted, state), index))
+                    .map(move |(index, state)| (Entry::new(slot, posted, state, now), index))
             })
     }
 
@@ -410,11 +502,12 @@ impl Source {
         build: Build,
         telemetry_path: &str,
     ) -> Option<Bytes> {
-        let (mut watched, mut failed) = (0, 0);
+        let (mut watched, mut failed, mut overdue) = (0, 0, 0);
         let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
-        for (e, _) in self.entries() {
+        for (e, _) in self.entries(now) {
             watched += 1;
             failed += usize::from(e.failed);
+            overdue += usize::from(e.overdue);
             *by_status.entry(e.filter_key()).or_default() += 1;
         }
         let current = match filter {
@@ -422,7 +515,7 @@ impl Source {
             None => None,
         };
         let mut shown: Vec<Entry<'_>> = self
-            .entries()
+            .entries(now)
             .map(|(e, _)| e)
             .filter(|e| current.is_none_or(|c| e.filter_key() == c))
             .collect();
@@ -433,10 +526,15 @@ impl Source {
         let choices: Vec<(Option<&str>, usize)> = std::iter::once((None, watched))
             .chain(by_status.iter().map(|(k, n)| (Some(*k), *n)))
             .collect();
-        let mut page = page_head(&Head::of(self, now, build), watched, failed, telemetry_path);
+        let counted = Counted {
+            watched,
+            failed,
+            overdue,
+        };
+        let mut page = page_head(&Head::of(self, now, build), counted, telemetry_path);
         page.push_str(&filter_open(&choices, current, placed));
         for e in &shown {
-            page.push_str(&row(&e.status(now), placed));
+            page.push_str(&row(&e.status(now), placed, unix(now)));
         }
         page.push_str(&filter_close(matching));
         page.push_str(&page_foot());
@@ -452,7 +550,9 @@ impl Source {
             .sources()
             .iter()
             .enumerate()
-            .filter_map(|(slot, posted)| Some(Entry::new(slot, posted, posted.snapshot.get(&id)?)))
+            .filter_map(|(slot, posted)| {
+                Some(Entry::new(slot, posted, posted.snapshot.get(&id)?, now))
+            })
             .collect();
         if found.is_empty() {
             return None;
@@ -460,7 +560,7 @@ impl Source {
         found.sort_by(Entry::order);
         let mut page = view_head(unix(now));
         for e in &found {
-            view(&mut page, &e.status(now));
+            view(&mut page, &e.status(now), unix(now));
         }
         page.push_str(&page_foot());
         Some(Bytes::from(page))
@@ -501,7 +601,7 @@ pub struct StatusJson {
 impl StatusJson {
     /// The document of `source` as of `now`, to be made frame by frame.
     pub fn new(source: Arc<Source>, now: SystemTime, build: Build) -> StatusJson {
-        let mut entries: Vec<(Entry<'_>, usize)> = source.entries().collect();
+        let mut entries: Vec<(Entry<'_>, usize)> = source.entries(now).collect();
         entries.sort_by(|(a, _), (b, _)| a.order(b));
         let order = entries
             .into_iter()
@@ -555,7 +655,7 @@ impl StatusJson {
             if self.written > 0 {
                 frame.push(b',');
             }
-            let status = Entry::new(slot, posted, state).status(self.now);
+            let status = Entry::new(slot, posted, state, self.now).status(self.now);
             // As for the head: never fails; should it, the association is left out rather
             // than the document broken.
             match serde_json::to_writer(&mut frame, &status) {
@@ -675,7 +775,7 @@ th{background:#f3f3f3}.scroll{overflow-x:auto}code,.id{font-family:ui-monospace,
 .c{display:inline-block;border-radius:.6rem;padding:0 .45rem;margin:0 .15rem .15rem 0;font-size:.8rem;white-space:nowrap}\
 .ok{background:#d7f0dc;color:#14532d}.bad{background:#fbd5d5;color:#7f1d1d}.run{background:#dbe7fb;color:#1e3a8a}.other{background:#eee;color:#333}\
 tr.failed td:first-child{border-left:4px solid #c53030}nav a{margin-right:.6rem}nav a.current{font-weight:bold;text-decoration:none;color:#222}\
-.muted{color:#666}";
+.late{background:#fdecc8;color:#7c2d12}tr.overdue td:first-child{border-left:4px solid #d97706}.muted{color:#666}";
 
 fn html_open(title: &str) -> String {
     format!(
@@ -683,8 +783,16 @@ fn html_open(title: &str) -> String {
     )
 }
 
-/// The page down to the associations' filters; `watched` and `failed` count associations.
-fn page_head(head: &Head, watched: usize, failed: usize, telemetry_path: &str) -> String {
+/// Associations on the board, and those of them the page lists first.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    watched: usize,
+    failed: usize,
+    overdue: usize,
+}
+
+/// The page down to the associations' filters.
+fn page_head(head: &Head, counted: Counted, telemetry_path: &str) -> String {
     let mut h = html_open("SSM Association Exporter");
     h.push_str("<h1>SSM Association Exporter</h1>\n");
     let _ = writeln!(
@@ -764,9 +872,14 @@ fn page_head(head: &Head, watched: usize, failed: usize, telemetry_path: &str) -
         );
     }
     h.push_str("</tbody></table></div>\n");
+    let Counted {
+        watched,
+        failed,
+        overdue,
+    } = counted;
     let _ = writeln!(
         h,
-        "<h2>Associations</h2>\n<p>{watched} watched, {failed} failed (listed first).</p>"
+        "<h2>Associations</h2>\n<p>{watched} watched, {failed} failed, {overdue} overdue (listed first, failed before overdue).</p>"
     );
     h
 }
@@ -797,7 +910,7 @@ fn filter_open(choices: &[(Option<&str>, usize)], current: Option<&str>, placed:
     if placed {
         h.push_str("<th>Pair</th>");
     }
-    h.push_str("<th>Document</th><th>Execution</th><th>Status</th><th>Targets</th><th>Failed targets</th><th>Poll</th><th>Error</th><th>Data age</th></tr></thead>\n<tbody>\n");
+    h.push_str("<th>Document</th><th>Execution</th><th>Status</th><th>Targets</th><th>Failed targets</th><th>Running</th><th>Next run</th><th>Poll</th><th>Error</th><th>Data age</th></tr></thead>\n<tbody>\n");
     h
 }
 
@@ -806,7 +919,7 @@ fn filter_close(matching: usize) -> String {
     if matching > MAX_ROWS {
         let _ = writeln!(
             h,
-            "<p class=\"more\">{} more not shown: the page shows the first {MAX_ROWS}, failed ones first; <a href=\"/api/v1/status\">the JSON</a> has them all.</p>",
+            "<p class=\"more\">{} more not shown: the page shows the first {MAX_ROWS}, failed ones first, then overdue ones; <a href=\"/api/v1/status\">the JSON</a> has them all.</p>",
             matching - MAX_ROWS
         );
     }
@@ -850,13 +963,53 @@ fn data_age(a: &AssociationStatus) -> String {
     }
 }
 
-fn row(a: &AssociationStatus, placed: bool) -> String {
+/// "12 of 40 done": of an execution's targets, those in a final status.
+fn progress(e: &ExecutionStatus) -> String {
+    let total: u64 = e.targets.iter().map(|t| t.count).sum();
+    format!("{} of {total} done", e.targets_done)
+}
+
+/// The running execution in a row: its status and progress.
+fn running_cell(running: Option<&ExecutionStatus>) -> String {
+    match running {
+        Some(e) => format!("{} {}", status_badge(e.status.as_deref()), progress(e)),
+        None => "—".to_owned(),
+    }
+}
+
+/// The next run in a row: how far ahead, or how long overdue, its time in the title.
+fn next_run_cell(a: &AssociationStatus, rendered_unix: f64) -> String {
+    match (a.next_run_unix, &a.schedule) {
+        (Some(next), _) if a.overdue => format!(
+            "<span class=\"c late\" title=\"{}\">overdue {}</span>",
+            timestamp(next),
+            age(rendered_unix - next)
+        ),
+        (Some(next), _) => format!(
+            "<span title=\"{}\">in {}</span>",
+            timestamp(next),
+            age(next - rendered_unix)
+        ),
+        (None, Some(schedule)) if !schedule.parsed => UNPARSED.to_owned(),
+        (None, _) => "—".to_owned(),
+    }
+}
+
+const UNPARSED: &str = "<span class=\"c other\">unparsed</span>";
+
+fn row(a: &AssociationStatus, placed: bool, rendered_unix: f64) -> String {
     let id = encode(&a.association_id);
     let mut h = String::with_capacity(512);
+    let class = if a.failed {
+        " class=\"failed\""
+    } else if a.overdue {
+        " class=\"overdue\""
+    } else {
+        ""
+    };
     let _ = write!(
         h,
-        "<tr{}><td><a href=\"/association/{id}\">{}</a><div class=\"id\">{}</div></td>",
-        if a.failed { " class=\"failed\"" } else { "" },
+        "<tr{class}><td><a href=\"/association/{id}\">{}</a><div class=\"id\">{}</div></td>",
         opt(a.name.as_deref().or(Some(&a.association_id))),
         escape(&a.association_id)
     );
@@ -870,7 +1023,7 @@ fn row(a: &AssociationStatus, placed: bool) -> String {
     let execution = a.execution.as_ref();
     let _ = writeln!(
         h,
-        "<td>{}</td><td class=\"id\">{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        "<td>{}</td><td class=\"id\">{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
         opt(a.document_name.as_deref()),
         opt(execution.map(|e| e.execution_id.as_str())),
         if execution.is_some_and(|e| e.pinned) {
@@ -881,6 +1034,8 @@ fn row(a: &AssociationStatus, placed: bool) -> String {
         status_badge(execution.and_then(|e| e.status.as_deref())),
         counts(&a.targets_by_status),
         failed_names(a.failed_targets.as_ref(), ROW_FAILED_TARGETS),
+        running_cell(a.running.as_ref()),
+        next_run_cell(a, rendered_unix),
         poll_badge(a.poll_success),
         opt(a.error_kind),
         data_age(a),
@@ -921,48 +1076,93 @@ fn view_head(rendered_unix: f64) -> String {
     h
 }
 
-/// Appends the facts of `a` to its view.
-fn view(h: &mut String, a: &AssociationStatus) {
+/// A time and how long before `rendered_unix` it was; `absent` without one.
+fn when_ago(at: Option<f64>, rendered_unix: f64, absent: &str) -> String {
+    at.map_or_else(
+        || absent.to_owned(),
+        |t| {
+            format!(
+                "{} <span class=\"muted\">({} ago)</span>",
+                timestamp(t),
+                age(rendered_unix - t)
+            )
+        },
+    )
+}
+
+fn schedule_fact(schedule: Option<&ScheduleStatus>) -> String {
+    match schedule {
+        Some(s) if s.parsed => format!("<code>{}</code>", escape(&s.expression)),
+        Some(s) => format!("<code>{}</code> {UNPARSED}", escape(&s.expression)),
+        None => "<span class=\"muted\">none: it runs when created or updated</span>".to_owned(),
+    }
+}
+
+/// The next run in a view: its time, then as a row shows it.
+fn next_run_fact(a: &AssociationStatus, rendered_unix: f64) -> String {
+    match (a.next_run_unix, &a.schedule) {
+        (Some(next), _) => format!("{} {}", timestamp(next), next_run_cell(a, rendered_unix)),
+        (None, Some(schedule)) if !schedule.parsed => {
+            "<span class=\"muted\">unknown: the schedule could not be read</span>".to_owned()
+        }
+        (None, _) => "—".to_owned(),
+    }
+}
+
+/// Appends the facts of `a` to its view: the association, its schedule and its poll; its
+/// last finished and its running execution side by side; the targets of each.
+fn view(h: &mut String, a: &AssociationStatus, rendered_unix: f64) {
     let _ = writeln!(
         h,
         "<h1>{}</h1>\n<table>",
         opt(a.name.as_deref().or(Some(&a.association_id)))
     );
-    let execution = a.execution.as_ref();
-    let facts: [(&str, String); 12] = [
+    let schedule = a.schedule.as_ref();
+    let facts: [(&str, String); 15] = [
         (
             "Association ID",
             format!("<code>{}</code>", escape(&a.association_id)),
         ),
         ("Pair", place(a.account_id.as_deref(), a.region.as_deref())),
         ("Document", opt(a.document_name.as_deref())),
+        ("Schedule", schedule_fact(schedule)),
         (
-            "Execution",
-            format!(
-                "<code>{}</code>{}",
-                opt(execution.map(|e| e.execution_id.as_str())),
-                if execution.is_some_and(|e| e.pinned) {
-                    " (pinned)"
-                } else {
-                    ""
-                }
+            "Schedule offset",
+            schedule.and_then(|s| s.offset_days).map_or_else(
+                || "—".to_owned(),
+                |d| format!("{d} day{}", if d == 1 { "" } else { "s" }),
             ),
         ),
         (
-            "Status",
-            status_badge(execution.and_then(|e| e.status.as_deref())),
+            "Duration",
+            schedule.and_then(|s| s.duration_hours).map_or_else(
+                || "—".to_owned(),
+                |d| format!("{d}h, then SSM cancels the run"),
+            ),
         ),
         (
-            "Detailed status",
-            opt(execution.and_then(|e| e.detailed_status.as_deref())),
+            "Apply only at cron interval",
+            match schedule.and_then(|s| s.apply_only_at_cron_interval) {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "—",
+            }
+            .to_owned(),
         ),
         (
-            "Started",
-            execution
-                .and_then(|e| e.created_unix)
-                .map_or_else(|| "—".to_owned(), timestamp),
+            "Interval",
+            a.schedule_interval_seconds
+                .map_or_else(|| "—".to_owned(), age),
         ),
-        ("Targets", counts(&a.targets_by_status)),
+        (
+            "Last run",
+            when_ago(a.last_run_unix, rendered_unix, "never"),
+        ),
+        ("Next run", next_run_fact(a, rendered_unix)),
+        (
+            "Last successful execution",
+            when_ago(a.last_successful_execution_unix, rendered_unix, "—"),
+        ),
         ("Poll", poll_badge(a.poll_success).to_owned()),
         ("Error", opt(a.error_kind)),
         (
@@ -976,23 +1176,17 @@ fn view(h: &mut String, a: &AssociationStatus) {
         let _ = writeln!(h, "<tr><th>{name}</th><td>{value}</td></tr>");
     }
     h.push_str("</table>\n");
-    if let Some(e) = execution {
-        h.push_str("<h2>Targets</h2>\n<table>\n<thead><tr><th>Status</th><th>Detailed status</th><th>Resource type</th><th>Count</th></tr></thead>\n<tbody>\n");
-        for t in &e.targets {
-            let _ = writeln!(
-                h,
-                "<tr><td><span class=\"c {}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                tone(&t.status),
-                escape(&t.status),
-                escape(&t.detailed_status),
-                escape(&t.resource_type),
-                t.count
-            );
+    executions(h, [a.execution.as_ref(), a.running.as_ref()]);
+    for (title, execution) in [
+        ("Targets of the last finished execution", &a.execution),
+        ("Targets of the running execution", &a.running),
+    ] {
+        if let Some(e) = execution {
+            targets_table(h, title, e);
         }
-        h.push_str("</tbody></table>\n");
     }
     if let Some(failed) = &a.failed_targets {
-        h.push_str("<h2>Failed targets</h2>\n<table>\n<thead><tr><th>Resource</th><th>Type</th><th>Detailed status</th></tr></thead>\n<tbody>\n");
+        h.push_str("<h2>Failed targets of the last finished execution</h2>\n<table>\n<thead><tr><th>Resource</th><th>Type</th><th>Detailed status</th></tr></thead>\n<tbody>\n");
         for t in &failed.named {
             let _ = writeln!(
                 h,
@@ -1013,6 +1207,60 @@ fn view(h: &mut String, a: &AssociationStatus) {
     }
 }
 
+/// The last finished and the running execution, a column each.
+fn executions(h: &mut String, columns: [Option<&ExecutionStatus>; 2]) {
+    h.push_str("<h2>Executions</h2>\n<table>\n<thead><tr><th></th><th>Last finished</th><th>Running</th></tr></thead>\n<tbody>\n");
+    type Fact = fn(&ExecutionStatus) -> String;
+    let facts: [(&str, Fact); 6] = [
+        ("Execution", |e| {
+            format!(
+                "<code>{}</code>{}",
+                escape(&e.execution_id),
+                if e.pinned { " (pinned)" } else { "" }
+            )
+        }),
+        ("Status", |e| status_badge(e.status.as_deref())),
+        ("Detailed status", |e| opt(e.detailed_status.as_deref())),
+        ("Started", |e| {
+            e.created_unix.map_or_else(|| "—".to_owned(), timestamp)
+        }),
+        ("Targets", |e| counts(&by_status(e))),
+        ("Progress", progress),
+    ];
+    for (i, (name, fact)) in facts.into_iter().enumerate() {
+        let _ = write!(h, "<tr><th>{name}</th>");
+        for column in columns {
+            let value = match column {
+                Some(e) => fact(e),
+                None if i == 0 => "<span class=\"muted\">none</span>".to_owned(),
+                None => "—".to_owned(),
+            };
+            let _ = write!(h, "<td>{value}</td>");
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</tbody></table>\n");
+}
+
+fn targets_table(h: &mut String, title: &str, e: &ExecutionStatus) {
+    let _ = writeln!(
+        h,
+        "<h2>{title}</h2>\n<table>\n<thead><tr><th>Status</th><th>Detailed status</th><th>Resource type</th><th>Count</th></tr></thead>\n<tbody>"
+    );
+    for t in &e.targets {
+        let _ = writeln!(
+            h,
+            "<tr><td><span class=\"c {}\">{}</span></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            tone(&t.status),
+            escape(&t.status),
+            escape(&t.detailed_status),
+            escape(&t.resource_type),
+            t.count
+        );
+    }
+    h.push_str("</tbody></table>\n");
+}
+
 fn page_foot() -> String {
     "</body>\n</html>\n".to_owned()
 }
@@ -1030,7 +1278,7 @@ mod tests {
     use crate::snapshot::{
         ExecutionState, FailedTargets, LastSuccess, Snapshot, TargetCounts, Timing,
     };
-    use crate::ssm::{Association, Execution, Target};
+    use crate::ssm::{Association, Execution, ScheduleFields, Target};
     use crate::telemetry::Telemetry;
 
     const NOW: f64 = 1_700_000_600.0;
@@ -1078,8 +1326,9 @@ mod tests {
                 }
             }
             associations.sort_by(|(slot_a, a), (slot_b, b)| {
-                (!a.failed, slot_a, &a.name, &a.association_id).cmp(&(
+                (!a.failed, !a.overdue, slot_a, &a.name, &a.association_id).cmp(&(
                     !b.failed,
+                    !b.overdue,
                     slot_b,
                     &b.name,
                     &b.association_id,
@@ -1219,6 +1468,43 @@ mod tests {
         }
     }
 
+    /// An execution in progress over `targets`, started at `started`.
+    fn running(id: &str, status: &str, targets: &[Target], started: f64) -> Arc<ExecutionState> {
+        let mut counts = TargetCounts::default();
+        for t in targets {
+            counts.add(t);
+        }
+        Arc::new(ExecutionState {
+            execution: Execution {
+                execution_id: format!("{}-r", &id[..8]),
+                status: Some(status.into()),
+                detailed_status: Some(status.into()),
+                created_time: Some(at(started)),
+                resource_count_by_status: None,
+            },
+            targets: counts,
+            filters: Vec::new(),
+            read_at: at(NOW),
+            failed: None,
+            pinned: false,
+        })
+    }
+
+    /// `a` on `expression` with `offset_days`, its last run started at `last_start`: its
+    /// timing as the schedule's own reckoning has it.
+    fn scheduled(a: &mut AssociationState, expression: &str, offset_days: u8, last_start: f64) {
+        a.association.schedule.expression = Some(expression.into());
+        a.association.schedule.offset_days = Some(offset_days).filter(|d| *d > 0);
+        a.association.last_execution_date = Some(at(last_start));
+        let schedule = crate::schedule::parse(expression).expect("a schedule");
+        let offset = u32::from(offset_days);
+        let next_run = schedule.next_run(Some(at(last_start)), None, offset);
+        a.timing = Timing::Scheduled {
+            next_run,
+            interval: next_run.and_then(|next| schedule.interval(next, offset)),
+        };
+    }
+
     fn place(account_id: &str, region: &str) -> Option<Place> {
         Some(Place {
             account_id: account_id.into(),
@@ -1226,8 +1512,10 @@ mod tests {
         })
     }
 
-    /// Two pairs: one whose last cycle went well, with a success and a failed run whose name
-    /// carries markup; one throttled, with a pinned run it could not re-read and an
+    /// Two pairs. One whose last cycle went well: a success on `rate(30 minutes)` whose next
+    /// run is overdue; a failed run whose name carries markup, on a weekly cron schedule with
+    /// an offset, its next run already running; a success whose schedule carries markup and
+    /// could not be read. One throttled, with a pinned run it could not re-read and an
     /// association it never could.
     fn fixture() -> Source {
         let board = Board::new(
@@ -1238,7 +1526,7 @@ mod tests {
             "discovery of every association named <prod>*, poll interval 1m",
         );
         let mut east = Snapshot::default();
-        east.associations.push(ran(
+        let mut overdue = ran(
             "11111111-1111-1111-1111-111111111111",
             "patch-linux",
             "Success",
@@ -1248,9 +1536,17 @@ mod tests {
             ],
             None,
             NOW - 30.0,
-        ));
-        east.associations.push(ran(
-            "22222222-2222-2222-2222-222222222222",
+        );
+        // Its schedule stopped firing: the last run, two hours ago, was its last success.
+        scheduled(&mut overdue, "rate(30 minutes)", 0, NOW - 7_200.0);
+        if let Some(e) = &mut overdue.finished {
+            Arc::make_mut(e).execution.created_time = Some(at(NOW - 7_200.0));
+        }
+        overdue.last_successful_execution = LastSuccess::At(at(NOW - 7_200.0));
+        east.associations.push(overdue);
+        let id = "22222222-2222-2222-2222-222222222222";
+        let mut weekly = ran(
+            id,
             "<script>alert(1)</script>",
             "Failed",
             &[
@@ -1261,7 +1557,44 @@ mod tests {
             ],
             Some(2),
             NOW - 30.0,
+        );
+        // Sundays at 22:00 two days on: Tuesdays, the day NOW is. Last week's run failed; this
+        // week's started 23m 20s ago; the one before last week's was the last success.
+        let this_week = 1_699_999_200.0;
+        let week = 604_800.0;
+        if let Some(e) = &mut weekly.finished {
+            Arc::make_mut(e).execution.created_time = Some(at(this_week - week));
+        }
+        weekly.running = Some(running(
+            id,
+            "InProgress",
+            &[
+                target("i-03", "Success", "Success"),
+                target("i-04", "InProgress", "InProgress"),
+                target("i-05", "Pending", "Pending"),
+                target("i-06", "Failed", "Failed"),
+            ],
+            this_week,
         ));
+        scheduled(&mut weekly, "cron(0 22 ? * SUN *)", 2, this_week);
+        weekly.association.schedule.duration_hours = Some(4);
+        weekly.association.schedule.apply_only_at_cron_interval = Some(true);
+        weekly.last_successful_execution = LastSuccess::At(at(this_week - 2.0 * week));
+        east.associations.push(weekly);
+        let mut unparsed = ran(
+            "66666666-6666-6666-6666-666666666666",
+            "baseline",
+            "Success",
+            &[target("i-09", "Success", "Success")],
+            None,
+            NOW - 30.0,
+        );
+        unparsed.association.schedule = ScheduleFields {
+            expression: Some("rate(<b>2</b> fortnights)".into()),
+            ..ScheduleFields::default()
+        };
+        unparsed.timing = Timing::Unparsed;
+        east.associations.push(unparsed);
         let mut pinned = ran(
             "33333333-3333-3333-3333-333333333333",
             "inventory",
@@ -1275,6 +1608,7 @@ mod tests {
         );
         pinned.poll_ok = false;
         pinned.error_kind = Some("throttled");
+        pinned.last_successful_execution = LastSuccess::None;
         if let Some(e) = &mut pinned.finished {
             std::sync::Arc::make_mut(e).pinned = true;
         }
@@ -1339,18 +1673,20 @@ mod tests {
         );
     }
 
+    /// Overdue ones after the failed ones, before the rest: "patch-linux" before "baseline".
     #[test]
-    fn failed_ones_come_first_then_by_pair_and_name() {
+    fn failed_ones_come_first_then_overdue_ones_then_by_pair_and_name() {
         let source = fixture();
         let expected = [
             "22222222-2222-2222-2222-222222222222",
             "44444444-4444-4444-4444-444444444444",
             "33333333-3333-3333-3333-333333333333",
             "11111111-1111-1111-1111-111111111111",
+            "66666666-6666-6666-6666-666666666666",
         ];
         assert_eq!(row_ids(&index(&source, None).expect("the page")), expected);
         let value: Value = serde_json::from_slice(&json(&source)).expect("JSON");
-        let order: Vec<(&str, bool)> = value["associations"]
+        let order: Vec<(&str, bool, bool)> = value["associations"]
             .as_array()
             .expect("associations")
             .iter()
@@ -1358,22 +1694,24 @@ mod tests {
                 (
                     a["association_id"].as_str().expect("an ID"),
                     a["failed"] == json!(true),
+                    a["overdue"] == json!(true),
                 )
             })
             .collect();
         assert_eq!(
             order,
             [
-                (expected[0], true),
-                (expected[1], true),
-                (expected[2], true),
-                (expected[3], false),
+                (expected[0], true, false),
+                (expected[1], true, false),
+                (expected[2], true, false),
+                (expected[3], false, true),
+                (expected[4], false, false),
             ]
         );
     }
 
     #[test]
-    fn markup_in_a_name_shows_as_text() {
+    fn markup_in_a_name_or_a_schedule_shows_as_text() {
         let source = fixture();
         let index = index(&source, None).expect("the page");
         let view = association(&source, "22222222-2222-2222-2222-222222222222").expect("a view");
@@ -1385,6 +1723,116 @@ mod tests {
             );
         }
         assert!(index.contains("named &lt;prod&gt;*"), "{index}");
+        let view = association(&source, "66666666-6666-6666-6666-666666666666").expect("a view");
+        assert!(!view.contains("<b>"), "{view}");
+        assert!(
+            view.contains(
+                "<tr><th>Schedule</th><td><code>rate(&lt;b&gt;2&lt;/b&gt; fortnights)</code> <span class=\"c other\">unparsed</span></td></tr>"
+            ),
+            "{view}"
+        );
+    }
+
+    /// The facts of a schedule in a view and a row: ahead, overdue, unparsed or none, and
+    /// the running execution's progress beside the finished one's counts.
+    #[test]
+    fn a_view_and_a_row_tell_when_it_runs_next_and_how_far_the_run_is() {
+        let source = fixture();
+        let fact = |id: &str, name: &str| -> String {
+            let view = association(&source, id).expect("a view");
+            let start = format!("<tr><th>{name}</th><td>");
+            let line = view
+                .lines()
+                .find_map(|l| l.strip_prefix(&start))
+                .unwrap_or_else(|| panic!("{name} in {view}"));
+            line.strip_suffix("</td></tr>").unwrap_or(line).to_owned()
+        };
+        let weekly = "22222222-2222-2222-2222-222222222222";
+        let overdue = "11111111-1111-1111-1111-111111111111";
+        let pinned = "33333333-3333-3333-3333-333333333333";
+        let unparsed = "66666666-6666-6666-6666-666666666666";
+        for (id, name, expected) in [
+            (weekly, "Schedule", "<code>cron(0 22 ? * SUN *)</code>"),
+            (weekly, "Schedule offset", "2 days"),
+            (weekly, "Duration", "4h, then SSM cancels the run"),
+            (weekly, "Apply only at cron interval", "yes"),
+            (weekly, "Interval", "7d 0h"),
+            (
+                weekly,
+                "Last run",
+                "2023-11-14T22:00:00Z <span class=\"muted\">(23m 20s ago)</span>",
+            ),
+            (
+                weekly,
+                "Next run",
+                "2023-11-21T22:00:00Z <span title=\"2023-11-21T22:00:00Z\">in 6d 23h</span>",
+            ),
+            (
+                weekly,
+                "Last successful execution",
+                "2023-10-31T22:00:00Z <span class=\"muted\">(14d 0h ago)</span>",
+            ),
+            (
+                weekly,
+                "Progress",
+                "<td>4 of 4 done</td><td>2 of 4 done</td>",
+            ),
+            (overdue, "Schedule offset", "—"),
+            (overdue, "Interval", "30m 0s"),
+            (
+                overdue,
+                "Next run",
+                "2023-11-14T20:53:20Z <span class=\"c late\" title=\"2023-11-14T20:53:20Z\">overdue 1h 30m</span>",
+            ),
+            (
+                pinned,
+                "Schedule",
+                "<span class=\"muted\">none: it runs when created or updated</span>",
+            ),
+            (pinned, "Next run", "—"),
+            (pinned, "Last successful execution", "—"),
+            (
+                unparsed,
+                "Next run",
+                "<span class=\"muted\">unknown: the schedule could not be read</span>",
+            ),
+        ] {
+            // The executions' rows have a cell per column.
+            let got = if name == "Progress" {
+                let view = association(&source, id).expect("a view");
+                let start = format!("<tr><th>{name}</th>");
+                let line = view.lines().find_map(|l| l.strip_prefix(&start));
+                line.and_then(|l| l.strip_suffix("</tr>"))
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                fact(id, name)
+            };
+            assert_eq!(got, expected, "{id} {name}");
+        }
+        let page = index(&source, None).expect("the page");
+        let row = |id: &str| {
+            page.lines()
+                .find(|l| l.contains(&format!("/association/{id}")))
+                .expect("a row")
+                .to_owned()
+        };
+        assert!(row(overdue).starts_with("<tr class=\"overdue\">"));
+        assert!(row(overdue).contains(
+            "<td>—</td><td><span class=\"c late\" title=\"2023-11-14T20:53:20Z\">overdue 1h 30m</span></td>"
+        ));
+        assert!(row(weekly).contains(
+            "<td><span class=\"c run\">InProgress</span> 2 of 4 done</td><td><span title=\"2023-11-21T22:00:00Z\">in 6d 23h</span></td>"
+        ));
+        assert!(
+            row(unparsed).contains("<td>—</td><td><span class=\"c other\">unparsed</span></td>")
+        );
+        assert!(
+            page.contains(
+                "<p>5 watched, 3 failed, 1 overdue (listed first, failed before overdue).</p>"
+            ),
+            "{page}"
+        );
     }
 
     #[test]
@@ -1396,9 +1844,10 @@ mod tests {
         };
         assert_eq!(
             short(rows(None)),
-            ["22222222", "44444444", "33333333", "11111111"]
+            ["22222222", "44444444", "33333333", "11111111", "66666666"]
         );
         assert_eq!(short(rows(Some("Failed"))), ["22222222"]);
+        assert_eq!(short(rows(Some("Success"))), ["11111111", "66666666"]);
         assert_eq!(short(rows(Some("InProgress"))), ["33333333"]);
         assert_eq!(short(rows(Some(NO_EXECUTION))), ["44444444"]);
         assert_eq!(index(&source, Some("Cancelled")), None);
@@ -1527,6 +1976,19 @@ mod tests {
                 if i % 7 == 0 {
                     a.association.association_name = None;
                 }
+                // Some overdue, some ahead, some running: the order puts the overdue ones
+                // after the failed ones.
+                if i % 3 == 0 {
+                    a.timing = Timing::Scheduled {
+                        next_run: Some(at(NOW + 60.0 - (i % 2) as f64 * 120.0)),
+                        interval: Some(Duration::from_secs(1_800)),
+                    };
+                    a.association.schedule.expression = Some("rate(30 minutes)".into());
+                }
+                if i % 4 == 0 {
+                    a.running = Some(running(&id, "InProgress", &targets, NOW - 10.0));
+                    a.last_successful_execution = LastSuccess::At(at(NOW - 3_600.0));
+                }
                 if i % 11 == 0 {
                     a.poll_ok = false;
                     a.error_kind = Some("throttled");
@@ -1578,6 +2040,20 @@ mod tests {
     fn the_json_has_the_documented_schema() {
         let value: Value = serde_json::from_slice(&json(&fixture())).expect("JSON");
         let mut failed = value["associations"][0].clone();
+        let execution = json!({
+            "execution_id": "string",
+            "pinned": "bool",
+            "status": "string",
+            "detailed_status": "string",
+            "created_unix": "number",
+            "targets": [{
+                "status": "string",
+                "detailed_status": "string",
+                "resource_type": "string",
+                "count": "number"
+            }],
+            "targets_done": "number"
+        });
         assert_eq!(
             shape(&failed),
             json!({
@@ -1586,19 +2062,15 @@ mod tests {
                 "association_id": "string",
                 "name": "string",
                 "document_name": "string",
-                "execution": {
-                    "execution_id": "string",
-                    "pinned": "bool",
-                    "status": "string",
-                    "detailed_status": "string",
-                    "created_unix": "number",
-                    "targets": [{
-                        "status": "string",
-                        "detailed_status": "string",
-                        "resource_type": "string",
-                        "count": "number"
-                    }]
+                "schedule": {
+                    "expression": "string",
+                    "offset_days": "number",
+                    "duration_hours": "number",
+                    "apply_only_at_cron_interval": "bool",
+                    "parsed": "bool"
                 },
+                "execution": execution,
+                "running": execution,
                 "targets_by_status": {"Failed": "number", "Success": "number", "TimedOut": "number"},
                 "failed_targets": {
                     "named": [{
@@ -1608,6 +2080,11 @@ mod tests {
                     }],
                     "omitted": "number"
                 },
+                "last_run_unix": "number",
+                "next_run_unix": "number",
+                "overdue": "bool",
+                "schedule_interval_seconds": "number",
+                "last_successful_execution_unix": "number",
                 "poll_success": "bool",
                 "error_kind": "null",
                 "last_success_unix": "number",
@@ -1627,6 +2104,40 @@ mod tests {
             ], "omitted": 1})
         );
         assert_eq!(failed["data_age_seconds"], json!(30.0));
+        assert_eq!(
+            failed["schedule"],
+            json!({
+                "expression": "cron(0 22 ? * SUN *)",
+                "offset_days": 2,
+                "duration_hours": 4,
+                "apply_only_at_cron_interval": true,
+                "parsed": true
+            })
+        );
+        assert_eq!(
+            (
+                &failed["execution"]["targets_done"],
+                &failed["running"]["status"],
+                &failed["running"]["targets_done"]
+            ),
+            (&json!(4), &json!("InProgress"), &json!(2))
+        );
+        assert_eq!(
+            (
+                &failed["last_run_unix"],
+                &failed["next_run_unix"],
+                &failed["overdue"],
+                &failed["schedule_interval_seconds"],
+                &failed["last_successful_execution_unix"]
+            ),
+            (
+                &json!(1_699_999_200.0),
+                &json!(1_700_604_000.0),
+                &json!(false),
+                &json!(604_800.0),
+                &json!(1_698_789_600.0)
+            )
+        );
         failed = value["associations"][1].clone();
         assert_eq!(
             (
@@ -1635,6 +2146,27 @@ mod tests {
                 &failed["error_kind"]
             ),
             (&json!(null), &json!(null), &json!("timeout"))
+        );
+        for key in [
+            "schedule",
+            "running",
+            "last_run_unix",
+            "next_run_unix",
+            "schedule_interval_seconds",
+            "last_successful_execution_unix",
+        ] {
+            assert_eq!(failed[key], json!(null), "{key}");
+        }
+        assert_eq!(failed["overdue"], json!(false));
+        let overdue = &value["associations"][3];
+        assert_eq!(
+            (&overdue["next_run_unix"], &overdue["overdue"]),
+            (&json!(NOW - 5_400.0), &json!(true))
+        );
+        let unparsed = &value["associations"][4];
+        assert_eq!(
+            (&unparsed["schedule"]["parsed"], &unparsed["next_run_unix"]),
+            (&json!(false), &json!(null))
         );
         let mut top = value.clone();
         for key in ["pairs", "associations"] {
@@ -1750,7 +2282,9 @@ mod tests {
             .collect();
         assert!(rows.iter().all(|r| r.starts_with("<tr class=\"failed\">")));
         assert!(
-            all.contains("<p>1200 watched, 800 failed (listed first).</p>"),
+            all.contains(
+                "<p>1200 watched, 800 failed, 0 overdue (listed first, failed before overdue).</p>"
+            ),
             "{all}"
         );
         assert!(
