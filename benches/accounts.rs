@@ -13,6 +13,7 @@
 //!     cargo bench --bench accounts            # M = 1, then M = 4, then the sweep
 //!     cargo bench --bench accounts -- 4       # M = 4 only
 //!     cargo bench --bench accounts -- sweep   # the sweep only
+//!     cargo bench --bench accounts -- sweep five   # the sweep's five-status fleet only
 //!
 //! The simulators run in this process, each exporter in its own.
 
@@ -164,10 +165,12 @@ struct Sized {
 fn sweep(runtime: &tokio::runtime::Runtime, dir: &std::path::Path) {
     let mut rows = Vec::new();
     let sizes = [0, 2_500, 5_000, 10_000];
+    let five_only = std::env::args().any(|a| a == "five");
     let runs = sizes
         .iter()
         .map(|n| (Mix::Accounts, 1, *n))
         .chain(sizes.iter().map(|n| (Mix::Accounts, 4, *n)))
+        .filter(|_| !five_only)
         .chain(sizes.iter().map(|n| (Mix::FiveStatuses, 1, *n)));
     for (mix, regions, associations) in runs {
         eprintln!(
