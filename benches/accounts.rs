@@ -94,7 +94,7 @@ fn main() {
             row.peak_rss_mib = peak_rss_kib(child.id()) / 1024.0;
             row.rss_mib = rss_kib(child.id()) / 1024.0;
             let metrics = runtime.block_on(scrape(&addr));
-            row.counted = sum(&metrics, "ssm_association_execution_targets");
+            row.counted = sum(&metrics, "ssm_association_targets");
             stop(child);
             rows.push(row);
         }

@@ -294,14 +294,23 @@ async fn calls(runs_per_hour: u32) {
             exporter.poll_now().await.expect("cycle");
         }
         let body = scrape(exporter.local_addr()).await;
-        let true_everywhere = started.iter().all(|(id, run)| {
-            body.lines().any(|l| {
-                l.starts_with("ssm_association_execution_targets{")
-                    && l.contains(&format!("association_id=\"{id}\""))
+        // Only each association's last run is exported: its counts, and its ID in the info series.
+        let last_runs: std::collections::HashMap<&String, &String> =
+            started.iter().map(|(id, run)| (id, run)).collect();
+        let true_everywhere = last_runs.iter().all(|(id, run)| {
+            let association = format!("association_id=\"{id}\"");
+            let named = body.lines().any(|l| {
+                l.starts_with("ssm_association_execution_info{")
+                    && l.contains(&association)
                     && l.contains(&format!("execution_id=\"{run}\""))
+            });
+            let counted = body.lines().any(|l| {
+                l.starts_with("ssm_association_targets{")
+                    && l.contains(&association)
                     && l.contains("status=\"Failed\"")
                     && l.ends_with(" 3")
-            })
+            });
+            named && counted
         });
         let hour = calls as f64 * 3600.0 / (QUIET_WINDOW.as_secs_f64() * f64::from(SPEEDUP));
         per_hour.push(hour);

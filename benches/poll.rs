@@ -156,7 +156,7 @@ async fn run(scenario: &Scenario) -> Row {
     let metrics = scrape(&addr).await;
     let counted: f64 = metrics
         .lines()
-        .filter(|l| l.starts_with("ssm_association_execution_targets{"))
+        .filter(|l| l.starts_with("ssm_association_targets{"))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
         .sum();
     let series_ok = counted == (scenario.associations * scenario.targets) as f64;
