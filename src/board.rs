@@ -21,10 +21,8 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// What a scrape hands out: the exposition as of the last change of the board.
 #[derive(Debug, Clone, Default)]
 pub struct Exposition {
-    /// The text format, as the buffers it was joined from, and its gzip form (one gzip member
-    /// per buffer, in one buffer) for the scrapers that accept it (Prometheus does). Each
-    /// pair's plain buffers are shared with the renderings before and after, until the pair's
-    /// series change.
+    /// The text format as gzip members in one buffer, sent as they are to the scrapers that
+    /// accept gzip (Prometheus does) and decompressed as they are sent to the others.
     pub body: Joined,
     /// Cycles every (account, region) pair has finished.
     pub cycles: u64,
@@ -490,7 +488,7 @@ mod tests {
             .expect("renderer runs")
             .clone();
         assert_eq!((e.ready, e.cycles, e.generation), (true, 1, second));
-        let text = String::from_utf8(e.body.plain.concat()).expect("utf-8");
+        let text = String::from_utf8(crate::render::gunzip(&e.body.gzip)).expect("utf-8");
         let polled: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("ssm_association_poll_success{"))

@@ -452,17 +452,20 @@ pub fn response(
     )
 }
 
-/// A response whose body is `chunks` one after the other, sent as they are, never copied
-/// into one buffer; its length is known, so it goes out with a `Content-Length`.
-pub fn buffers_response(
+/// A response whose body is the text of `gzip`, a stream of gzip members that decompresses to
+/// `plain_len` bytes, decompressed a frame at a time as the client takes it.
+pub fn gunzip_response(
     status: hyper::StatusCode,
     content_type: &str,
-    chunks: Vec<Bytes>,
+    gzip: Bytes,
+    plain_len: usize,
 ) -> Response<Body> {
     with_body(
         status,
         content_type,
-        Chunks::new(chunks).map_err(|never| match never {}).boxed(),
+        Gunzip::new(gzip, plain_len)
+            .map_err(|never| match never {})
+            .boxed(),
     )
 }
 
@@ -531,24 +534,26 @@ where
     }
 }
 
-/// A body of several buffers, one frame each.
-#[derive(Debug)]
-struct Chunks {
-    chunks: std::collections::VecDeque<Bytes>,
+/// The text of a stream of gzip members, a frame at a time: the exposition is held compressed.
+struct Gunzip {
+    decoder: flate2::read::MultiGzDecoder<bytes::buf::Reader<Bytes>>,
     remaining: u64,
 }
 
-impl Chunks {
-    fn new(chunks: Vec<Bytes>) -> Chunks {
-        let remaining = chunks.iter().map(|c| c.len() as u64).sum();
-        Chunks {
-            chunks: chunks.into_iter().filter(|c| !c.is_empty()).collect(),
-            remaining,
+impl Gunzip {
+    /// How much text a frame holds at most: as much as one write to the socket takes.
+    const FRAME: usize = 64 * 1024;
+
+    fn new(gzip: Bytes, plain_len: usize) -> Gunzip {
+        use bytes::Buf;
+        Gunzip {
+            decoder: flate2::read::MultiGzDecoder::new(gzip.reader()),
+            remaining: plain_len as u64,
         }
     }
 }
 
-impl hyper::body::Body for Chunks {
+impl hyper::body::Body for Gunzip {
     type Data = Bytes;
     type Error = Infallible;
 
@@ -556,15 +561,40 @@ impl hyper::body::Body for Chunks {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        let next = self.chunks.pop_front();
-        if let Some(chunk) = &next {
-            self.remaining -= chunk.len() as u64;
+        use std::io::Read;
+        let want = usize::try_from(self.remaining).map_or(Self::FRAME, |r| r.min(Self::FRAME));
+        if want == 0 {
+            return Poll::Ready(None);
         }
-        Poll::Ready(next.map(|c| Ok(hyper::body::Frame::data(c))))
+        let mut frame = vec![0; want];
+        let mut filled = 0;
+        while filled < want {
+            match self.decoder.read(&mut frame[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    warn!(error = %e, "the exposition does not decompress; the response ends short");
+                    break;
+                }
+            }
+        }
+        frame.truncate(filled);
+        if filled < want {
+            // Shorter than its Content-Length: hyper closes the connection, and the client
+            // sees a cut response rather than a whole one with lines missing.
+            self.remaining = 0;
+            if filled == 0 {
+                return Poll::Ready(None);
+            }
+        } else {
+            self.remaining -= filled as u64;
+        }
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(frame)))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.chunks.is_empty()
+        self.remaining == 0
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {
@@ -685,11 +715,41 @@ mod tests {
         );
     }
 
+    fn gzip(text: &[u8]) -> Bytes {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(text).expect("to a Vec");
+        Bytes::from(encoder.finish().expect("to a Vec"))
+    }
+
+    /// A gzip stream's text comes out in frames of at most 64 KiB, as long as it says; a
+    /// stream that ends short ends the body short.
+    #[tokio::test]
+    async fn a_gzip_stream_is_sent_as_its_text() {
+        let text: Vec<u8> = (0..200_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut stream = gzip(&text[..150_000]).to_vec();
+        stream.extend_from_slice(&gzip(&text[150_000..]));
+        let mut body = Gunzip::new(Bytes::from(stream.clone()), text.len());
+        assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(200_000));
+        let mut frames = Vec::new();
+        while let Some(frame) = body.frame().await {
+            frames.push(frame.expect("infallible").into_data().expect("data"));
+        }
+        let lengths: Vec<usize> = frames.iter().map(Bytes::len).collect();
+        assert_eq!(lengths, [65_536, 65_536, 65_536, 3_392]);
+        assert_eq!(frames.concat(), text);
+
+        // Claimed longer than it is: the text there is, then the end.
+        let short = Gunzip::new(Bytes::from(stream), 300_000);
+        let got = short.collect().await.expect("infallible").to_bytes();
+        assert_eq!(got.len(), 200_000);
+    }
+
     /// A streamed body passes its frames through until its deadline, then fails, so that
     /// hyper closes the connection instead of ending a short response.
     #[tokio::test]
     async fn a_streamed_body_fails_past_its_deadline() {
-        let frames = || Chunks::new(vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        let frames = || Gunzip::new(gzip(b"ab"), 2);
         let hour = Duration::from_secs(3600);
         let body = Deadline::new(frames(), Instant::now() + hour, hour);
         let collected = body.collect().await.expect("in time").to_bytes();

@@ -165,44 +165,91 @@ pub enum RenderError {
     Encode(#[source] prometheus::Error),
 }
 
-/// Text and its gzip form, compressed alone as one gzip member: members one after the other
-/// make one gzip stream (RFC 1952 §2.2), which is how the exposition's parts are joined
-/// without compressing them again.
+/// Text held only as one gzip member, compressed alone: members one after the other make one
+/// gzip stream (RFC 1952 §2.2), which is how the exposition's parts are joined without
+/// compressing them again. The plain text is not kept: at ten times the size it would be most
+/// of what the exporter holds, and a plain scrape is decompressed as it is sent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Chunk {
-    plain: Bytes,
     gzip: Bytes,
+    /// The length of the plain text.
+    plain_len: usize,
+    /// The text could not be compressed: the member is empty though the text was not.
+    incomplete: bool,
 }
 
 impl Chunk {
-    fn new(plain: Vec<u8>) -> Chunk {
-        let gzip = gzip_member(&plain);
-        Chunk {
-            plain: Bytes::from(plain),
-            gzip,
-        }
+    fn new(plain: &[u8]) -> Chunk {
+        let mut sink = Compressor::default();
+        sink.buffer.extend_from_slice(plain);
+        sink.finish()
     }
 
     fn is_empty(&self) -> bool {
-        self.plain.is_empty()
+        self.plain_len == 0
     }
 }
 
-/// `plain` as one gzip member; empty for empty text, as a member of nothing adds nothing.
-fn gzip_member(plain: &[u8]) -> Bytes {
-    if plain.is_empty() {
-        return Bytes::new();
-    }
-    let mut encoder = GzEncoder::new(Vec::with_capacity(plain.len() / 4), Compression::fast());
-    // Writing to a Vec cannot fail; should it, the member is empty and a gzip scrape misses
-    // these lines, which the plain text still has.
-    match encoder.write_all(plain).and_then(|()| encoder.finish()) {
-        Ok(mut gzip) => {
-            gzip.shrink_to_fit();
-            Bytes::from(gzip)
+/// Text compressed as it is written, a buffer at a time, so that a family's plain text (8 MB
+/// for the targets of 10,000 associations) never exists whole.
+#[derive(Default)]
+struct Compressor {
+    buffer: Vec<u8>,
+    encoder: Option<GzEncoder<Vec<u8>>>,
+    plain_len: usize,
+    failed: bool,
+}
+
+impl Compressor {
+    /// How much plain text is gathered before it is compressed.
+    const BUFFER: usize = 64 * 1024;
+
+    fn compress(&mut self) {
+        if self.buffer.is_empty() {
+            return;
         }
-        Err(_) => Bytes::new(),
+        self.plain_len += self.buffer.len();
+        let encoder = self
+            .encoder
+            .get_or_insert_with(|| GzEncoder::new(Vec::new(), Compression::fast()));
+        // Writing to a Vec cannot fail; should it, the chunk says so and the exposition is
+        // refused rather than served without these lines.
+        self.failed |= encoder.write_all(&self.buffer).is_err();
+        self.buffer.clear();
     }
+
+    /// One gzip member of everything written; empty for no text, as a member of nothing adds
+    /// nothing.
+    fn finish(mut self) -> Chunk {
+        self.compress();
+        let gzip = match self.encoder.map(GzEncoder::finish) {
+            Some(Ok(mut gzip)) => {
+                gzip.shrink_to_fit();
+                Bytes::from(gzip)
+            }
+            Some(Err(_)) => {
+                self.failed = true;
+                Bytes::new()
+            }
+            None => Bytes::new(),
+        };
+        Chunk {
+            incomplete: self.failed || (gzip.is_empty() && self.plain_len > 0),
+            gzip,
+            plain_len: self.plain_len,
+        }
+    }
+}
+
+/// The text of a stream of gzip members, for tests.
+#[cfg(test)]
+pub fn gunzip(stream: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    flate2::read::MultiGzDecoder::new(stream)
+        .read_to_end(&mut plain)
+        .expect("valid gzip");
+    plain
 }
 
 /// One pair's series, family by family (in [`SNAPSHOT_FAMILIES`]' order), without the HELP and
@@ -227,12 +274,11 @@ impl Part {
                     series.active = i == only;
                 }
                 collect(&mut families, 0, &place, snapshot);
-                let mut out = Vec::new();
+                let mut sink = Compressor::default();
                 if let Some(series) = families.into_iter().nth(only) {
-                    series.write_series_into(&mut out);
+                    series.write_series_into(&mut sink);
                 }
-                out.shrink_to_fit();
-                Chunk::new(out)
+                sink.finish()
             })
             .collect();
         Part { families }
@@ -253,31 +299,27 @@ impl Default for Headers {
                 .map(|family| {
                     let mut out = Vec::new();
                     write_header_into(&mut out, family);
-                    (family.name, Chunk::new(out))
+                    (family.name, Chunk::new(&out))
                 })
                 .collect(),
         }
     }
 }
 
-/// The whole exposition: the plain text as the buffers it is made of, read one after the
-/// other, and its gzip form as one buffer of gzip members, one per plain buffer.
+/// The whole exposition, as one buffer of gzip members.
 #[derive(Debug, Clone, Default)]
 pub struct Joined {
-    pub plain: Vec<Bytes>,
     pub gzip: Bytes,
+    /// The length of the text it decompresses to.
+    pub plain_len: usize,
     /// A buffer could not be compressed: the gzip form lacks its lines.
-    gzip_incomplete: bool,
+    incomplete: bool,
 }
 
 impl Joined {
-    /// Whether the gzip form holds every line of the plain one.
-    pub fn gzip_complete(&self) -> bool {
-        !self.gzip_incomplete && !self.gzip.is_empty()
-    }
-
-    pub fn plain_len(&self) -> usize {
-        self.plain.iter().map(Bytes::len).sum()
+    /// Whether the gzip form holds every line.
+    pub fn complete(&self) -> bool {
+        !self.incomplete
     }
 }
 
@@ -290,8 +332,7 @@ enum Member {
 
 /// Joins the pairs' `parts` (in the board's order) and the exporter's `own` families into
 /// one exposition, family by family in the order of their names: each family's HELP and
-/// TYPE once, then its series of every pair, pair after pair. The plain buffers of the parts
-/// are shared, not copied; their gzip members are copied one after the other into one buffer
+/// TYPE once, then its series of every pair, pair after pair. The parts' gzip members are copied one after the other into one buffer
 /// (a scrape then sends one buffer, as fast as nginx sends a file), and each part's members
 /// are made slices of it, so that the members are held once. Nothing is compressed again but
 /// the own families, a few dozen series, encoded here.
@@ -318,13 +359,13 @@ pub fn join(
     names.sort_by(|a, b| a.0.cmp(b.0));
     let names: Vec<Option<usize>> = names.into_iter().map(|(_, i)| i).collect();
     let mut own = own.into_iter();
-    let mut plain = Vec::new();
+    let mut plain_len = 0;
     let mut members = Vec::new();
-    let mut gzip_incomplete = false;
+    let mut incomplete = false;
     let mut push = |chunk: &Chunk, member: Member| {
         if !chunk.is_empty() {
-            plain.push(chunk.plain.clone());
-            gzip_incomplete |= chunk.gzip.is_empty();
+            plain_len += chunk.plain_len;
+            incomplete |= chunk.incomplete;
             members.push((member, chunk.gzip.len()));
         }
     };
@@ -346,7 +387,8 @@ pub fn join(
                 {
                     continue;
                 }
-                let made = Chunk::new(std::mem::take(&mut pending));
+                let made = Chunk::new(&pending);
+                pending.clear();
                 push(&made, Member::Made(made.gzip.clone()));
                 let header = &headers.families[i].1;
                 push(header, Member::Made(header.gzip.clone()));
@@ -358,7 +400,7 @@ pub fn join(
             }
         }
     }
-    let made = Chunk::new(pending);
+    let made = Chunk::new(&pending);
     push(&made, Member::Made(made.gzip.clone()));
 
     let mut gzip = BytesMut::with_capacity(members.iter().map(|(_, len)| len).sum());
@@ -378,9 +420,9 @@ pub fn join(
         parts[pair].families[family].gzip = gzip.slice(range);
     }
     Ok(Joined {
-        plain,
         gzip,
-        gzip_incomplete,
+        plain_len,
+        incomplete,
     })
 }
 
@@ -614,6 +656,32 @@ fn write_header_into(out: &mut Vec<u8>, family: &Family) {
     out.extend_from_slice(format!("\n# TYPE {name} gauge\n").as_bytes());
 }
 
+/// Where series text is written: a buffer, which may be taken away after each series.
+trait Out {
+    fn buffer(&mut self) -> &mut Vec<u8>;
+    /// A series is written whole.
+    fn series_written(&mut self) {}
+}
+
+impl Out for Vec<u8> {
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        self
+    }
+}
+
+impl Out for Compressor {
+    fn buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buffer
+    }
+
+    /// Compresses the buffer once it holds `BUFFER` bytes.
+    fn series_written(&mut self) {
+        if self.buffer.len() >= Self::BUFFER {
+            self.compress();
+        }
+    }
+}
+
 /// The series of one family, as borrowed label values (its own labels, then the place's)
 /// and a value, each with the slot of the pair it came from.
 struct Series<'a> {
@@ -644,7 +712,7 @@ impl<'a> Series<'a> {
 
     /// Appends the series in the text format, pair after pair, each pair's by their labels;
     /// nothing without series.
-    fn write_series_into(mut self, out: &mut Vec<u8>) {
+    fn write_series_into(mut self, sink: &mut impl Out) {
         let mut order: Vec<usize> = (0..self.names.len()).collect();
         order.sort_by_key(|&i| self.names[i]);
         for (_, values, _) in &mut self.rows {
@@ -662,6 +730,7 @@ impl<'a> Series<'a> {
             {
                 continue;
             }
+            let out = sink.buffer();
             out.extend_from_slice(name.as_bytes());
             for (n, (&label, value)) in order
                 .iter()
@@ -681,6 +750,7 @@ impl<'a> Series<'a> {
             out.push(b' ');
             out.extend_from_slice(value.to_string().as_bytes());
             out.push(b'\n');
+            sink.series_written();
         }
     }
 }
@@ -1068,15 +1138,6 @@ mod tests {
         join(&Headers::default(), &mut parts, own).expect("joins")
     }
 
-    fn gunzip(stream: &[u8]) -> Vec<u8> {
-        use std::io::Read;
-        let mut plain = Vec::new();
-        flate2::read::MultiGzDecoder::new(stream)
-            .read_to_end(&mut plain)
-            .expect("valid gzip");
-        plain
-    }
-
     /// The exporter's own families, whose names sort among the snapshot's.
     fn own() -> Vec<MetricFamily> {
         let telemetry = crate::telemetry::Telemetry::new(true);
@@ -1101,19 +1162,18 @@ mod tests {
         let whole = render(&sources, own.clone()).expect("renders");
         let all = joined(&pairs, own.clone());
         assert_eq!(
-            String::from_utf8(all.plain.concat()).expect("utf-8"),
+            String::from_utf8(gunzip(&all.gzip)).expect("utf-8"),
             String::from_utf8(whole.clone()).expect("utf-8")
         );
-        assert!(all.gzip_complete());
-        assert_eq!(gunzip(&all.gzip), whole);
-        assert_eq!(all.plain_len(), whole.len());
+        assert!(all.complete());
+        assert_eq!(all.plain_len, whole.len());
 
         // One pair without places, as an exporter without `accounts` has it.
         let single = vec![(None, pairs[0].1.clone())];
         let whole = render(&[(None, &single[0].1)], own.clone()).expect("renders");
         let one = joined(&single, own);
-        assert_eq!(one.plain.concat(), whole);
         assert_eq!(gunzip(&one.gzip), whole);
+        assert_eq!(one.plain_len, whole.len());
     }
 
     /// After a join, each part's gzip members are slices of the exposition's gzip buffer: held
@@ -1145,14 +1205,14 @@ mod tests {
         let mut refs: Vec<&mut Part> = parts.iter_mut().collect();
         let second = join(&Headers::default(), &mut refs, own).expect("joins");
         assert_eq!(second.gzip, first.gzip);
-        assert_eq!(second.plain, first.plain);
+        assert_eq!(second.plain_len, first.plain_len);
     }
 
     /// Every family's lines are together, its HELP and TYPE once, in the order of the
     /// families' names; within a family, pair after pair in the board's order.
     #[test]
     fn families_do_not_interleave() {
-        let text = String::from_utf8(joined(&pairs(), own()).plain.concat()).expect("utf-8");
+        let text = String::from_utf8(gunzip(&joined(&pairs(), own()).gzip)).expect("utf-8");
         let mut blocks: Vec<&str> = Vec::new();
         let mut headers: Vec<(&str, &str)> = Vec::new();
         for line in text.lines() {
@@ -1272,7 +1332,7 @@ mod tests {
     #[test]
     fn only_a_failed_poll_renders_its_last_success() {
         let pairs = pairs();
-        let text = String::from_utf8(joined(&pairs, Vec::new()).plain.concat()).expect("utf-8");
+        let text = String::from_utf8(gunzip(&joined(&pairs, Vec::new()).gzip)).expect("utf-8");
         let polled: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("ssm_association_last_successful_poll_timestamp_seconds{"))

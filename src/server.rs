@@ -170,12 +170,20 @@ async fn handle(
 }
 
 fn metrics(request: &Request<Incoming>, current: &Exposition) -> Response<Body> {
-    let gzip = current.body.gzip_complete()
-        && accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
+    if !current.body.complete() {
+        // Never seen: compressing into memory does not fail. Were it to, no scrape gets an
+        // exposition with lines missing.
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The exposition could not be compressed; see the exporter's log.\n",
+        );
+    }
+    let gzip = accepts_gzip(request.headers().get(header::ACCEPT_ENCODING));
+    let body = current.body.gzip.clone();
     let mut r = if gzip {
-        http::response(StatusCode::OK, CONTENT_TYPE, current.body.gzip.clone())
+        http::response(StatusCode::OK, CONTENT_TYPE, body)
     } else {
-        http::buffers_response(StatusCode::OK, CONTENT_TYPE, current.body.plain.clone())
+        http::gunzip_response(StatusCode::OK, CONTENT_TYPE, body, current.body.plain_len)
     };
     r.headers_mut()
         .insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
