@@ -1,5 +1,6 @@
 //! The exporter's HTTP endpoints. A scrape only hands out the bytes published after the last
-//! cycle (gzip ones, compressed once, when the scraper accepts them). The status endpoints are
+//! cycle: gzip members, compressed once, sent as they are when the scraper accepts gzip and
+//! decompressed as they are sent when it does not. The status endpoints are
 //! made per request from the board published with them: at most one page of 500 rows, one
 //! association's view, or the JSON streamed a batch at a time. No handler calls AWS or waits
 //! for a poll.
