@@ -317,7 +317,8 @@ impl Exporter {
         Ok(())
     }
 
-    /// Waits until the pairs have published `n` targeted polls in all, and they are served.
+    /// Waits until the pairs have published targeted polls of `n` associations in all, and
+    /// they are served.
     ///
     /// # Errors
     ///

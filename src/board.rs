@@ -128,22 +128,29 @@ impl Board {
     /// Posts the snapshot of the pair at `slot` after its `cycles`th cycle, which went as
     /// `last`; returns the generation whose exposition will show it.
     pub fn post(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64, last: LastCycle) -> u64 {
-        self.post_as(slot, snapshot, cycles, Some(last))
+        self.post_as(slot, snapshot, cycles, Ok(last))
     }
 
-    /// Posts the snapshot of the pair at `slot` after a targeted poll between its cycles;
-    /// returns the generation whose exposition will show it.
-    pub fn post_targeted(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64) -> u64 {
-        self.post_as(slot, snapshot, cycles, None)
+    /// Posts the snapshot of the pair at `slot` after targeted polls of `polled` associations
+    /// between its cycles; returns the generation whose exposition will show it.
+    pub fn post_targeted(
+        &self,
+        slot: usize,
+        snapshot: Arc<Snapshot>,
+        cycles: u64,
+        polled: u64,
+    ) -> u64 {
+        self.post_as(slot, snapshot, cycles, Err(polled))
     }
 
-    /// Posts a cycle's snapshot with how it went, or a targeted poll's without.
+    /// Posts a cycle's snapshot with how it went, or targeted polls' with how many
+    /// associations they polled.
     fn post_as(
         &self,
         slot: usize,
         snapshot: Arc<Snapshot>,
         cycles: u64,
-        last: Option<LastCycle>,
+        last: Result<LastCycle, u64>,
     ) -> u64 {
         let mut generation = 0;
         self.posts.send_modify(|posts| {
@@ -151,8 +158,8 @@ impl Board {
                 posted.snapshot = snapshot;
                 posted.cycles = cycles;
                 match last {
-                    Some(last) => posted.last_cycle = Some(last),
-                    None => posted.targeted += 1,
+                    Ok(last) => posted.last_cycle = Some(last),
+                    Err(polled) => posted.targeted += polled,
                 }
             }
             posts.generation += 1;

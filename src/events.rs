@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use crate::logging::shown;
 use crate::ssm::is_uuid;
 
 /// The `source` of every Systems Manager event.
@@ -67,13 +68,13 @@ pub enum EventError {
     /// A JSON value without one of the envelope's fields (or with one of the wrong type).
     #[error("not an EventBridge event: no {0}")]
     NotAnEvent(&'static str),
-    #[error("source {0:?} is not aws.ssm")]
+    #[error("source \"{0}\" is not aws.ssm")]
     WrongSource(String),
-    #[error("unknown detail-type {0:?}")]
+    #[error("unknown detail-type \"{0}\"")]
     UnknownDetailType(String),
     #[error("no detail.association-id")]
     MissingAssociationId,
-    #[error("association-id {0:?} is not a UUID")]
+    #[error("association-id \"{0}\" is not a UUID")]
     InvalidAssociationId(String),
 }
 
@@ -91,6 +92,10 @@ impl EventError {
         }
     }
 }
+
+/// Characters of a bad field that an error (and so a log line) echoes: a message may be 256 KB
+/// of one field.
+const ECHOED_CHARS: usize = 64;
 
 /// Reads one SQS message body.
 ///
@@ -117,19 +122,22 @@ pub fn parse(body: &str) -> Result<Event, EventError> {
         .and_then(Value::as_object)
         .ok_or(EventError::NotAnEvent("detail"))?;
     if source != SOURCE {
-        return Err(EventError::WrongSource(source.to_owned()));
+        return Err(EventError::WrongSource(shown(source, ECHOED_CHARS)));
     }
     let kind = match detail_type {
         ASSOCIATION_STATE_CHANGE => EventKind::Association,
         INSTANCE_ASSOCIATION_STATE_CHANGE => EventKind::Instance,
-        other => return Err(EventError::UnknownDetailType(other.to_owned())),
+        other => return Err(EventError::UnknownDetailType(shown(other, ECHOED_CHARS))),
     };
     let association_id = detail
         .get("association-id")
         .and_then(Value::as_str)
         .ok_or(EventError::MissingAssociationId)?;
     if !is_uuid(association_id) {
-        return Err(EventError::InvalidAssociationId(association_id.to_owned()));
+        return Err(EventError::InvalidAssociationId(shown(
+            association_id,
+            ECHOED_CHARS,
+        )));
     }
     let time = envelope
         .get("time")
@@ -371,6 +379,32 @@ mod tests {
         ];
         for (body, expected) in cases {
             assert_eq!(parse(&body), Err(expected), "{body}");
+        }
+    }
+
+    /// A field of 255 KB is echoed as its first 64 characters, escaped: an error becomes a
+    /// log line per message.
+    #[test]
+    fn bad_fields_are_echoed_cut() {
+        let long = format!("\"{}", "x".repeat(255_000));
+        let cut = format!("\\\"{}…", "x".repeat(63));
+        let cases = [
+            (
+                edited(&["source"], Some(Value::String(long.clone()))),
+                format!("source \"{cut}\" is not aws.ssm"),
+            ),
+            (
+                edited(&["detail-type"], Some(Value::String(long.clone()))),
+                format!("unknown detail-type \"{cut}\""),
+            ),
+            (
+                edited(&["detail", "association-id"], Some(Value::String(long))),
+                format!("association-id \"{cut}\" is not a UUID"),
+            ),
+        ];
+        for (body, expected) in cases {
+            let error = parse(&body).expect_err("refused");
+            assert_eq!(error.to_string(), expected);
         }
     }
 

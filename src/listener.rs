@@ -4,7 +4,7 @@
 //! and deleted; an unreachable queue is retried with backoff while polling goes on.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -12,6 +12,7 @@ use tracing::{debug, info, warn};
 use crate::board::Board;
 use crate::config::Place;
 use crate::events;
+use crate::logging::LogBudget;
 use crate::scheduler::{HintOutcome, Hints};
 use crate::sqs::{LONG_POLL, MAX_MESSAGES, Message, Queue};
 use crate::telemetry::EventsTelemetry;
@@ -28,6 +29,12 @@ pub struct Route {
     pub place: Option<Place>,
     pub hints: Arc<Hints>,
 }
+
+/// Messages that are not State Manager events logged per [`INVALID_LOG_WINDOW`]; the rest are
+/// counted (`events_received_total{outcome="invalid"}` counts every one) and their number
+/// logged with the next line after the window.
+const INVALID_LOG_BURST: u32 = 5;
+const INVALID_LOG_WINDOW: Duration = Duration::from_secs(10);
 
 /// Reads the queue at `queue_url` until `shutdown`.
 #[derive(Debug)]
@@ -47,6 +54,8 @@ impl<Q: Queue> Listener<Q> {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = FIRST_BACKOFF;
         let mut up = None;
+        // A queue full of junk must not become a log full of it.
+        let mut invalid_log = LogBudget::new(INVALID_LOG_BURST, INVALID_LOG_WINDOW);
         loop {
             // The first receive does not wait, so that the queue's health is known at once.
             let wait = if up.is_some() {
@@ -67,7 +76,7 @@ impl<Q: Queue> Listener<Q> {
                     up = Some(true);
                     backoff = FIRST_BACKOFF;
                     self.telemetry.record_queue_up(true);
-                    self.handle(messages).await;
+                    self.handle(messages, &mut invalid_log).await;
                     if changed {
                         self.board.bump();
                     }
@@ -92,36 +101,57 @@ impl<Q: Queue> Listener<Q> {
 
     /// Routes each message and deletes every one: handled, ignored or unreadable alike, since
     /// reading it again would change nothing.
-    async fn handle(&self, messages: Vec<Message>) {
+    async fn handle(&self, messages: Vec<Message>, invalid_log: &mut LogBudget) {
         if messages.is_empty() {
             return;
         }
-        let mut entries = Vec::with_capacity(messages.len());
+        let mut handles = Vec::with_capacity(messages.len());
         for message in messages {
-            let outcome = self.route(&message.body);
+            let outcome = self.route(&message.body, invalid_log);
             self.telemetry.record_event(outcome);
-            entries.push((message.message_id, message.receipt_handle));
+            handles.push(message.receipt_handle);
         }
-        match self.queue.delete(&self.queue_url, &entries).await {
-            Ok(outcome) if outcome.failed.is_empty() => {}
-            // Not deleted, a message comes back after its visibility timeout; handling it
-            // twice changes nothing.
-            Ok(outcome) => warn!(
-                failed = outcome.failed.len(),
-                "some handled events could not be deleted; they will be read again"
-            ),
-            Err(e) => {
-                warn!(error = %e, kind = e.kind(), "handled events could not be deleted; they will be read again")
+        // A batch's entry IDs are the messages' places in it, not their MessageIds: a queue
+        // that hands out one MessageId twice would otherwise make SQS refuse the whole batch
+        // (BatchEntryIdsNotDistinct), and both messages would come back forever. A receive
+        // that returned more than asked for is deleted in batches SQS takes.
+        for batch in handles.chunks(MAX_MESSAGES as usize) {
+            let entries: Vec<(String, String)> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, handle)| (i.to_string(), handle.clone()))
+                .collect();
+            match self.queue.delete(&self.queue_url, &entries).await {
+                Ok(outcome) if outcome.failed.is_empty() => {}
+                // Not deleted, a message comes back after its visibility timeout; handling it
+                // twice changes nothing.
+                Ok(outcome) => warn!(
+                    failed = outcome.failed.len(),
+                    "some handled events could not be deleted; they will be read again"
+                ),
+                Err(e) => {
+                    warn!(error = %e, kind = e.kind(), "handled events could not be deleted; they will be read again")
+                }
             }
         }
     }
 
     /// What becomes of one message: one of the outcome labels of `events_received_total`.
-    fn route(&self, body: &str) -> &'static str {
+    fn route(&self, body: &str, invalid_log: &mut LogBudget) -> &'static str {
         let event = match events::parse(body) {
             Ok(event) => event,
             Err(e) => {
-                warn!(error = %e, kind = e.kind(), "a message on the events queue is not a State Manager event; deleted");
+                if let Some(left_out) = invalid_log.admit(Instant::now()) {
+                    if left_out > 0 {
+                        warn!(
+                            left_out,
+                            "{left_out} messages on the events queue that were not State Manager events were not logged, at most {} are per {}s",
+                            invalid_log.burst(),
+                            invalid_log.window().as_secs()
+                        );
+                    }
+                    warn!(error = %e, kind = e.kind(), "a message on the events queue is not a State Manager event; deleted");
+                }
                 return "invalid";
             }
         };

@@ -4,6 +4,7 @@
 //! events describe requests.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -136,9 +137,107 @@ fn quote(value: &str) -> String {
     out
 }
 
+/// Lines of one kind that a flood must not multiply: at most `burst` per `window`, the rest
+/// counted, and the count given to the first line of the next window.
+#[derive(Debug)]
+pub struct LogBudget {
+    burst: u32,
+    window: Duration,
+    window_start: Option<Instant>,
+    logged: u32,
+    left_out: u64,
+}
+
+impl LogBudget {
+    pub const fn new(burst: u32, window: Duration) -> Self {
+        LogBudget {
+            burst,
+            window,
+            window_start: None,
+            logged: 0,
+            left_out: 0,
+        }
+    }
+
+    /// `Some(n)` if a line is to be logged now, `n` being how many were left out since the
+    /// last one logged; `None` if it is left out.
+    pub fn admit(&mut self, now: Instant) -> Option<u64> {
+        let expired = self
+            .window_start
+            .is_none_or(|start| now.duration_since(start) >= self.window);
+        let mut left_out = 0;
+        if expired {
+            left_out = std::mem::take(&mut self.left_out);
+            self.window_start = Some(now);
+            self.logged = 0;
+        }
+        if self.logged < self.burst {
+            self.logged += 1;
+            Some(left_out)
+        } else {
+            self.left_out += 1;
+            None
+        }
+    }
+
+    /// How many lines a window admits.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
+/// A value from outside (a user name, an event's field) as a log line shows it: its first
+/// `max_chars` characters, escaped as Debug escapes them (control characters, quotes) but
+/// without Debug's quotes, the log format quoting the value itself; `…` marks a cut.
+pub fn shown(value: &str, max_chars: usize) -> String {
+    let cut: String = value.chars().take(max_chars).collect();
+    let mut shown = cut.escape_debug().to_string();
+    if value.chars().nth(max_chars).is_some() {
+        shown.push('…');
+    }
+    shown
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_budget_admits_a_burst_per_window() {
+        let mut log = LogBudget::new(5, Duration::from_secs(10));
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let admitted: Vec<Option<u64>> = (0..8).map(|i| log.admit(at(i * 100))).collect();
+        assert_eq!(
+            admitted,
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(0),
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(log.admit(at(9_999)), None);
+        // The next window's first line says how many were left out.
+        assert_eq!(log.admit(at(10_000)), Some(4));
+        assert_eq!(log.admit(at(10_001)), Some(0));
+        assert_eq!(log.admit(at(60_000)), Some(0));
+    }
+
+    #[test]
+    fn shown_values_are_cut_and_escaped() {
+        assert_eq!(shown("alice", 64), "alice");
+        assert_eq!(shown("a\"b\nc", 64), "a\\\"b\\nc");
+        assert_eq!(shown(&"é".repeat(70), 64), format!("{}…", "é".repeat(64)));
+    }
 
     #[test]
     fn values_are_quoted_only_when_they_must_be() {

@@ -172,7 +172,20 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         ))
     })?;
     if flags.config_check {
-        println!("configuration OK: {}{}", config.summary(), shard.summary());
+        // Every check that start makes before it calls AWS: each pair's client is built, a
+        // region found for it, and the queue's client too.
+        let sources = aws_sources(&config, |o| o)
+            .await
+            .map_err(|e| Usage(e.to_string()))?;
+        aws_queue(&config, |o| o)
+            .await
+            .map_err(|e| Usage(e.to_string()))?;
+        let found = sources.first().and_then(|s| s.ssm.region());
+        println!(
+            "configuration OK: {}{}",
+            config.summary_in(found.as_deref()),
+            shard.summary()
+        );
         if flags.web_config_file.is_some() {
             println!("web configuration OK: {}", web.summary());
         }
@@ -208,7 +221,8 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
-    let summary = format!("{}{}", config.summary(), shard.summary());
+    let found = sources.first().and_then(|s| s.ssm.region());
+    let summary = format!("{}{}", config.summary_in(found.as_deref()), shard.summary());
     let mut exporter = Exporter::start_sources(
         sources,
         Setup {

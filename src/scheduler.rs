@@ -340,13 +340,15 @@ impl<S: Ssm> Scheduler<S> {
         let next = Arc::new(polled.snapshot);
         // Recorded before the post, so that the exposition it causes shows them.
         if let Some(events) = &self.events {
-            events.record_targeted(self.telemetry.place());
+            events.record_targeted(self.telemetry.place(), ids.len() as u64);
             let now = SystemTime::now();
             for time in hinted.iter().filter_map(|(_, t)| *t) {
                 events.record_delay(now.duration_since(time).unwrap_or_default().as_secs_f64());
             }
         }
-        let generation = self.board.post_targeted(self.slot, next.clone(), cycles);
+        let generation =
+            self.board
+                .post_targeted(self.slot, next.clone(), cycles, ids.len() as u64);
         if self
             .served
             .clone()

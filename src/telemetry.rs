@@ -364,10 +364,11 @@ impl EventsTelemetry {
         self.received.with_label_values(&[outcome]).inc();
     }
 
-    /// Counts a targeted poll of the pair with these place label values.
-    pub fn record_targeted(&self, place: &[String]) {
+    /// Counts targeted polls of `polled` associations of the pair with these place label
+    /// values: one per association, however many were polled together.
+    pub fn record_targeted(&self, place: &[String], polled: u64) {
         let place: Vec<&str> = place.iter().map(String::as_str).collect();
-        self.targeted.with_label_values(&place).inc();
+        self.targeted.with_label_values(&place).inc_by(polled);
     }
 
     pub fn record_queue_up(&self, up: bool) {

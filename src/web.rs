@@ -22,6 +22,7 @@ use serde::de::{IgnoredAny, MapAccess, Visitor};
 use tokio::sync::Semaphore;
 
 use crate::config::{self, ConfigError, Invalid, locate};
+use crate::logging::{LogBudget, shown};
 
 /// A loaded web configuration.
 #[derive(Debug, Clone, Default)]
@@ -520,7 +521,7 @@ pub struct BasicAuth {
     /// Peers (an IPv6 peer by its /64) with a check waiting or running: one each, so that a
     /// flood from one peer queues at most one check in front of anyone else's first login.
     pending: Arc<Mutex<HashSet<IpAddr>>>,
-    failures: Mutex<FailureLog>,
+    failures: Mutex<LogBudget>,
 }
 
 /// The answer to a request's credentials.
@@ -566,7 +567,7 @@ impl BasicAuth {
             decoy,
             checks: Arc::new(Semaphore::new(max_checks)),
             pending: Arc::new(Mutex::new(HashSet::new())),
-            failures: Mutex::new(FailureLog::default()),
+            failures: Mutex::new(LogBudget::new(FAILURE_LOG_BURST, FAILURE_LOG_WINDOW)),
         }
     }
 
@@ -646,13 +647,7 @@ impl BasicAuth {
                 FAILURE_LOG_WINDOW.as_secs()
             );
         }
-        // Escaped as Debug escapes (control characters, quotes), without Debug's quotes: the
-        // log format quotes the value itself.
-        let cut: String = user.chars().take(LOGGED_USER_CHARS).collect();
-        let mut shown = cut.escape_debug().to_string();
-        if user.chars().nth(LOGGED_USER_CHARS).is_some() {
-            shown.push('…');
-        }
+        let shown = shown(user, LOGGED_USER_CHARS);
         let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
         tracing::warn!(user = %shown, peer = %peer, "basic-auth login failed: unknown user or wrong password");
     }
@@ -695,38 +690,6 @@ fn peer_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
         v4 => v4,
-    }
-}
-
-/// Which failed logins get a log line: [`FAILURE_LOG_BURST`] per window, then none until the
-/// window ends.
-#[derive(Debug, Default)]
-struct FailureLog {
-    window_start: Option<Instant>,
-    logged: u32,
-    left_out: u64,
-}
-
-impl FailureLog {
-    /// `Some(n)` if this failure is to be logged, `n` being how many were left out since the
-    /// last one logged; `None` if it is left out.
-    fn admit(&mut self, now: Instant) -> Option<u64> {
-        let expired = self
-            .window_start
-            .is_none_or(|start| now.duration_since(start) >= FAILURE_LOG_WINDOW);
-        let mut left_out = 0;
-        if expired {
-            left_out = std::mem::take(&mut self.left_out);
-            self.window_start = Some(now);
-            self.logged = 0;
-        }
-        if self.logged < FAILURE_LOG_BURST {
-            self.logged += 1;
-            Some(left_out)
-        } else {
-            self.left_out += 1;
-            None
-        }
     }
 }
 
@@ -1075,32 +1038,6 @@ mod tests {
                 "m".repeat(64)
             )
         );
-    }
-
-    #[test]
-    fn failed_logins_are_logged_at_a_bounded_rate() {
-        let mut log = FailureLog::default();
-        let start = Instant::now();
-        let at = |ms: u64| start + Duration::from_millis(ms);
-        let admitted: Vec<Option<u64>> = (0..8).map(|i| log.admit(at(i * 100))).collect();
-        assert_eq!(
-            admitted,
-            [
-                Some(0),
-                Some(0),
-                Some(0),
-                Some(0),
-                Some(0),
-                None,
-                None,
-                None
-            ]
-        );
-        assert_eq!(log.admit(at(9_999)), None);
-        // The next window's first line says how many were left out.
-        assert_eq!(log.admit(at(10_000)), Some(4));
-        assert_eq!(log.admit(at(10_001)), Some(0));
-        assert_eq!(log.admit(at(60_000)), Some(0));
     }
 
     #[test]

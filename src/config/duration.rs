@@ -9,7 +9,8 @@ use std::time::Duration;
 ///
 /// A message that quotes the input and says what form is expected.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let invalid = || format!("{s:?} is not a duration like 500ms, 30s, 5m, 1h30m");
+    let invalid =
+        || format!("{s:?} is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d)");
     if s.is_empty() {
         return Err(invalid());
     }

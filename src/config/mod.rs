@@ -465,6 +465,12 @@ impl Config {
 
     /// A one-line description, for `--config.check` and the start-up log.
     pub fn summary(&self) -> String {
+        self.summary_in(None)
+    }
+
+    /// [`Config::summary`], naming `found`, the region the environment or a profile gave the
+    /// client, when the file names none.
+    pub fn summary_in(&self, found: Option<&str>) -> String {
         let watch = match &self.watch {
             Watch::Explicit(list) => {
                 let pinned = list.iter().filter(|a| a.execution_id.is_some()).count();
@@ -485,7 +491,11 @@ impl Config {
         let place = if self.accounts.is_empty() {
             format!(
                 "region {}, endpoint {}",
-                self.region.as_deref().unwrap_or("from the environment"),
+                match (&self.region, found) {
+                    (Some(region), _) => region.clone(),
+                    (None, Some(found)) => format!("{found} (from the environment)"),
+                    (None, None) => "from the environment".to_owned(),
+                },
                 self.endpoint_url
                     .as_deref()
                     .map_or("default".into(), redacted_url),
@@ -659,7 +669,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}: poll_interval: \"soon\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+                "{}: poll_interval: \"soon\" is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d) at line 1",
                 path.display()
             )
         );

@@ -597,13 +597,11 @@ fn api(text: &str, raw: Option<RawApi>) -> Result<Api, Invalid> {
     })
 }
 
-/// How many failed targets to name per association; `None` unless enabled.
+/// How many failed targets to name per association; `None` unless enabled. The limit is
+/// checked whether or not the feature is on, so that turning it on later cannot reveal a
+/// mistake made long before.
 fn failed_targets(text: &str, raw: Option<RawFailedTargets>) -> Result<Option<usize>, Invalid> {
-    let Some(RawFailedTargets {
-        enabled: Some(true),
-        limit,
-    }) = raw
-    else {
+    let Some(RawFailedTargets { enabled, limit }) = raw else {
         return Ok(None);
     };
     let limit = limit.unwrap_or(DEFAULT_FAILED_TARGETS);
@@ -614,7 +612,7 @@ fn failed_targets(text: &str, raw: Option<RawFailedTargets>) -> Result<Option<us
             "must be from 1 to 10000",
         ));
     }
-    Ok(Some(limit))
+    Ok((enabled == Some(true)).then_some(limit))
 }
 
 /// The account of an IAM role ARN, `arn:<partition>:iam::<12 digits>:role/<path and name>`.
@@ -791,7 +789,7 @@ mod tests {
             ),
             (
                 "poll_interval: 60\n",
-                "poll_interval: \"60\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+                "poll_interval: \"60\" is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d) at line 1",
             ),
             (
                 "poll_interval: 1m\n\npoll_interval: 2m\n",
@@ -800,6 +798,14 @@ mod tests {
             (
                 "poll_interval: 500ms\n",
                 "poll_interval: must be at least 1s at line 1",
+            ),
+            (
+                "failed_targets:\n  limit: 20000\n",
+                "failed_targets.limit: must be from 1 to 10000 at line 2",
+            ),
+            (
+                "failed_targets:\n  enabled: false\n  limit: 0\n",
+                "failed_targets.limit: must be from 1 to 10000 at line 3",
             ),
             (
                 "associations:\n  - association_id: fa94c678-85c6-4d40-926b-7c791EXAMPLE\n",
@@ -860,7 +866,7 @@ mod tests {
             ),
             (
                 "full_refresh_interval: soon\n",
-                "full_refresh_interval: \"soon\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+                "full_refresh_interval: \"soon\" is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d) at line 1",
             ),
             (
                 "api:\n  requests_per_second: 0\n",

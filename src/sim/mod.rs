@@ -554,14 +554,21 @@ impl Sim {
     /// Puts a message with this body in the queue, whatever it holds; returns its ID, or
     /// `None` if there is no such queue.
     pub fn send_raw(&self, queue_url: &str, body: &str) -> Option<String> {
-        let mut state = self.lock();
-        let id = state.message_id();
-        state
-            .queues
-            .push(sqs::queue_path(queue_url), id.clone(), body.to_owned())?;
-        drop(state);
-        self.queue_changed.notify_waiters();
+        let id = self.lock().message_id();
+        self.send_raw_as(queue_url, &id, body)?;
         Some(id)
+    }
+
+    /// Puts a message with this body and this `MessageId` in the queue, even one that another
+    /// message has: a queue that misbehaves so; `None` if there is no such queue.
+    pub fn send_raw_as(&self, queue_url: &str, message_id: &str, body: &str) -> Option<()> {
+        self.lock().queues.push(
+            sqs::queue_path(queue_url),
+            message_id.to_owned(),
+            body.to_owned(),
+        )?;
+        self.queue_changed.notify_waiters();
+        Some(())
     }
 
     /// Messages in the queue that are not deleted, hidden ones included; `None` if there is

@@ -141,6 +141,11 @@ pub struct AwsSsm {
 }
 
 impl AwsSsm {
+    /// The region the client calls, as the configuration or the chain named it.
+    pub fn region(&self) -> Option<String> {
+        self.client.config().region().map(ToString::to_string)
+    }
+
     /// Loads the aws-config chain and builds the SSM client; nothing is sent yet.
     ///
     /// # Errors

@@ -178,7 +178,7 @@ fn a_bad_config_exits_2_before_anything_starts() {
     let cases = [
         (
             "poll_interval: 60\n",
-            "poll_interval: \"60\" is not a duration like 500ms, 30s, 5m, 1h30m at line 1",
+            "poll_interval: \"60\" is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d) at line 1",
         ),
         (
             "region: us-east-2\nassociations:\n  - association_id: fa94c678-85c6-4d40-926b-7c791EXAMPLE\n",
@@ -257,6 +257,7 @@ fn bad_flags_exit_2() {
         String::from_utf8_lossy(&out.stderr).contains("--shard 3 is not below --total-shards 3")
     );
     let out = run(exporter(&["--config.check"])
+        .env("AWS_REGION", "eu-west-1")
         .env("SSM_EXPORTER_SHARD", "1")
         .env("SSM_EXPORTER_TOTAL_SHARDS", "4"));
     assert_eq!(out.status.code(), Some(0));
@@ -279,9 +280,19 @@ fn config_check_prints_a_summary_and_exits_0() {
 
 #[test]
 fn no_region_anywhere_is_a_configuration_error() {
-    let out = run(&mut exporter(&["--web.listen-address", "127.0.0.1:0"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no AWS region"));
+    // `--config.check` refuses what start refuses.
+    for extra in [&[][..], &["--config.check"][..]] {
+        let mut args = vec!["--web.listen-address", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let out = run(&mut exporter(&args));
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no AWS region"),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "{extra:?}");
+    }
 }
 
 #[test]
@@ -655,14 +666,15 @@ fn a_bad_web_config_exits_2_and_a_good_one_is_summarised() {
         "good-web.yml",
         &format!("basic_auth_users:\n  alice: {hash}\n"),
     );
-    let out = run(&mut exporter(&[
+    let out = run(exporter(&[
         "--web.config.file",
         good.to_str().expect("utf-8"),
         "--config.check",
-    ]));
+    ])
+    .env("AWS_REGION", "eu-west-1"));
     succeeds_with(
         &out,
-        "configuration OK: discovery of every association, poll interval 1m, region from the environment, endpoint default, at most 5 calls/s\nweb configuration OK: plain HTTP, 1 basic-auth users, 0 extra headers\n",
+        "configuration OK: discovery of every association, poll interval 1m, region eu-west-1 (from the environment), endpoint default, at most 5 calls/s\nweb configuration OK: plain HTTP, 1 basic-auth users, 0 extra headers\n",
     );
 }
 

@@ -8,7 +8,7 @@ fn own_families() -> Vec<String> {
     let telemetry = Telemetry::new(false);
     let source = telemetry.source(None);
     source.record_interval(std::time::Duration::from_secs(60));
-    telemetry.events().record_targeted(&[]);
+    telemetry.events().record_targeted(&[], 1);
     source.record_cycle(&CycleRecord {
         ok: true,
         seconds: 1.0,

@@ -428,3 +428,63 @@ async fn an_event_for_another_shards_association_costs_nothing() {
     assert_eq!(ssm_calls(&rig.sim), expect(&[]));
     rig.stop().await;
 }
+
+/// Two messages with one MessageId in a receive: both are deleted (the batch's entry IDs are
+/// the exporter's own), instead of coming back after every visibility timeout.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_that_share_a_message_id_are_deleted() {
+    let sim = Sim::new(97);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    for body in ["not an event", "not one either"] {
+        rig.sim
+            .send_raw_as(&url, "a7d1a3c8-0000-4000-8000-000000000001", body)
+            .expect("queue exists");
+    }
+    let metrics = until(&rig, |m| received(m, "invalid") >= 2.0).await;
+    assert_eq!(received_in_all(&metrics), 2.0);
+    // Deleted after they are counted; the bound only ends a test that misbehaves.
+    tokio::time::timeout(PATIENCE, async {
+        while rig.sim.queue_depth(&url) != Some(0) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("both messages deleted");
+    rig.stop().await;
+}
+
+/// Events for two associations polled together count two targeted polls: the counter counts
+/// associations polled, not batches.
+#[tokio::test(flavor = "multi_thread")]
+async fn targeted_polls_count_associations_not_batches() {
+    let sim = Sim::new(98);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    sim.insert_association(B, Some("inventory"), "AWS-GatherSoftwareInventory");
+    let url = subscribed_queue(&sim);
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    for id in [A, B] {
+        rig.sim
+            .send_raw(&url, &event(DEFAULT_ACCOUNT, id))
+            .expect("queue exists");
+    }
+    tokio::time::timeout(PATIENCE, rig.exporter.wait_for_targeted(2))
+        .await
+        .expect("both associations polled in time")
+        .expect("the exporter runs");
+    let metrics = rig.scrape().await;
+    assert_eq!(received(&metrics, "applied"), 2.0);
+    assert_eq!(
+        metrics.get("ssm_association_exporter_targeted_polls_total", &[]),
+        Some(2.0)
+    );
+    // Each described once, whether the two went in one batch or two.
+    assert_eq!(
+        ssm_calls(&rig.sim)
+            .into_iter()
+            .find(|(op, _)| op == "DescribeAssociation"),
+        Some(("DescribeAssociation".to_owned(), 2))
+    );
+    rig.stop().await;
+}
