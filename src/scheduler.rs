@@ -215,7 +215,9 @@ impl<S: Ssm> Scheduler<S> {
         mut controls: mpsc::Receiver<Control>,
         mut shutdown: watch::Receiver<bool>,
     ) {
-        let mut ticks = ticks(self.pair.interval);
+        // When the last cycle started: a new interval counts from it.
+        let mut last_start = tokio::time::Instant::now();
+        let mut ticks = ticks(last_start, self.pair.interval);
         self.telemetry.record_interval(self.pair.interval);
         let mut snapshot = Arc::new(Snapshot::default());
         // Every log line of the pair's cycles names it. At error level, so that the span exists
@@ -237,7 +239,7 @@ impl<S: Ssm> Scheduler<S> {
                     _ = ticks.tick() => {}
                     Some(Control::Poll(trigger)) = controls.recv() => waiting.push(trigger),
                     Ok(()) = self.configs.changed() => {
-                        self.reload(&mut ticks);
+                        self.reload(&mut ticks, last_start);
                         continue;
                     }
                     () = self.hints.due() => hinted = true,
@@ -261,8 +263,9 @@ impl<S: Ssm> Scheduler<S> {
             while let Ok(Control::Poll(trigger)) = controls.try_recv() {
                 waiting.push(trigger);
             }
+            last_start = tokio::time::Instant::now();
             if self.configs.has_changed().unwrap_or(false) {
-                self.reload(&mut ticks);
+                self.reload(&mut ticks, last_start);
             }
             let started = Instant::now();
             let cycle = tokio::select! {
@@ -369,26 +372,29 @@ impl<S: Ssm> Scheduler<S> {
         Some(next)
     }
 
-    /// Takes the configuration a reload posted, for the next cycles.
-    fn reload(&mut self, ticks: &mut Interval) {
+    /// Takes the configuration a reload posted, for the next cycles. A new interval counts
+    /// from `last_start`, the start of the last cycle, so that reloads that keep changing it
+    /// never hold the next cycle back past the later of its old and new due times.
+    fn reload(&mut self, ticks: &mut Interval, last_start: tokio::time::Instant) {
         let config = self.configs.borrow_and_update().clone();
         let before = self.pair.interval;
         self.pair = PairSettings::new(&config, self.shard, self.place.as_ref());
         self.hints.set_settings(self.pair.poll.clone());
         self.telemetry.record_interval(self.pair.interval);
         if self.pair.interval != before {
-            *ticks = self::ticks(self.pair.interval);
+            *ticks = self::ticks(last_start, self.pair.interval);
         }
     }
 }
 
-/// The interval between cycle starts. The first cycle runs at once, and the interval counts
-/// from its start; a cycle longer than the interval pushes the next one back instead of
-/// starting a burst of catch-up cycles. A config built without `config::parse` could hold a
-/// zero interval, which `interval_at` rejects.
-fn ticks(interval: Duration) -> Interval {
+/// The interval between cycle starts, counted from `from`, a cycle's start (the first cycle
+/// runs at once); a due time already past is now. A cycle longer than the interval pushes the
+/// next one back instead of starting a burst of catch-up cycles. A config built without
+/// `config::parse` could hold a zero interval, which `interval_at` rejects.
+fn ticks(from: tokio::time::Instant, interval: Duration) -> Interval {
     let interval = interval.max(MIN_POLL_INTERVAL);
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    let next = (from + interval).max(tokio::time::Instant::now());
+    let mut ticks = tokio::time::interval_at(next, interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticks
 }
@@ -471,6 +477,24 @@ mod tests {
         watch::Sender<bool>,
         tokio::task::JoinHandle<()>,
     ) {
+        let (published, triggers, stop, task, _) = start_reloadable(ssm, interval);
+        (published, triggers, stop, task)
+    }
+
+    /// [`start`], with the sender of its configurations, as reloads post them.
+    #[allow(clippy::type_complexity)]
+    fn start_reloadable(
+        ssm: Arc<Empty>,
+        interval: Duration,
+    ) -> (
+        watch::Receiver<Posts>,
+        mpsc::Sender<Control>,
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+        watch::Sender<Arc<Config>>,
+    ) {
+        let (configs_tx, configs) =
+            watch::channel(Arc::new(crate::config::parse("").expect("valid")));
         let board = Board::new([None], "");
         let published = board.subscribe();
         // No renderer here: serve every generation at once.
@@ -501,12 +525,12 @@ mod tests {
             telemetry: Telemetry::new(false).source(None),
             board,
             served,
-            configs: watch::channel(Arc::new(crate::config::parse("").expect("valid"))).1,
+            configs,
             hints: Arc::new(Hints::new(poll)),
             events: None,
         };
         let task = tokio::spawn(scheduler.run(trigger_rx, stopped));
-        (published, triggers, stop, task)
+        (published, triggers, stop, task, configs_tx)
     }
 
     async fn cycles_after(published: &mut watch::Receiver<Posts>, n: u64) {
@@ -525,6 +549,34 @@ mod tests {
         cycles_after(&mut published, 3).await;
         assert_eq!(first.elapsed(), Duration::from_secs(120));
         assert_eq!(ssm.lists.load(Ordering::SeqCst), 3);
+        stop.send_replace(true);
+        task.await.expect("scheduler stops");
+    }
+
+    /// Twenty reloads, one a second, alternating 4s and 5s: each new interval counts from the
+    /// last cycle's start, so cycles go on every 4 s (at 4.5 s the 4 s due time is past, and
+    /// so on), where restarting the timer at each change gave no cycle at all.
+    #[tokio::test(start_paused = true)]
+    async fn reloads_that_keep_changing_the_interval_do_not_hold_cycles_back() {
+        let ssm = Arc::new(Empty::default());
+        let (mut published, _triggers, stop, task, configs) =
+            start_reloadable(ssm.clone(), Duration::from_secs(5));
+        cycles_after(&mut published, 1).await;
+        let first = tokio::time::Instant::now();
+        for k in 0..20u64 {
+            tokio::time::sleep_until(first + Duration::from_millis(k * 1000 + 500)).await;
+            let interval = if k % 2 == 0 { "4s" } else { "5s" };
+            let config =
+                crate::config::parse(&format!("poll_interval: {interval}\n")).expect("valid");
+            configs.send_replace(Arc::new(config));
+        }
+        tokio::time::sleep_until(first + Duration::from_secs(20)).await;
+        assert_eq!(
+            published.borrow().cycles(),
+            5,
+            "at 0, 4.5, 8.5, 12.5 and 16.5 s"
+        );
+        assert_eq!(ssm.lists.load(Ordering::SeqCst), 5);
         stop.send_replace(true);
         task.await.expect("scheduler stops");
     }
