@@ -580,15 +580,15 @@ impl hyper::body::Body for Gunzip {
             }
         }
         frame.truncate(filled);
-        if filled < want {
-            // Shorter than its Content-Length: hyper closes the connection, and the client
-            // sees a cut response rather than a whole one with lines missing.
-            self.remaining = 0;
-            if filled == 0 {
-                return Poll::Ready(None);
-            }
+        // Ended before its Content-Length: hyper closes the connection, and the client sees a
+        // cut response rather than a whole one with lines missing.
+        self.remaining = if filled < want {
+            0
         } else {
-            self.remaining -= filled as u64;
+            self.remaining - filled as u64
+        };
+        if filled == 0 {
+            return Poll::Ready(None);
         }
         Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(frame)))))
     }

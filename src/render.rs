@@ -234,7 +234,7 @@ impl Compressor {
             None => Bytes::new(),
         };
         Chunk {
-            incomplete: self.failed || (gzip.is_empty() && self.plain_len > 0),
+            incomplete: self.failed,
             gzip,
             plain_len: self.plain_len,
         }

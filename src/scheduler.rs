@@ -467,32 +467,17 @@ mod tests {
         }
     }
 
-    /// Starts a scheduler over `ssm`; returns what it publishes and the trigger and stop handles.
-    fn start(
-        ssm: Arc<Empty>,
-        interval: Duration,
-    ) -> (
-        watch::Receiver<Posts>,
-        mpsc::Sender<Control>,
-        watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-    ) {
-        let (published, triggers, stop, task, _) = start_reloadable(ssm, interval);
-        (published, triggers, stop, task)
+    /// A scheduler under test: what it publishes, and its trigger, stop and reload handles.
+    struct Started {
+        published: watch::Receiver<Posts>,
+        triggers: mpsc::Sender<Control>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+        configs: watch::Sender<Arc<Config>>,
     }
 
-    /// [`start`], with the sender of its configurations, as reloads post them.
-    #[allow(clippy::type_complexity)]
-    fn start_reloadable(
-        ssm: Arc<Empty>,
-        interval: Duration,
-    ) -> (
-        watch::Receiver<Posts>,
-        mpsc::Sender<Control>,
-        watch::Sender<bool>,
-        tokio::task::JoinHandle<()>,
-        watch::Sender<Arc<Config>>,
-    ) {
+    /// Starts a scheduler over `ssm`.
+    fn start(ssm: Arc<Empty>, interval: Duration) -> Started {
         let (configs_tx, configs) =
             watch::channel(Arc::new(crate::config::parse("").expect("valid")));
         let board = Board::new([None], "");
@@ -530,7 +515,13 @@ mod tests {
             events: None,
         };
         let task = tokio::spawn(scheduler.run(trigger_rx, stopped));
-        (published, triggers, stop, task, configs_tx)
+        Started {
+            published,
+            triggers,
+            stop,
+            task,
+            configs: configs_tx,
+        }
     }
 
     async fn cycles_after(published: &mut watch::Receiver<Posts>, n: u64) {
@@ -543,7 +534,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_cycle_at_start_then_one_per_interval() {
         let ssm = Arc::new(Empty::default());
-        let (mut published, _triggers, stop, task) = start(ssm.clone(), Duration::from_secs(60));
+        let Started {
+            mut published,
+            stop,
+            task,
+            ..
+        } = start(ssm.clone(), Duration::from_secs(60));
         cycles_after(&mut published, 1).await;
         let first = tokio::time::Instant::now();
         cycles_after(&mut published, 3).await;
@@ -559,8 +555,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn reloads_that_keep_changing_the_interval_do_not_hold_cycles_back() {
         let ssm = Arc::new(Empty::default());
-        let (mut published, _triggers, stop, task, configs) =
-            start_reloadable(ssm.clone(), Duration::from_secs(5));
+        let Started {
+            mut published,
+            stop,
+            task,
+            configs,
+            ..
+        } = start(ssm.clone(), Duration::from_secs(5));
         cycles_after(&mut published, 1).await;
         let first = tokio::time::Instant::now();
         for k in 0..20u64 {
@@ -585,7 +586,12 @@ mod tests {
     async fn a_long_cycle_delays_the_next_instead_of_overlapping() {
         let ssm = Arc::new(Empty::slow(Duration::from_secs(90)));
         let start_time = tokio::time::Instant::now();
-        let (mut published, _triggers, stop, task) = start(ssm.clone(), Duration::from_secs(60));
+        let Started {
+            mut published,
+            stop,
+            task,
+            ..
+        } = start(ssm.clone(), Duration::from_secs(60));
         cycles_after(&mut published, 3).await;
         // Cycles of 90 s with a 60 s interval: back to back, never two at once.
         assert_eq!(start_time.elapsed(), Duration::from_secs(270));
@@ -597,7 +603,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn triggers_during_a_cycle_are_served_by_the_next_one_together() {
         let ssm = Arc::new(Empty::slow(Duration::from_secs(5)));
-        let (_published, triggers, stop, task) = start(ssm.clone(), Duration::from_secs(3600));
+        let Started {
+            triggers,
+            stop,
+            task,
+            ..
+        } = start(ssm.clone(), Duration::from_secs(3600));
         let ask = || {
             let (reply, answer) = oneshot::channel();
             triggers
