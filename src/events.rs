@@ -49,6 +49,9 @@ pub struct Event {
     /// bad timestamp does not make the association any less worth reading.
     pub time: Option<SystemTime>,
     pub kind: EventKind,
+    /// `detail.document-name`, when the event carries one: enough to tell that a discovery
+    /// narrowed to another document does not watch it, without a call.
+    pub document_name: Option<String>,
 }
 
 /// Which of the two State Manager events it was.
@@ -151,6 +154,10 @@ pub fn parse(body: &str) -> Result<Event, EventError> {
         association_id: association_id.to_ascii_lowercase(),
         time,
         kind,
+        document_name: detail
+            .get("document-name")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 
@@ -295,6 +302,7 @@ mod tests {
                 association_id: "6e37940a-23ba-4ab0-9b96-5d0a1a05464f".to_owned(),
                 time: at(1_494_975_670),
                 kind: EventKind::Association,
+                document_name: Some("AWS-RunPowerShellScript".to_owned()),
             })
         );
     }
@@ -309,6 +317,7 @@ mod tests {
                 association_id: "34fcb7e0-9a14-4984-9989-0e04e3f60bd8".to_owned(),
                 time: at(1_487_863_428),
                 kind: EventKind::Instance,
+                document_name: Some("my-custom-document".to_owned()),
             })
         );
     }
@@ -421,6 +430,12 @@ mod tests {
         for time in [None, Some(Value::String("yesterday".to_owned()))] {
             let event = parse(&edited(&["time"], time)).expect("time is optional");
             assert_eq!(event.time, None);
+        }
+        // Without a document name the event is still worth a look: it is only not narrowed.
+        for name in [None, Some(Value::from(7))] {
+            let event = parse(&edited(&["detail", "document-name"], name))
+                .expect("document-name is optional");
+            assert_eq!(event.document_name, None);
         }
     }
 

@@ -166,7 +166,7 @@ impl<Q: Queue> Listener<Q> {
             debug!(account = %event.account, region = %event.region, "an event for an account and region this exporter does not poll; ignored");
             return "ignored";
         };
-        let outcome = route.hints.add(&event.association_id, event.time);
+        let outcome = route.hints.add(&event);
         if outcome == HintOutcome::Ignored {
             debug!(association_id = %event.association_id, "an event for an association this exporter does not watch; ignored");
         }

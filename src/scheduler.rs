@@ -13,7 +13,8 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, error, info};
 
 use crate::board::{Board, Exposition, LastCycle};
-use crate::config::{Config, MIN_POLL_INTERVAL, Place, Shard};
+use crate::config::{Config, Discovery, MIN_POLL_INTERVAL, Place, Shard, Watch};
+use crate::events::Event;
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, may_watch, poll_once, poll_some};
 use crate::snapshot::Snapshot;
@@ -36,6 +37,10 @@ const COALESCE: Duration = Duration::from_millis(500);
 /// The least time between two targeted polls of one association: a long run's stream of
 /// instance events costs one poll per spell, not one per event.
 const MIN_SPACING: Duration = Duration::from_secs(5);
+/// The least time between two listings events ask for: events naming associations the pair
+/// does not hold cost at most one listing a minute however many arrive, and a new association
+/// is still picked up within a minute of its first event.
+const MIN_LISTING_SPACING: Duration = Duration::from_secs(60);
 
 /// Associations that events said changed, waiting for a targeted poll of their pair. The
 /// queue's reader adds to it; the pair's scheduler takes what is due between its cycles.
@@ -50,10 +55,26 @@ pub struct Hints {
 struct HintState {
     /// What the pair watches, to ignore the rest without a call; kept current by reloads.
     settings: PollSettings,
+    /// The pair's latest snapshot. In discovery, an event for an association it does not hold
+    /// asks for a listing of the pair instead of a call of its own: the association may be new,
+    /// outside the narrowing, or made up, and only a listing tells which.
+    known: Arc<Snapshot>,
     /// Association → when its poll is due, and the earliest event time waiting on it.
-    due: HashMap<String, (Instant, Option<SystemTime>)>,
+    due: HashMap<String, (tokio::time::Instant, Option<SystemTime>)>,
     /// When each association was last polled for an event.
-    polled: HashMap<String, Instant>,
+    polled: HashMap<String, tokio::time::Instant>,
+    /// When a listing that events asked for is due, and when it was first asked for.
+    listing: Option<(tokio::time::Instant, tokio::time::Instant)>,
+    /// When the last listing events asked for was taken: only those are spaced, since a
+    /// regular cycle's listing costs nothing extra.
+    listed: Option<tokio::time::Instant>,
+}
+
+/// What is due at a pair: associations to poll, or a listing of the whole pair.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Due {
+    polls: Vec<(String, Option<SystemTime>)>,
+    listing: bool,
 }
 
 /// What became of one event at its pair.
@@ -82,8 +103,11 @@ impl Hints {
         Hints {
             state: std::sync::Mutex::new(HintState {
                 settings,
+                known: Arc::new(Snapshot::default()),
                 due: HashMap::new(),
                 polled: HashMap::new(),
+                listing: None,
+                listed: None,
             }),
             added: tokio::sync::Notify::new(),
         }
@@ -95,24 +119,40 @@ impl Hints {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records that an event about `association_id`, sent at `time`, arrived now.
-    pub fn add(&self, association_id: &str, time: Option<SystemTime>) -> HintOutcome {
-        let id = association_id.to_ascii_lowercase();
+    /// Records that `event` arrived now.
+    pub fn add(&self, event: &Event) -> HintOutcome {
+        let id = event.association_id.to_ascii_lowercase();
         let mut state = self.lock();
         if !may_watch(&state.settings, &id) {
             return HintOutcome::Ignored;
         }
+        let now = tokio::time::Instant::now();
+        if let Watch::Discover(discovery) = &state.settings.watch {
+            if excluded_document(discovery, event.document_name.as_deref()) {
+                return HintOutcome::Ignored;
+            }
+            if state.known.get(&id).is_none() {
+                if state.listing.is_some() {
+                    return HintOutcome::Coalesced;
+                }
+                let spaced = state.listed.map(|at| at + MIN_LISTING_SPACING);
+                let at = spaced.map_or(now + COALESCE, |s| s.max(now + COALESCE));
+                state.listing = Some((at, now));
+                drop(state);
+                self.added.notify_one();
+                return HintOutcome::Applied;
+            }
+        }
         if let Some((_, first)) = state.due.get_mut(&id) {
-            *first = match (*first, time) {
+            *first = match (*first, event.time) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             return HintOutcome::Coalesced;
         }
-        let now = Instant::now();
         let spaced = state.polled.get(&id).map(|at| *at + MIN_SPACING);
         let at = spaced.map_or(now + COALESCE, |s| s.max(now + COALESCE));
-        state.due.insert(id, (at, time));
+        state.due.insert(id, (at, event.time));
         drop(state);
         self.added.notify_one();
         HintOutcome::Applied
@@ -122,15 +162,35 @@ impl Hints {
         self.lock().settings = settings;
     }
 
-    /// Waits until some association's poll is due.
+    /// Records the pair's newest snapshot; after a cycle that started at `listed_at`, also
+    /// that the pair was listed, which serves any listing events asked for before.
+    fn set_known(&self, snapshot: Arc<Snapshot>, listed_at: Option<tokio::time::Instant>) {
+        let mut state = self.lock();
+        state.known = snapshot;
+        if let Some(started) = listed_at {
+            if state.listing.is_some_and(|(_, asked)| asked <= started) {
+                state.listing = None;
+            }
+        }
+    }
+
+    /// Waits until some association's poll, or a listing, is due.
     async fn due(&self) {
         loop {
             let added = self.added.notified();
-            let next = self.lock().due.values().map(|(at, _)| *at).min();
+            let next = {
+                let state = self.lock();
+                state
+                    .due
+                    .values()
+                    .map(|(at, _)| *at)
+                    .chain(state.listing.map(|(at, _)| at))
+                    .min()
+            };
             match next {
                 Some(at) => {
                     tokio::select! {
-                        () = tokio::time::sleep_until(at.into()) => return,
+                        () = tokio::time::sleep_until(at) => return,
                         () = added => {}
                     }
                 }
@@ -139,28 +199,54 @@ impl Hints {
         }
     }
 
-    /// Takes the associations whose poll is due now, with the earliest event time of each.
-    fn take_due(&self) -> Vec<(String, Option<SystemTime>)> {
-        let now = Instant::now();
+    /// Takes what is due now: a listing, or else at most `most` associations' polls (the
+    /// earliest due first), each with the earliest event time waiting on it. The rest stay
+    /// due, so that a cycle never waits behind more than `most` of them.
+    fn take_due(&self, most: usize) -> Due {
+        let now = tokio::time::Instant::now();
         let mut state = self.lock();
-        let ids: Vec<String> = state
+        if state.listing.is_some_and(|(at, _)| at <= now) {
+            state.listing = None;
+            state.listed = Some(now);
+            return Due {
+                polls: Vec::new(),
+                listing: true,
+            };
+        }
+        let mut ready: Vec<(tokio::time::Instant, String)> = state
             .due
             .iter()
             .filter(|(_, (at, _))| *at <= now)
-            .map(|(id, _)| id.clone())
+            .map(|(id, (at, _))| (*at, id.clone()))
             .collect();
-        let mut taken = Vec::with_capacity(ids.len());
-        for id in ids {
+        ready.sort();
+        ready.truncate(most.max(1));
+        let mut polls = Vec::with_capacity(ready.len());
+        for (_, id) in ready {
             if let Some((_, first)) = state.due.remove(&id) {
                 state.polled.insert(id.clone(), now);
-                taken.push((id, first));
+                polls.push((id, first));
             }
         }
         // Spacing only matters for a while; forget polls older than it.
         state
             .polled
             .retain(|_, at| now.duration_since(*at) < MIN_SPACING);
-        taken
+        Due {
+            polls,
+            listing: false,
+        }
+    }
+}
+
+/// Whether a discovery narrowed to one document leaves out an event's document: only when the
+/// event names another one, by name or as the tail of its ARN.
+fn excluded_document(discovery: &Discovery, named: Option<&str>) -> bool {
+    match (&discovery.document_name, named) {
+        (Some(wanted), Some(named)) => {
+            named != wanted && named.rsplit('/').next() != Some(wanted.as_str())
+        }
+        _ => false,
     }
 }
 
@@ -219,6 +305,10 @@ impl<S: Ssm> Scheduler<S> {
         let mut last_start = tokio::time::Instant::now();
         let mut ticks = ticks(last_start, self.pair.interval);
         self.telemetry.record_interval(self.pair.interval);
+        if let Some(events) = &self.events {
+            // From zero, so that rate() has a start.
+            events.record_targeted(self.telemetry.place(), 0);
+        }
         let mut snapshot = Arc::new(Snapshot::default());
         // Every log line of the pair's cycles names it. At error level, so that the span exists
         // whatever the log level: a warning must still say which pair it is about.
@@ -235,7 +325,10 @@ impl<S: Ssm> Scheduler<S> {
             let mut waiting: Vec<Trigger> = Vec::new();
             let mut hinted = false;
             if cycles > 0 {
+                // Biased, so that a due cycle goes first, whatever events are pending.
                 tokio::select! {
+                    biased;
+                    _ = shutdown.wait_for(|stop| *stop) => return,
                     _ = ticks.tick() => {}
                     Some(Control::Poll(trigger)) = controls.recv() => waiting.push(trigger),
                     Ok(()) = self.configs.changed() => {
@@ -243,20 +336,24 @@ impl<S: Ssm> Scheduler<S> {
                         continue;
                     }
                     () = self.hints.due() => hinted = true,
-                    _ = shutdown.wait_for(|stop| *stop) => return,
                 }
             }
             if hinted {
-                let due = self.hints.take_due();
-                // Between cycles, in this task: never beside a cycle's own work.
-                tokio::select! {
-                    polled = self.targeted(due, snapshot.clone(), cycles).instrument(span.clone()) => match polled {
-                        Some(next) => snapshot = next,
-                        None => return,
-                    },
-                    _ = shutdown.wait_for(|stop| *stop) => return,
+                // A few associations at a time, so that a due cycle waits for no more than
+                // one batch of them; a listing is a cycle.
+                let due = self.hints.take_due(self.pair.poll.concurrency);
+                if !due.listing {
+                    // Between cycles, in this task: never beside a cycle's own work.
+                    tokio::select! {
+                        polled = self.targeted(due.polls, snapshot.clone(), cycles).instrument(span.clone()) => match polled {
+                            Some(next) => snapshot = next,
+                            None => return,
+                        },
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                    self.hints.set_known(snapshot.clone(), None);
+                    continue;
                 }
-                continue;
             }
             // Requests that arrived meanwhile are served by this cycle, and a configuration
             // that arrived meanwhile applies to it.
@@ -285,6 +382,7 @@ impl<S: Ssm> Scheduler<S> {
                 calls: cycle.calls,
             });
             snapshot = Arc::new(cycle.snapshot);
+            self.hints.set_known(snapshot.clone(), Some(last_start));
             let last = LastCycle {
                 finished: SystemTime::now(),
                 duration: elapsed,
@@ -388,14 +486,15 @@ impl<S: Ssm> Scheduler<S> {
 }
 
 /// The interval between cycle starts, counted from `from`, a cycle's start (the first cycle
-/// runs at once); a due time already past is now. A cycle longer than the interval pushes the
-/// next one back instead of starting a burst of catch-up cycles. A config built without
+/// runs at once); a due time already past is now. A cycle that starts late (a long one before it,
+/// or a batch of targeted polls) is one cycle, never a burst of catch-up cycles, and the ones
+/// after it keep their due times. A config built without
 /// `config::parse` could hold a zero interval, which `interval_at` rejects.
 fn ticks(from: tokio::time::Instant, interval: Duration) -> Interval {
     let interval = interval.max(MIN_POLL_INTERVAL);
     let next = (from + interval).max(tokio::time::Instant::now());
     let mut ticks = tokio::time::interval_at(next, interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     ticks
 }
 
@@ -474,10 +573,11 @@ mod tests {
         stop: watch::Sender<bool>,
         task: tokio::task::JoinHandle<()>,
         configs: watch::Sender<Arc<Config>>,
+        hints: Arc<Hints>,
     }
 
     /// Starts a scheduler over `ssm`.
-    fn start(ssm: Arc<Empty>, interval: Duration) -> Started {
+    fn start<S: Ssm + Send + Sync + 'static>(ssm: Arc<S>, interval: Duration) -> Started {
         let (configs_tx, configs) =
             watch::channel(Arc::new(crate::config::parse("").expect("valid")));
         let board = Board::new([None], "");
@@ -497,6 +597,7 @@ mod tests {
             failed_targets: None,
             shard: Shard::ALL,
         };
+        let hints = Arc::new(Hints::new(poll.clone()));
         let scheduler = Scheduler {
             ssm,
             slot: 0,
@@ -511,7 +612,7 @@ mod tests {
             board,
             served,
             configs,
-            hints: Arc::new(Hints::new(poll)),
+            hints: hints.clone(),
             events: None,
         };
         let task = tokio::spawn(scheduler.run(trigger_rx, stopped));
@@ -521,6 +622,7 @@ mod tests {
             stop,
             task,
             configs: configs_tx,
+            hints,
         }
     }
 
@@ -629,5 +731,207 @@ mod tests {
         assert_eq!(ssm.lists.load(Ordering::SeqCst), 2);
         stop.send_replace(true);
         task.await.expect("scheduler stops");
+    }
+
+    /// An account of `count` associations that never ran, whose DescribeAssociation takes
+    /// `describe`; the start of each listing is recorded.
+    #[derive(Debug)]
+    struct Listed {
+        count: usize,
+        describe: Duration,
+        listings: std::sync::Mutex<Vec<tokio::time::Instant>>,
+        described: AtomicUsize,
+    }
+
+    impl Listed {
+        fn id(k: usize) -> String {
+            format!("00000000-0000-4000-8000-{k:012}")
+        }
+
+        fn new(count: usize, describe: Duration) -> Self {
+            Listed {
+                count,
+                describe,
+                listings: std::sync::Mutex::new(Vec::new()),
+                described: AtomicUsize::new(0),
+            }
+        }
+
+        fn listings(&self) -> Vec<tokio::time::Instant> {
+            self.listings.lock().expect("not poisoned").clone()
+        }
+    }
+
+    impl Ssm for Listed {
+        async fn list_associations(
+            &self,
+            _: &AssociationQuery,
+            _: Option<String>,
+        ) -> Result<Page<Association>, SsmError> {
+            self.listings
+                .lock()
+                .expect("not poisoned")
+                .push(tokio::time::Instant::now());
+            Ok(Page {
+                items: (0..self.count)
+                    .map(|k| Association {
+                        association_id: Listed::id(k),
+                        ..Association::default()
+                    })
+                    .collect(),
+                next_token: None,
+            })
+        }
+        async fn describe_association(&self, id: &str) -> Result<Association, SsmError> {
+            tokio::time::sleep(self.describe).await;
+            self.described.fetch_add(1, Ordering::SeqCst);
+            Ok(Association {
+                association_id: id.to_owned(),
+                ..Association::default()
+            })
+        }
+        async fn describe_association_executions(
+            &self,
+            _: &str,
+            _: &ExecutionQuery,
+            _: Option<String>,
+        ) -> Result<Page<Execution>, SsmError> {
+            Ok(Page {
+                items: Vec::new(),
+                next_token: None,
+            })
+        }
+        async fn describe_association_execution_targets(
+            &self,
+            _: &str,
+            _: &str,
+            _: &[TargetFilter],
+            _: Option<String>,
+        ) -> Result<Page<Target>, SsmError> {
+            Ok(Page {
+                items: Vec::new(),
+                next_token: None,
+            })
+        }
+    }
+
+    fn event_for(id: &str) -> Event {
+        Event {
+            account: "123456789012".to_owned(),
+            region: "us-east-1".to_owned(),
+            association_id: id.to_owned(),
+            time: None,
+            kind: crate::events::EventKind::Association,
+            document_name: None,
+        }
+    }
+
+    /// Events for 40 watched associations, each poll 1 s, 4 side by side: taken 4 at a time,
+    /// so every cycle starts within one batch (1 s) of its due time, where polling all 40 as
+    /// one batch held the 5 s cycle back 10 s.
+    #[tokio::test(start_paused = true)]
+    async fn pending_targeted_polls_never_hold_a_cycle_back() {
+        let ssm = Arc::new(Listed::new(40, Duration::from_secs(1)));
+        let Started {
+            mut published,
+            stop,
+            task,
+            hints,
+            ..
+        } = start(ssm.clone(), Duration::from_secs(5));
+        cycles_after(&mut published, 1).await;
+        let first = tokio::time::Instant::now();
+        for k in 0..40 {
+            assert_eq!(hints.add(&event_for(&Listed::id(k))), HintOutcome::Applied);
+        }
+        tokio::time::sleep_until(first + Duration::from_millis(20_900)).await;
+        let late: Vec<Duration> = ssm
+            .listings()
+            .iter()
+            .zip(0..)
+            .map(|(at, k)| at.duration_since(first + Duration::from_secs(5 * k)))
+            .collect();
+        assert_eq!(late.len(), 5, "cycles at 0, 5, 10, 15 and 20 s: {late:?}");
+        assert!(
+            late.iter().all(|l| *l <= Duration::from_secs(1)),
+            "each within a batch of its due time: {late:?}"
+        );
+        assert_eq!(
+            ssm.described.load(Ordering::SeqCst),
+            40,
+            "every event served"
+        );
+        stop.send_replace(true);
+        task.await.expect("scheduler stops");
+    }
+
+    /// In discovery, events naming associations the last listing did not hold cost no call of
+    /// their own: the first asks for a listing, the rest wait for it, and the next listing
+    /// events ask for comes no sooner than a minute after.
+    #[tokio::test(start_paused = true)]
+    async fn events_for_unknown_associations_coalesce_into_one_listing_a_minute() {
+        let ssm = Arc::new(Listed::new(2, Duration::ZERO));
+        let Started {
+            mut published,
+            stop,
+            task,
+            hints,
+            ..
+        } = start(ssm.clone(), Duration::from_secs(3600));
+        cycles_after(&mut published, 1).await;
+        let first = tokio::time::Instant::now();
+        let unknown = |k: usize| event_for(&format!("11111111-0000-4000-8000-{k:012}"));
+        assert_eq!(hints.add(&unknown(0)), HintOutcome::Applied);
+        for k in 1..250 {
+            assert_eq!(hints.add(&unknown(k)), HintOutcome::Coalesced);
+        }
+        cycles_after(&mut published, 2).await;
+        assert_eq!(
+            first.elapsed(),
+            COALESCE,
+            "one listing, half a second later"
+        );
+        // More, at once: one listing, a minute after the last.
+        for k in 250..500 {
+            let outcome = hints.add(&unknown(k));
+            assert_eq!(outcome == HintOutcome::Applied, k == 250, "event {k}");
+        }
+        cycles_after(&mut published, 3).await;
+        assert_eq!(first.elapsed(), COALESCE + MIN_LISTING_SPACING);
+        assert_eq!(ssm.listings().len(), 3);
+        assert_eq!(
+            ssm.described.load(Ordering::SeqCst),
+            0,
+            "no call of their own"
+        );
+        // A known association's event is still a targeted poll.
+        assert_eq!(hints.add(&event_for(&Listed::id(1))), HintOutcome::Applied);
+        published
+            .wait_for(|b| b.sources().iter().map(|s| s.targeted).sum::<u64>() >= 1)
+            .await
+            .expect("scheduler runs");
+        assert_eq!(ssm.described.load(Ordering::SeqCst), 1);
+        assert_eq!(ssm.listings().len(), 3);
+        stop.send_replace(true);
+        task.await.expect("scheduler stops");
+    }
+
+    #[test]
+    fn a_narrowing_excludes_only_documents_an_event_names() {
+        let narrowed = Discovery {
+            name_prefix: None,
+            document_name: Some("AWS-RunPatchBaseline".to_owned()),
+        };
+        assert!(excluded_document(
+            &narrowed,
+            Some("AWS-GatherSoftwareInventory")
+        ));
+        assert!(!excluded_document(&narrowed, Some("AWS-RunPatchBaseline")));
+        assert!(!excluded_document(
+            &narrowed,
+            Some("arn:aws:ssm:us-east-1:123456789012:document/AWS-RunPatchBaseline")
+        ));
+        assert!(!excluded_document(&narrowed, None));
+        assert!(!excluded_document(&Discovery::default(), Some("anything")));
     }
 }

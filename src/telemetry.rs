@@ -292,7 +292,7 @@ impl Telemetry {
         let received = IntCounterVec::new(
             Opts::new(
                 "events_received_total",
-                "State Manager events read from the queue, by outcome: applied (an association will be polled for it), coalesced (a poll of it was already due), ignored (an account, region or association this exporter does not watch), invalid (not a State Manager event).",
+                "State Manager events read from the queue, by outcome: applied (an association will be polled for it; for one its pair's last listing did not hold, the pair will be listed, at most once a minute), coalesced (that poll or listing was already due), ignored (an account, region, association or document this exporter does not watch), invalid (not a State Manager event).",
             )
             .namespace(NAMESPACE),
             &["outcome"],

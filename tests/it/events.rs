@@ -488,3 +488,133 @@ async fn targeted_polls_count_associations_not_batches() {
     );
     rig.stop().await;
 }
+
+/// An event as EventBridge delivers it for association `id`, run from `document`.
+fn event_of_document(id: &str, document: &str) -> String {
+    let mut body: serde_json::Value =
+        serde_json::from_str(&event(DEFAULT_ACCOUNT, id)).expect("an event is JSON");
+    body["detail"]["document-name"] = document.into();
+    body.to_string()
+}
+
+/// A UUID of its own for each `k`, lower case, as SSM writes them.
+fn made_up_id(k: usize) -> String {
+    format!("5eedf00d-0000-4000-8000-{k:012}")
+}
+
+/// Discovery narrowed to `patch` names: events for an association outside the prefix, and
+/// for made-up IDs, cost no call of their own, only one listing of the pair, which also picks
+/// up an association created since; a document the narrowing leaves out is ignored outright.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_for_associations_the_listing_did_not_hold_cost_one_listing() {
+    let sim = Sim::new(99);
+    sim.insert_association(A, Some("patch-a"), "AWS-RunPatchBaseline");
+    sim.insert_association(B, Some("inventory"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    let yaml = format!(
+        "discovery:\n  name_prefix: patch\n  document_name: AWS-RunPatchBaseline\n{}",
+        events_yaml(&url)
+    );
+    let rig = with_events(Rig::start(sim, &yaml).await).await;
+    assert_eq!(
+        rig.scrape()
+            .await
+            .get("ssm_association_exporter_watched_associations", &[]),
+        Some(1.0)
+    );
+    // Created after the first listing: only a listing finds it.
+    let c = "c0ffee00-1111-4222-8333-444455556666";
+    rig.sim
+        .insert_association(c, Some("patch-c"), "AWS-RunPatchBaseline");
+    for _ in 0..40 {
+        rig.sim
+            .send_raw(&url, &event(DEFAULT_ACCOUNT, B))
+            .expect("queue exists");
+    }
+    for k in 0..100 {
+        rig.sim
+            .send_raw(&url, &event(DEFAULT_ACCOUNT, &made_up_id(k)))
+            .expect("queue exists");
+    }
+    rig.sim
+        .send_raw(&url, &event(DEFAULT_ACCOUNT, c))
+        .expect("queue exists");
+    for k in 100..110 {
+        rig.sim
+            .send_raw(
+                &url,
+                &event_of_document(&made_up_id(k), "AWS-GatherSoftwareInventory"),
+            )
+            .expect("queue exists");
+    }
+    let metrics = until(&rig, |m| {
+        received_in_all(m) >= 151.0
+            && m.get("ssm_association_exporter_watched_associations", &[]) == Some(2.0)
+    })
+    .await;
+    assert_eq!(received(&metrics, "applied"), 1.0, "one listing asked for");
+    assert_eq!(received(&metrics, "coalesced"), 140.0);
+    assert_eq!(received(&metrics, "ignored"), 10.0, "another document");
+    assert_eq!(
+        metrics.associations_in("ssm_association_info"),
+        vec![c.to_owned(), A.to_owned()]
+    );
+    assert_eq!(
+        metrics.get("ssm_association_exporter_targeted_polls_total", &[]),
+        Some(0.0)
+    );
+    // The listing, and the new association's first reading; nothing for B or the made-up IDs.
+    let calls = ssm_calls(&rig.sim);
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|(op, _)| op == "ListAssociations" || op == "DescribeAssociation")
+            .cloned()
+            .collect::<Vec<_>>(),
+        expect(&[("ListAssociations", 1)]),
+        "{calls:?}"
+    );
+    assert_eq!(rig.sim.queue_depth(&url), Some(0), "every event deleted");
+    rig.stop().await;
+}
+
+/// With every SSM call failing, events for made-up IDs create nothing: no association is
+/// added to what the exporter watches, serves or shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn while_ssm_fails_events_create_no_associations() {
+    let sim = Sim::new(100);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    rig.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    for k in 0..100 {
+        rig.sim
+            .send_raw(&url, &event(DEFAULT_ACCOUNT, &made_up_id(k)))
+            .expect("queue exists");
+    }
+    // The listing they ask for fails.
+    let metrics = until(&rig, |m| {
+        received_in_all(m) >= 100.0
+            && m.get(
+                "ssm_association_exporter_cycles_total",
+                &[("outcome", "failure")],
+            ) == Some(1.0)
+    })
+    .await;
+    assert_eq!(
+        metrics.get("ssm_association_exporter_watched_associations", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metrics.associations_in("ssm_association_poll_success"),
+        vec![A.to_owned()]
+    );
+    assert_eq!(received(&metrics, "applied"), 1.0);
+    assert_eq!(received(&metrics, "coalesced"), 99.0);
+    let status = crate::harness::get(rig.exporter.local_addr(), "/api/v1/status").await;
+    assert!(!status.body.contains("5eedf00d"), "no made-up ID on the status page");
+    rig.stop().await;
+}
