@@ -579,6 +579,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 wanted.pinned.is_some(),
             )));
         }
+        let last_execution = association.last_execution_date;
         let read = match wanted.pinned {
             Some(pin) => match self.pinned_execution(id, pin).await? {
                 Some(e) => {
@@ -598,10 +599,10 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 }
                 None => return Ok(Some(pinned_gone(self, association, pin))),
             },
-            None => match self.read_latest(id, prior, &wanted).await {
+            None => match self.read_latest(id, prior, &wanted, last_execution).await {
                 // An execution expired between listing and reading: read again, once.
                 Err(e) if e.is(&SsmError::ExecutionDoesNotExist) => {
-                    self.read_latest(id, prior, &wanted).await?
+                    self.read_latest(id, prior, &wanted, last_execution).await?
                 }
                 other => other?,
             },
@@ -626,13 +627,16 @@ impl<'a, S: Ssm> Poller<'a, S> {
         association_id: &str,
         prior: Option<&AssociationState>,
         wanted: &Wanted<'_>,
+        last_execution: Option<SystemTime>,
     ) -> Result<Read, CallError> {
         // Once an association has been read, the latest finished execution it had stays the
         // latest until a newer one shows on the first page; only a first reading looks further.
         let known_finished = prior.and_then(|p| p.finished.as_ref());
         let search_older = prior.is_none_or(|p| p.last_good_poll.is_none())
             || known_finished.is_some_and(|k| k.pinned);
-        let latest = self.latest(association_id, search_older).await?;
+        let latest = self
+            .latest(association_id, last_execution, search_older)
+            .await?;
         let finished = match (latest.finished, known_finished) {
             (Some(e), known) => Some(self.counted(association_id, e, known, wanted).await?),
             // Not on the pages read: the one known stands, read again if it must be.
@@ -750,13 +754,20 @@ impl<'a, S: Ssm> Poller<'a, S> {
     /// The newest executions of an association: the newest of all, and the newest finished
     /// one (the same when the newest has finished), and the newest success among those read.
     ///
-    /// Reads only until a page has executions: the API lists them newest first (ssm-api.md
-    /// §6.1), so the first non-empty page holds the newest. Within it we still take the
-    /// greatest CreatedTime rather than trust the order of one page. When that page has no
-    /// finished execution, `search_older` reads on until one is found.
-    async fn latest(&self, association_id: &str, search_older: bool) -> Result<Latest, CallError> {
-        let mut latest = Latest::default();
-        let mut seen_any = false;
+    /// Reads only until a page has executions: SSM has always listed them newest first, so
+    /// the first non-empty page holds the newest. Nothing documents that order, so the newest
+    /// read is checked against the association's own `last_execution`: when it is older, the
+    /// executions created since are read as well (a `CreatedTime` filter), and the newest of
+    /// everything read wins, whatever the order. When newest first holds, that costs nothing.
+    /// When the pages read have no finished execution, `search_older` reads on until one is
+    /// found.
+    async fn latest(
+        &self,
+        association_id: &str,
+        last_execution: Option<SystemTime>,
+        search_older: bool,
+    ) -> Result<Latest, CallError> {
+        let mut newest = Newest::default();
         self.each_page(
             Operation::DescribeAssociationExecutions,
             |token| {
@@ -768,31 +779,13 @@ impl<'a, S: Ssm> Poller<'a, S> {
             },
             |step| match step {
                 Step::Restart => {
-                    latest = Latest::default();
-                    seen_any = false;
+                    newest = Newest::default();
                     ControlFlow::Continue(())
                 }
                 Step::Items(page) if page.is_empty() => ControlFlow::Continue(()),
                 Step::Items(page) => {
-                    let newest_of = |wanted: fn(&Execution) -> bool| {
-                        page.iter()
-                            .enumerate()
-                            .filter(|(_, e)| wanted(e))
-                            // On equal or missing times, the API's own first wins.
-                            .max_by_key(|(i, e)| (e.created_time, std::cmp::Reverse(*i)))
-                            .map(|(_, e)| e.clone())
-                    };
-                    if latest.success.is_none() {
-                        latest.success = newest_of(|e| e.status.as_deref() == Some("Success"))
-                            .and_then(|e| e.created_time);
-                    }
-                    if !seen_any {
-                        seen_any = true;
-                        latest.running =
-                            newest_of(|_| true).filter(|e| !finished(e.status.as_deref()));
-                    }
-                    latest.finished = newest_of(|e| finished(e.status.as_deref()));
-                    if latest.finished.is_some() || !search_older {
+                    newest.merge(page);
+                    if newest.finished.is_some() || !search_older {
                         ControlFlow::Break(())
                     } else {
                         ControlFlow::Continue(())
@@ -801,7 +794,34 @@ impl<'a, S: Ssm> Poller<'a, S> {
             },
         )
         .await?;
-        Ok(latest)
+        let seen = newest.any.as_ref().and_then(|e| e.created_time);
+        if let (Some(seen), Some(last)) = (seen, last_execution)
+            && seen < last
+        {
+            let since = ExecutionQuery::CreatedAfter(seen);
+            let mut newer = Newest::default();
+            self.each_page(
+                Operation::DescribeAssociationExecutions,
+                |token| {
+                    self.ssm
+                        .describe_association_executions(association_id, &since, token)
+                },
+                |step| {
+                    match step {
+                        Step::Restart => newer = Newest::default(),
+                        Step::Items(page) => newer.merge(page),
+                    }
+                    ControlFlow::Continue(())
+                },
+            )
+            .await?;
+            newest.merge_newest(newer);
+        }
+        Ok(Latest {
+            running: newest.any.filter(|e| !finished(e.status.as_deref())),
+            finished: newest.finished,
+            success: newest.success,
+        })
     }
 
     /// The pinned execution, `None` if SSM does not have it.
@@ -1057,6 +1077,46 @@ struct Latest {
     finished: Option<Execution>,
     /// When the newest successful execution on those pages was created.
     success: Option<SystemTime>,
+}
+
+/// The newest executions among pages read, in whatever order they came.
+#[derive(Default)]
+struct Newest {
+    any: Option<Execution>,
+    finished: Option<Execution>,
+    success: Option<SystemTime>,
+}
+
+impl Newest {
+    fn merge(&mut self, page: Vec<Execution>) {
+        for e in page {
+            if e.status.as_deref() == Some("Success") {
+                self.success = self.success.max(e.created_time);
+            }
+            if finished(e.status.as_deref()) {
+                self.finished = newer(self.finished.take(), e.clone());
+            }
+            self.any = newer(self.any.take(), e);
+        }
+    }
+
+    fn merge_newest(&mut self, other: Newest) {
+        self.success = self.success.max(other.success);
+        if let Some(e) = other.finished {
+            self.finished = newer(self.finished.take(), e);
+        }
+        if let Some(e) = other.any {
+            self.any = newer(self.any.take(), e);
+        }
+    }
+}
+
+/// The later-created of `known` and `e`; on equal or missing times, the one read first.
+fn newer(known: Option<Execution>, e: Execution) -> Option<Execution> {
+    match known {
+        Some(k) if k.created_time >= e.created_time => Some(k),
+        _ => Some(e),
+    }
 }
 
 /// The later of a known last success and one just found.

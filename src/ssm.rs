@@ -194,12 +194,15 @@ pub struct AssociationQuery {
 /// Which executions DescribeAssociationExecutions should return.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutionQuery {
-    /// Newest first, as the API orders them.
+    /// All of them, newest first as far as the API has ever been seen to order them.
     All,
     /// Only this one (an `ExecutionId EQUAL` filter).
     Id(String),
     /// Only those with this status (a `Status EQUAL` filter).
     Status(&'static str),
+    /// Only those created after this time, to the second (a `CreatedTime GREATER_THAN`
+    /// filter): may include executions of that same second.
+    CreatedAfter(SystemTime),
 }
 
 /// The SSM operations a poll cycle needs, one page per call.

@@ -118,6 +118,9 @@ pub struct Faults {
     pub garbage_rate: f64,
     /// The next this-many requests that carry a NextToken get `InvalidNextToken`.
     pub expire_tokens: u32,
+    /// List DescribeAssociationExecutions oldest first: nothing documents the newest-first
+    /// order SSM has always used.
+    pub executions_oldest_first: bool,
 }
 
 /// An error every call naming one association gets, whatever the operation.
@@ -186,6 +189,9 @@ struct Association {
     created: f64,
     schedule: SimSchedule,
     executions: Vec<Execution>,
+    /// The `LastExecutionDate` and `Overview` its records go on reporting whatever runs,
+    /// once [`Sim::freeze_records`] froze them.
+    frozen: Option<(Option<f64>, serde_json::Value)>,
 }
 
 #[derive(Debug, Clone)]
@@ -512,6 +518,16 @@ impl Sim {
         ));
     }
 
+    /// Makes the association's ListAssociations and DescribeAssociation records go on
+    /// reporting today's `LastExecutionDate` and `Overview`, whatever runs after: the one
+    /// behaviour of SSM the exporter assumes does not happen, played to show what bounds it.
+    pub fn freeze_records(&self, association_id: &str) -> Option<()> {
+        let mut state = self.lock();
+        let a = state.association_mut(association_id)?;
+        a.frozen = Some((a.latest().map(|e| e.created), protocol::overview(a)));
+        Some(())
+    }
+
     /// Makes every call that names `association_id` fail with `fault`, or heals it with `None`.
     pub fn fail_association(&self, association_id: &str, fault: Option<Fault>) {
         let mut state = self.lock();
@@ -666,6 +682,7 @@ impl State {
                 created: now(),
                 schedule: SimSchedule::default(),
                 executions: Vec::new(),
+                frozen: None,
             },
         );
     }

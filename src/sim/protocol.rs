@@ -610,15 +610,12 @@ fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value,
                 "AssociationVersion": a.version.to_string(),
                 "DocumentVersion": a.document_version,
                 "Targets": [{ "Key": "tag:PatchGroup", "Values": ["fleet"] }],
-                "Overview": overview(a),
             });
             schedule_into(&mut v, &a.schedule);
             if let Some(name) = &a.name {
                 v["AssociationName"] = json!(name);
             }
-            if let Some(e) = a.latest() {
-                v["LastExecutionDate"] = json!(e.created);
-            }
+            record_into(&mut v, a);
             v
         },
     )
@@ -645,7 +642,6 @@ fn describe_association(state: &State, input: &Map<String, Value>) -> Result<Val
         "Date": a.created,
         "LastUpdateAssociationDate": a.created,
         "Status": { "Date": a.created, "Name": status, "Message": "Associated with the targets" },
-        "Overview": overview(a),
         "Targets": [{ "Key": "tag:PatchGroup", "Values": ["fleet"] }],
         "ApplyOnlyAtCronInterval": a.schedule.apply_only_at_cron_interval,
         "ComplianceSeverity": "UNSPECIFIED",
@@ -655,9 +651,7 @@ fn describe_association(state: &State, input: &Map<String, Value>) -> Result<Val
     if let Some(name) = &a.name {
         d["AssociationName"] = json!(name);
     }
-    if let Some(e) = a.latest() {
-        d["LastExecutionDate"] = json!(e.created);
-    }
+    record_into(&mut d, a);
     if let Some(e) = a.latest_success() {
         d["LastSuccessfulExecutionDate"] = json!(e.created);
     }
@@ -735,7 +729,11 @@ fn describe_association_executions(
                 })
         })
         .collect();
-    executions.sort_by(|x, y| y.created.total_cmp(&x.created));
+    if state.faults.executions_oldest_first {
+        executions.sort_by(|x, y| x.created.total_cmp(&y.created));
+    } else {
+        executions.sort_by(|x, y| y.created.total_cmp(&x.created));
+    }
     page(
         state,
         "DescribeAssociationExecutions",
@@ -841,7 +839,20 @@ pub(super) fn overview_status(a: &Association) -> (&'static str, String) {
     }
 }
 
-fn overview(a: &Association) -> Value {
+/// The `Overview` and `LastExecutionDate` of an association's record: its latest run's, or
+/// what [`super::Sim::freeze_records`] froze.
+fn record_into(v: &mut Value, a: &Association) {
+    let (last, overview) = match &a.frozen {
+        Some((last, overview)) => (*last, overview.clone()),
+        None => (a.latest().map(|e| e.created), overview(a)),
+    };
+    v["Overview"] = overview;
+    if let Some(last) = last {
+        v["LastExecutionDate"] = json!(last);
+    }
+}
+
+pub(super) fn overview(a: &Association) -> Value {
     let (status, detailed) = overview_status(a);
     let counts: Map<String, Value> = a
         .latest()

@@ -299,20 +299,30 @@ impl Ssm for AwsSsm {
             .association_id(association_id)
             .max_results(MAX_RESULTS)
             .set_next_token(next_token);
+        let equal = sdk::AssociationFilterOperatorType::Equal;
         let filter = match query {
             ExecutionQuery::All => None,
-            ExecutionQuery::Id(id) => {
-                Some((sdk::AssociationExecutionFilterKey::ExecutionId, id.as_str()))
-            }
-            ExecutionQuery::Status(status) => {
-                Some((sdk::AssociationExecutionFilterKey::Status, *status))
-            }
+            ExecutionQuery::Id(id) => Some((
+                sdk::AssociationExecutionFilterKey::ExecutionId,
+                id.clone(),
+                equal,
+            )),
+            ExecutionQuery::Status(status) => Some((
+                sdk::AssociationExecutionFilterKey::Status,
+                (*status).to_owned(),
+                equal,
+            )),
+            ExecutionQuery::CreatedAfter(at) => Some((
+                sdk::AssociationExecutionFilterKey::CreatedTime,
+                iso_seconds(*at),
+                sdk::AssociationFilterOperatorType::GreaterThan,
+            )),
         };
-        if let Some((key, value)) = filter {
+        if let Some((key, value, kind)) = filter {
             let filter = sdk::AssociationExecutionFilter::builder()
                 .key(key)
                 .value(value)
-                .r#type(sdk::AssociationFilterOperatorType::Equal)
+                .r#type(kind)
                 .build()
                 .map_err(|e| SsmError::Setup(e.to_string()))?;
             request = request.filters(filter);
@@ -427,6 +437,17 @@ fn overview(o: &sdk::AssociationOverview) -> Overview {
 /// ListAssociations documents `""` as the end of the listing; treat it like an absent token.
 fn token(t: Option<&str>) -> Option<String> {
     t.filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+/// A time as the `CreatedTime` filter's examples write it (`2019-02-18T16:00:00Z`), to the
+/// second, rounded down.
+fn iso_seconds(at: SystemTime) -> String {
+    let seconds = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    aws_sdk_ssm::primitives::DateTime::from_secs(i64::try_from(seconds).unwrap_or(i64::MAX))
+        .fmt(aws_sdk_ssm::primitives::DateTimeFormat::DateTime)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
 }
 
 fn time(t: &aws_sdk_ssm::primitives::DateTime) -> Option<SystemTime> {
