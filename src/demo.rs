@@ -55,10 +55,25 @@ impl Demo {
         })
     }
 
+    /// `config` pointed at the simulator: its endpoint and, when the file names none, its
+    /// region, and its events queue. What the summary and the status page say is then what
+    /// the demo polls.
+    pub fn configure(&self, config: &mut Config) {
+        if config.accounts.is_empty() {
+            config.endpoint_url = Some(self.endpoint_url.clone());
+            config
+                .region
+                .get_or_insert_with(|| sim::DEFAULT_REGION.to_owned());
+        }
+        config.events = Some(self.events());
+    }
+
     /// `options` pointed at the simulated endpoint, with the simulator's credentials.
     pub fn client_options(&self, options: ClientOptions) -> ClientOptions {
         ClientOptions {
-            region: options.region.or_else(|| Some("us-east-2".to_owned())),
+            region: options
+                .region
+                .or_else(|| Some(sim::DEFAULT_REGION.to_owned())),
             endpoint_url: Some(self.endpoint_url.clone()),
             static_credentials: Some(("AKIDDEMO".to_owned(), "demo-secret".to_owned())),
             // The simulator is the one account there is.
@@ -93,5 +108,35 @@ impl Demo {
         self.stop.send_replace(true);
         // A task that panicked has nothing left to stop.
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The summary names what the demo polls: the simulator's endpoint and its region, not
+    /// the default endpoint of a region left to the environment.
+    #[tokio::test]
+    async fn the_summary_names_the_simulator_and_its_region() {
+        let demo = Demo::start().await.expect("simulator");
+        let mut config = Demo::config().expect("the demo's configuration");
+        demo.configure(&mut config);
+        assert_eq!(
+            config.summary(),
+            format!(
+                "discovery of every association, poll interval 5s, region us-east-2, endpoint {}, at most 50 calls/s, events from {}",
+                demo.endpoint_url, demo.queue_url
+            )
+        );
+        // A file's region stays: only the endpoint is the demo's.
+        let mut config = config::parse("region: eu-west-1\n").expect("valid");
+        demo.configure(&mut config);
+        assert_eq!(config.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(
+            config.endpoint_url.as_deref(),
+            Some(demo.endpoint_url.as_str())
+        );
+        demo.stop().await;
     }
 }

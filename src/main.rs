@@ -15,7 +15,7 @@ use ssm_association_exporter::server::{ServerOptions, valid_telemetry_path};
 use ssm_association_exporter::web::{self, WebConfig};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The port: outside the 9100–9999 range where most exporters sit.
 const DEFAULT_LISTEN_ADDRESS: &str = ":8467";
@@ -171,43 +171,23 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
             flags.listen_address
         ))
     })?;
-    if flags.config_check {
-        // Every check that start makes before it calls AWS: each pair's client is built, a
-        // region found for it, and the queue's client too.
-        let sources = aws_sources(&config, |o| o)
-            .await
-            .map_err(|e| Usage(e.to_string()))?;
-        aws_queue(&config, |o| o)
-            .await
-            .map_err(|e| Usage(e.to_string()))?;
-        let found = sources.first().and_then(|s| s.ssm.region());
-        println!(
-            "configuration OK: {}{}",
-            config.summary_in(found.as_deref()),
-            shard.summary()
-        );
-        if flags.web_config_file.is_some() {
-            println!("web configuration OK: {}", web.summary());
-        }
-        return Ok(());
-    }
-
+    // The demo starts before the check too: the check builds the clients start builds, and
+    // the demo's point at its simulator.
     let demo = if flags.demo {
-        Some(
-            Demo::start()
-                .await
-                .context("cannot start the simulated SSM endpoint")?,
-        )
+        let demo = Demo::start()
+            .await
+            .context("cannot start the simulated SSM endpoint")?;
+        demo.configure(&mut config);
+        Some(demo)
     } else {
         None
     };
-    if let Some(demo) = &demo {
-        config.events = Some(demo.events());
-    }
     let adjust = |options| match &demo {
         Some(demo) => demo.client_options(options),
         None => options,
     };
+    // Every check that start makes before it calls AWS: each pair's client is built, a region
+    // found for it, and the queue's client too.
     let mut sources = aws_sources(&config, adjust)
         .await
         .map_err(|e| Usage(e.to_string()))?;
@@ -218,11 +198,27 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         // The demo has one simulated endpoint: one pair.
         sources.truncate(1);
     }
+    let found = sources.first().and_then(|s| s.ssm.region());
+    let summary = format!("{}{}", config.summary_in(found.as_deref()), shard.summary());
+    if flags.config_check {
+        println!("configuration OK: {summary}");
+        for warning in config.warnings() {
+            println!("warning: {warning}");
+        }
+        if flags.web_config_file.is_some() {
+            println!("web configuration OK: {}", web.summary());
+        }
+        if let Some(demo) = demo {
+            demo.stop().await;
+        }
+        return Ok(());
+    }
+    for warning in config.warnings() {
+        warn!("{warning}");
+    }
     let listener = TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
-    let found = sources.first().and_then(|s| s.ssm.region());
-    let summary = format!("{}{}", config.summary_in(found.as_deref()), shard.summary());
     let mut exporter = Exporter::start_sources(
         sources,
         Setup {

@@ -191,6 +191,9 @@ impl Reloader {
             }
             Err(e) => return Err(e),
         }
+        for warning in new.warnings() {
+            warn!("{warning}");
+        }
         let restart = self.running.needs_restart(&new);
         if !restart.is_empty() {
             warn!(keys = ?restart, "these settings take effect only after a restart");

@@ -178,14 +178,14 @@ impl WebConfig {
     pub fn summary(&self) -> String {
         let users = self.basic_auth.as_ref().map_or(0, |auth| auth.users.len());
         format!(
-            "{}, {} basic-auth users, {} extra headers",
+            "{}, {}, {}",
             if self.tls.is_some() {
                 "TLS"
             } else {
                 "plain HTTP"
             },
-            users,
-            self.headers.len()
+            config::counted(users, "basic-auth user"),
+            config::counted(self.headers.len(), "extra header")
         )
     }
 }
@@ -763,7 +763,7 @@ mod tests {
             ),
             (
                 "basic_auth_users:\n  alice: [x]\n",
-                "basic_auth_users.alice: invalid type: sequence, expected a string at line 2 column 10",
+                "basic_auth_users.alice: expected text, got a list at line 2",
             ),
             (
                 &format!(
@@ -798,7 +798,7 @@ mod tests {
             ),
             (
                 "basic_auth_users: [alice]\n",
-                "basic_auth_users: invalid type: sequence, expected a mapping of user names to bcrypt hashes at line 1 column 19",
+                "basic_auth_users: expected a mapping of user names to bcrypt hashes, got a list at line 1",
             ),
             (
                 "http_server_config:\n  headers:\n    Server: nginx\n",

@@ -3,16 +3,10 @@
 use std::time::Duration;
 
 /// Parses a Prometheus-style duration: one or more `<integer><unit>` with units `ms s m h d`,
-/// largest first.
-///
-/// # Errors
-///
-/// A message that quotes the input and says what form is expected.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let invalid =
-        || format!("{s:?} is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d)");
+/// largest first; `None` for anything else. [`duration_words`] says what it reads.
+pub fn parse_duration(s: &str) -> Option<Duration> {
     if s.is_empty() {
-        return Err(invalid());
+        return None;
     }
     let mut rest = s;
     let mut total = Duration::ZERO;
@@ -24,28 +18,51 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             .take_while(u8::is_ascii_alphabetic)
             .count();
         if digits == 0 || unit_len == 0 {
-            return Err(invalid());
+            return None;
         }
-        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        let number: u64 = rest[..digits].parse().ok()?;
         let unit_ms = match &rest[digits..digits + unit_len] {
             "ms" => 1,
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
-            _ => return Err(invalid()),
+            _ => return None,
         };
         if unit_ms >= last_unit_ms {
-            return Err(invalid());
+            return None;
         }
         last_unit_ms = unit_ms;
-        let ms = number.checked_mul(unit_ms).ok_or_else(invalid)?;
-        total = total
-            .checked_add(Duration::from_millis(ms))
-            .ok_or_else(invalid)?;
+        let ms = number.checked_mul(unit_ms)?;
+        total = total.checked_add(Duration::from_millis(ms))?;
         rest = &rest[digits + unit_len..];
     }
-    Ok(total)
+    Some(total)
+}
+
+/// Examples for errors, from which those not below a key's minimum are offered.
+const EXAMPLES: [&str; 6] = ["30s", "5m", "1h30m", "6h", "1d", "7d"];
+
+/// What a key that takes a duration of at least `min` expects, in words, with examples none
+/// of which is below `min`: "a duration of at least 1s, such as 30s, 5m or 1h30m (units ms, s,
+/// m, h, d)".
+pub fn duration_words(min: Duration) -> String {
+    let examples: Vec<&str> = EXAMPLES
+        .into_iter()
+        .filter(|e| parse_duration(e).is_some_and(|d| d >= min))
+        .take(3)
+        .collect();
+    let examples = match examples.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => format_duration(min),
+    };
+    let least = if min.is_zero() {
+        String::new()
+    } else {
+        format!(" of at least {}", format_duration(min))
+    };
+    format!("a duration{least}, such as {examples} (units ms, s, m, h, d)")
 }
 
 /// Writes a duration back in the form [`parse_duration`] reads.
@@ -87,7 +104,7 @@ mod tests {
         for (input, ms) in ok {
             assert_eq!(
                 parse_duration(input),
-                Ok(Duration::from_millis(ms)),
+                Some(Duration::from_millis(ms)),
                 "{input}"
             );
             assert_eq!(format_duration(Duration::from_millis(ms)), input);
@@ -104,7 +121,37 @@ mod tests {
             "-1s",
             "99999999999999999999d",
         ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+            assert!(parse_duration(bad).is_none(), "{bad:?} was accepted");
+        }
+    }
+
+    /// Every example offered parses, and none is below the minimum it is offered for.
+    #[test]
+    fn examples_are_never_below_the_minimum() {
+        for (min, words) in [
+            (
+                0,
+                "a duration, such as 30s, 5m or 1h30m (units ms, s, m, h, d)",
+            ),
+            (
+                1,
+                "a duration of at least 1s, such as 30s, 5m or 1h30m (units ms, s, m, h, d)",
+            ),
+            (
+                60,
+                "a duration of at least 1m, such as 5m, 1h30m or 6h (units ms, s, m, h, d)",
+            ),
+            (
+                3 * 86_400,
+                "a duration of at least 3d, such as 7d (units ms, s, m, h, d)",
+            ),
+            (
+                30 * 86_400,
+                "a duration of at least 30d, such as 30d (units ms, s, m, h, d)",
+            ),
+        ] {
+            let min = Duration::from_secs(min);
+            assert_eq!(duration_words(min), words, "{min:?}");
         }
     }
 }

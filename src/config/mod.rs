@@ -11,11 +11,13 @@ use serde::Deserialize;
 mod duration;
 mod file;
 mod parse;
+mod region;
 mod yaml;
 
 pub use duration::{format_duration, parse_duration};
 pub use file::{FileError, MAX_FILE_BYTES, read_file};
 pub use parse::parse;
+pub use region::KNOWN_REGIONS;
 pub(crate) use yaml::locate;
 pub use yaml::{MAX_FLOW_DEPTH, from_yaml};
 
@@ -463,6 +465,29 @@ impl Config {
             .collect()
     }
 
+    /// What is valid but likely a mistake, each naming its key path: for `--config.check`,
+    /// the start-up log and reloads. None of them stops the exporter.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut regions: Vec<(String, &str)> = Vec::new();
+        if let Some(region) = &self.region {
+            regions.push(("region".to_owned(), region));
+        }
+        for (i, account) in self.accounts.iter().enumerate() {
+            for (j, region) in account.regions.iter().enumerate() {
+                regions.push((format!("accounts[{i}].regions[{j}]"), region));
+            }
+        }
+        if let Some(place) = self.events.as_ref().and_then(|e| e.queue_place.as_ref()) {
+            regions.push(("events.queue_url".to_owned(), &place.region));
+        }
+        regions
+            .into_iter()
+            .filter_map(|(key, region)| {
+                region::unknown_region(region).map(|warning| format!("{key}: {warning}"))
+            })
+            .collect()
+    }
+
     /// A one-line description, for `--config.check` and the start-up log.
     pub fn summary(&self) -> String {
         self.summary_in(None)
@@ -474,7 +499,10 @@ impl Config {
         let watch = match &self.watch {
             Watch::Explicit(list) => {
                 let pinned = list.iter().filter(|a| a.execution_id.is_some()).count();
-                format!("{} explicit associations ({pinned} pinned)", list.len())
+                format!(
+                    "{} ({pinned} pinned)",
+                    counted(list.len(), "explicit association")
+                )
             }
             Watch::Discover(d) => {
                 let mut s = "discovery of every association".to_owned();
@@ -502,19 +530,30 @@ impl Config {
             )
         } else {
             format!(
-                "{} accounts in {pairs} account-region pairs",
-                self.accounts.len()
+                "{} in {}",
+                counted(self.accounts.len(), "account"),
+                counted(pairs, "account-region pair")
             )
         };
         let per = if pairs > 1 { " per pair" } else { "" };
         let events = self.events.as_ref().map_or(String::new(), |e| {
             format!(", events from {}", redacted_url(&e.queue_url))
         });
+        let rate = self.api.requests_per_second;
+        let calls = if rate == 1.0 { "call" } else { "calls" };
         format!(
-            "{watch}, poll interval {}, {place}, at most {} calls/s{per}{events}",
+            "{watch}, poll interval {}, {place}, at most {rate} {calls}/s{per}{events}",
             format_duration(self.poll_interval),
-            self.api.requests_per_second,
         )
+    }
+}
+
+/// `n` and the noun, plural unless `n` is 1: "1 account", "3 accounts", "0 accounts".
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -659,6 +698,64 @@ mod tests {
         );
     }
 
+    /// Every counted noun agrees with its number, the call rate's included.
+    #[test]
+    fn summaries_count_in_the_singular_and_the_plural() {
+        const A1: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
+        const A2: &str = "8dfe3659-4309-493a-8755-0123456789ab";
+        let summary = |text: &str| parse(text).expect(text).summary();
+        assert_eq!(
+            summary(&format!(
+                "region: us-east-1\napi:\n  requests_per_second: 1\nassociations:\n  - association_id: {A1}\n"
+            )),
+            "1 explicit association (0 pinned), poll interval 1m, region us-east-1, endpoint default, at most 1 call/s"
+        );
+        assert_eq!(
+            summary(&format!(
+                "region: us-east-1\napi:\n  requests_per_second: 0.5\nassociations:\n  - association_id: {A1}\n  - association_id: {A2}\n"
+            )),
+            "2 explicit associations (0 pinned), poll interval 1m, region us-east-1, endpoint default, at most 0.5 calls/s"
+        );
+        assert_eq!(
+            summary("accounts:\n  - account_id: \"111111111111\"\n    regions: [us-east-1]\n"),
+            "discovery of every association, poll interval 1m, 1 account in 1 account-region pair, at most 5 calls/s"
+        );
+        assert_eq!(
+            summary(
+                "accounts:\n  - account_id: \"111111111111\"\n    regions: [us-east-1, eu-west-1]\n"
+            ),
+            "discovery of every association, poll interval 1m, 1 account in 2 account-region pairs, at most 5 calls/s per pair"
+        );
+        assert_eq!(counted(0, "account"), "0 accounts");
+    }
+
+    /// A well-formed region the exporter does not know is started with; its warning names
+    /// the key and the nearest known region.
+    #[test]
+    fn unknown_regions_are_warnings_not_errors() {
+        let config = parse("region: us-est-1\n").expect("a well-formed region is valid");
+        assert_eq!(
+            config.warnings(),
+            vec![
+                "region: \"us-est-1\" is not a region this exporter knows; did you mean \"us-east-1\"?"
+            ]
+        );
+        let config = parse(
+            "accounts:\n  - account_id: \"111111111111\"\n    regions: [eu-west-1, eu-wset-2]\nevents:\n  queue_url: https://sqs.ap-southeast-9.amazonaws.com/111111111111/events\n",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.warnings(),
+            vec![
+                "accounts[0].regions[1]: \"eu-wset-2\" is not a region this exporter knows; did you mean \"eu-west-2\"?",
+                "events.queue_url: \"ap-southeast-9\" is not a region this exporter knows; did you mean \"ap-southeast-1\"?",
+            ]
+        );
+        for known in ["", "region: us-gov-west-1\n", "region: cn-northwest-1\n"] {
+            assert_eq!(parse(known).expect(known).warnings(), Vec::<String>::new());
+        }
+    }
+
     #[test]
     fn load_names_the_file() {
         let dir = std::env::temp_dir().join(format!("sae-config-{}", std::process::id()));
@@ -669,7 +766,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "{}: poll_interval: \"soon\" is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d) at line 1",
+                "{}: poll_interval: expected a duration of at least 1s, such as 30s, 5m or 1h30m (units ms, s, m, h, d), got \"soon\" at line 1",
                 path.display()
             )
         );

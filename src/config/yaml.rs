@@ -8,8 +8,24 @@ use super::Invalid;
 ///
 /// # Errors
 ///
-/// serde_yaml's message, with a repeated top-level key placed at its repeat.
+/// serde_yaml's message, with a repeated top-level key placed at its repeat, and a value of
+/// the wrong type said in plain words (as [`from_yaml_described`] says it, knowing no key).
 pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Invalid> {
+    from_yaml_described(text, |_| None)
+}
+
+/// [`from_yaml`], with `expects` saying what a key path takes (list indices written `[]`, as
+/// `associations[].filters[].key`) in the words of the file's reference, for the error about a
+/// value of the wrong type: `api.max_in_flight: expected a whole number from 1 to 64, got -5`.
+/// Keys it does not know get serde's expectation in plain words.
+///
+/// # Errors
+///
+/// As [`from_yaml`].
+pub(crate) fn from_yaml_described<T: serde::de::DeserializeOwned>(
+    text: &str,
+    expects: impl Fn(&str) -> Option<String>,
+) -> Result<T, Invalid> {
     flow_depth(text)?;
     let parsed = if text.trim().is_empty() {
         serde_yaml::from_str("{}")
@@ -18,6 +34,9 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Invali
     };
     parsed.map_err(|e| {
         let message = e.to_string();
+        if let Some(invalid) = wrong_type(&message, &expects) {
+            return invalid.on_line(e.location().map(|l| l.line()));
+        }
         // serde_yaml places a repeated top-level key at the first key of the file, or nowhere;
         // the second occurrence is the culprit.
         let repeated = message
@@ -47,6 +66,73 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Invali
             _ => Invalid::new(message),
         }
     })
+}
+
+/// serde's `{path}: invalid type: {got}, expected {type}` (or `invalid value`, the path left
+/// out at the top level, a position after it) as `{path}: expected {what}, got {got}`, both in
+/// plain words: serde's are Rust's (`usize`, `struct RawApi`, `sequence`).
+fn wrong_type(message: &str, expects: &dyn Fn(&str) -> Option<String>) -> Option<Invalid> {
+    let (path, rest) = ["invalid type: ", "invalid value: "]
+        .into_iter()
+        .find_map(|kind| match message.strip_prefix(kind) {
+            Some(rest) => Some(("", rest)),
+            None => message.split_once(&format!(": {kind}")),
+        })?;
+    // The value, quoted by serde, may hold anything; what follows it is serde's own.
+    let rest = rest.rsplit_once(" at line ").map_or(rest, |(r, _)| r);
+    let (got, wanted) = rest.rsplit_once(", expected ")?;
+    // `associations[2].filters[0].key` → `associations[].filters[].key`
+    let mut key = String::with_capacity(path.len());
+    let mut in_index = false;
+    for c in path.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            _ if in_index => continue,
+            _ => {}
+        }
+        key.push(c);
+    }
+    let wanted = expects(&key).unwrap_or_else(|| plain_type(wanted).to_owned());
+    let message = format!("expected {wanted}, got {}", plain_value(got));
+    Some(if path.is_empty() {
+        Invalid::new(message)
+    } else {
+        Invalid::of(path, message)
+    })
+}
+
+/// A type as serde names it, in words; an `expecting` of our own is in words already.
+fn plain_type(wanted: &str) -> &str {
+    match wanted {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a string" | "a character" => "text",
+        "a boolean" => "true or false",
+        "a sequence" => "a list",
+        "a map" => "a mapping",
+        w if w.starts_with("struct ") => "a mapping",
+        w => w,
+    }
+}
+
+/// An unexpected value as serde shows it (`integer `-5``, `string "fast"`, `sequence`), in words.
+fn plain_value(got: &str) -> String {
+    for kind in ["integer ", "floating point ", "boolean ", "character "] {
+        if let Some(value) = got.strip_prefix(kind) {
+            return value.trim_matches('`').to_owned();
+        }
+    }
+    if let Some(value) = got.strip_prefix("string ") {
+        return value.to_owned();
+    }
+    match got {
+        "sequence" => "a list".to_owned(),
+        "map" => "a mapping".to_owned(),
+        "unit value" => "nothing".to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 /// How deep flow collections (`[…]`, `{…}`) may nest: no file of ours needs more than three

@@ -178,7 +178,11 @@ fn a_bad_config_exits_2_before_anything_starts() {
     let cases = [
         (
             "poll_interval: 60\n",
-            "poll_interval: \"60\" is not a duration like 30s, 5m or 1h30m (units ms, s, m, h, d) at line 1",
+            "poll_interval: expected a duration of at least 1s, such as 30s, 5m or 1h30m (units ms, s, m, h, d), got \"60\" at line 1",
+        ),
+        (
+            "api:\n  max_in_flight: -5\n",
+            "api.max_in_flight: expected a whole number from 1 to 64, got -5 at line 2",
         ),
         (
             "region: us-east-2\nassociations:\n  - association_id: fa94c678-85c6-4d40-926b-7c791EXAMPLE\n",
@@ -276,6 +280,68 @@ fn config_check_prints_a_summary_and_exits_0() {
         &out,
         "configuration OK: 3 explicit associations (1 pinned), poll interval 1m, region us-east-2, endpoint default, at most 5 calls/s\n",
     );
+}
+
+/// A well-formed region the exporter does not know is a warning, printed by the check and
+/// logged at start, and the exporter starts.
+#[test]
+fn an_unknown_region_is_warned_about_and_started_with() {
+    let warning =
+        "region: \"us-est-1\" is not a region this exporter knows; did you mean \"us-east-1\"?";
+    let path = temp_file("unknown-region.yaml", "region: us-est-1\n");
+    let file = path.to_str().expect("utf-8 path");
+    let out = run(&mut exporter(&["--config.file", file, "--config.check"]));
+    succeeds_with(
+        &out,
+        &format!(
+            "configuration OK: discovery of every association, poll interval 1m, region us-est-1, endpoint default, at most 5 calls/s\nwarning: {warning}\n"
+        ),
+    );
+    // The demo's simulator stands in for the region, so that nothing leaves loopback.
+    let process = Process::spawn(exporter(&[
+        "--demo",
+        "--config.file",
+        file,
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]));
+    let line = process.wait_for(&logfmt(warning));
+    assert!(line.contains("level=warn"), "{line}");
+    process.address();
+    assert_eq!(process.terminate(), Some(0));
+}
+
+/// The demo's summary names the simulator's endpoint and the region the demo uses, at the
+/// check (which needs no region from the environment, as start needs none) and at start.
+#[test]
+fn the_demo_summary_names_the_simulator_and_its_region() {
+    let out = run(&mut exporter(&["--demo", "--config.check"]));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rest = stdout
+        .strip_prefix("configuration OK: discovery of every association, poll interval 5s, region us-east-2, endpoint http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let (port, rest) = rest.split_once(',').unwrap_or_else(|| panic!("{stdout}"));
+    assert!(port.parse::<u16>().is_ok(), "{stdout}");
+    assert_eq!(
+        rest,
+        format!(
+            " at most 50 calls/s, events from http://127.0.0.1:{port}/123456789012/ssm-association-events\n"
+        )
+    );
+    let process = Process::spawn(exporter(&["--demo", "--web.listen-address", "127.0.0.1:0"]));
+    let listening = process.wait_for("listening");
+    assert!(
+        listening.contains("region us-east-2, endpoint http://127.0.0.1:"),
+        "{listening}"
+    );
+    assert!(!listening.contains("endpoint default"), "{listening}");
+    assert_eq!(process.terminate(), Some(0));
 }
 
 #[test]
@@ -622,7 +688,7 @@ fn reload_by_signal_and_by_http_takes_good_files_and_refuses_bad_ones() {
     assert!(
         answer
             .body
-            .contains("poll_interval: \"often\" is not a duration"),
+            .contains("poll_interval: expected a duration of at least 1s, such as 30s, 5m or 1h30m (units ms, s, m, h, d), got \"often\""),
         "{}",
         answer.body
     );
@@ -674,7 +740,7 @@ fn a_bad_web_config_exits_2_and_a_good_one_is_summarised() {
     .env("AWS_REGION", "eu-west-1"));
     succeeds_with(
         &out,
-        "configuration OK: discovery of every association, poll interval 1m, region eu-west-1 (from the environment), endpoint default, at most 5 calls/s\nweb configuration OK: plain HTTP, 1 basic-auth users, 0 extra headers\n",
+        "configuration OK: discovery of every association, poll interval 1m, region eu-west-1 (from the environment), endpoint default, at most 5 calls/s\nweb configuration OK: plain HTTP, 1 basic-auth user, 0 extra headers\n",
     );
 }
 
