@@ -72,6 +72,9 @@ pub struct Cycle {
     pub throttled: usize,
     /// The kind of the listing's error, else of the first failed association's by ID.
     pub error_kind: Option<&'static str>,
+    /// Whether the cycle took (or tried to take) its associations from ListAssociations,
+    /// rather than describing each.
+    pub listed: bool,
 }
 
 /// Why one association (or the discovery listing) could not be read this cycle.
@@ -122,7 +125,9 @@ pub async fn poll_once<S: Ssm>(
                 snapshot: Snapshot {
                     associations,
                     region_associations: previous.region_associations,
+                    listing_refused: previous.listing_refused,
                 },
+                listed: listing_planned(&settings.watch, previous, poller.now),
                 failures: 1,
                 calls: poller.calls.into_inner(),
                 throttled: poller.throttled.into_inner(),
@@ -139,7 +144,9 @@ pub async fn poll_once<S: Ssm>(
         snapshot: Snapshot {
             associations: states,
             region_associations: plan.region_associations.or(previous.region_associations),
+            listing_refused: plan.listing_refused,
         },
+        listed: plan.listed,
         failures,
         calls: poller.calls.into_inner(),
         throttled: poller.throttled.into_inner(),
@@ -212,7 +219,9 @@ pub async fn poll_some<S: Ssm>(
         snapshot: Snapshot {
             associations: states,
             region_associations: previous.region_associations,
+            listing_refused: previous.listing_refused,
         },
+        listed: false,
         failures,
         calls: poller.calls.into_inner(),
         throttled: poller.throttled.into_inner(),
@@ -277,11 +286,23 @@ fn first_error(states: &[AssociationState]) -> Option<&'static str> {
         .find_map(|a| a.error_kind)
 }
 
+/// Whether a cycle of `watch` after `previous` lists associations rather than describing each.
+fn listing_planned(watch: &Watch, previous: &Snapshot, now: SystemTime) -> bool {
+    match watch {
+        Watch::Discover(_) => true,
+        Watch::Explicit(list) => listing_is_cheaper(list.len(), previous, now),
+    }
+}
+
 /// The associations to poll this cycle.
 struct Plan {
     jobs: Vec<Job>,
     /// Set when this cycle listed every association of the region.
     region_associations: Option<usize>,
+    /// When the listing was refused, while it is not tried again.
+    listing_refused: Option<SystemTime>,
+    /// Whether the associations come from a listing.
+    listed: bool,
 }
 
 /// One association to poll. It owns its settings, so that the futures polling the jobs
@@ -399,6 +420,8 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 Ok(Plan {
                     jobs,
                     region_associations: None,
+                    listing_refused: None,
+                    listed: true,
                 })
             }
             Watch::Explicit(list) => {
@@ -407,21 +430,27 @@ impl<'a, S: Ssm> Poller<'a, S> {
                     .filter(|w| shard.owns(w.association_id.as_str()))
                     .map(Job::watched)
                     .collect();
-                if !listing_is_cheaper(jobs.len(), previous) {
+                if !listing_is_cheaper(jobs.len(), previous, self.now) {
                     return Ok(Plan {
                         jobs,
                         region_associations: None,
+                        listing_refused: previous.listing_refused,
+                        listed: false,
                     });
                 }
                 let all = match self.list(&Discovery::default()).await {
                     Ok(all) => all,
                     // Explicit mode does not need the listing, and a role may not be allowed
-                    // it: a refused listing turns to describing each association for good.
+                    // it: a refused listing turns to describing each association, until the
+                    // listing is tried again (a refusal may pass: an expired token, a skewed
+                    // clock).
                     Err(e) if matches!(e.error, SsmError::Rejected { .. }) => {
-                        warn!(error = %e, "listing associations was refused; describing each watched association instead from now on");
+                        warn!(error = %e, retry_in_s = REFUSED_LISTING_RETRY.as_secs(), "listing associations was refused; describing each watched association instead until it is tried again");
                         return Ok(Plan {
                             jobs,
-                            region_associations: Some(usize::MAX),
+                            region_associations: previous.region_associations,
+                            listing_refused: Some(self.now),
+                            listed: false,
                         });
                     }
                     // Any other failure passes: describing each association now would cost
@@ -447,6 +476,8 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 Ok(Plan {
                     jobs,
                     region_associations: Some(total),
+                    listing_refused: None,
+                    listed: true,
                 })
             }
         }
@@ -1025,11 +1056,22 @@ fn young(read_at: SystemTime, now: SystemTime, full_refresh_interval: Duration) 
         .is_ok_and(|age| age < full_refresh_interval)
 }
 
+/// How long a refused listing is not tried again, in explicit mode: a role that may never
+/// list costs one refused call a quarter of an hour.
+pub const REFUSED_LISTING_RETRY: Duration = Duration::from_secs(15 * 60);
+
 /// Listing the whole region costs ⌈associations/50⌉ calls and answers for every watched one
 /// at once; describing costs one call each. With no count of the region yet, the first cycle
-/// describes, and the second lists once to learn it.
-fn listing_is_cheaper(watched: usize, previous: &Snapshot) -> bool {
+/// describes, and the second lists once to learn it. A listing refused less than
+/// [`REFUSED_LISTING_RETRY`] before `now` is not tried.
+fn listing_is_cheaper(watched: usize, previous: &Snapshot, now: SystemTime) -> bool {
     let max = usize::try_from(MAX_RESULTS).unwrap_or(50);
+    if previous.listing_refused.is_some_and(|at| {
+        now.duration_since(at)
+            .is_ok_and(|d| d < REFUSED_LISTING_RETRY)
+    }) {
+        return false;
+    }
     match previous.region_associations {
         Some(total) => total.div_ceil(max).max(1) < watched,
         None => watched >= 2 && !previous.associations.is_empty(),
@@ -1194,6 +1236,29 @@ impl Tokens {
 mod tests {
     use super::*;
     use crate::ssm::Overview;
+
+    /// A refused listing is not tried for 15 minutes, then is, as any cheaper listing.
+    #[test]
+    fn a_refused_listing_is_tried_again_after_a_quarter_of_an_hour() {
+        let refused = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let previous = Snapshot {
+            associations: Vec::new(),
+            region_associations: Some(3),
+            listing_refused: Some(refused),
+        };
+        let after = |s: u64| refused + Duration::from_secs(s);
+        assert!(!listing_is_cheaper(3, &previous, after(0)));
+        assert!(!listing_is_cheaper(3, &previous, after(899)));
+        assert!(listing_is_cheaper(3, &previous, after(900)));
+        // Still only where it is cheaper.
+        assert!(!listing_is_cheaper(1, &previous, after(900)));
+        // A clock set back does not hold the listing off for good.
+        assert!(listing_is_cheaper(
+            3,
+            &previous,
+            refused - Duration::from_secs(60)
+        ));
+    }
 
     #[test]
     fn a_listing_that_repeats_a_token_is_broken() {
@@ -1509,29 +1574,31 @@ mod tests {
         let with = |total: Option<usize>, known: usize| Snapshot {
             associations: vec![AssociationState::unknown("a"); known],
             region_associations: total,
+            listing_refused: None,
         };
+        let now = SystemTime::UNIX_EPOCH;
         assert!(
-            !listing_is_cheaper(5, &with(None, 0)),
+            !listing_is_cheaper(5, &with(None, 0), now),
             "first cycle describes"
         );
         assert!(
-            listing_is_cheaper(5, &with(None, 5)),
+            listing_is_cheaper(5, &with(None, 5), now),
             "second cycle learns the region"
         );
         assert!(
-            !listing_is_cheaper(1, &with(None, 1)),
+            !listing_is_cheaper(1, &with(None, 1), now),
             "one association never lists"
         );
         assert!(
-            listing_is_cheaper(3, &with(Some(100), 3)),
+            listing_is_cheaper(3, &with(Some(100), 3), now),
             "2 pages < 3 calls"
         );
         assert!(
-            !listing_is_cheaper(2, &with(Some(100), 2)),
+            !listing_is_cheaper(2, &with(Some(100), 2), now),
             "2 pages = 2 calls"
         );
         assert!(
-            !listing_is_cheaper(40, &with(Some(5000), 40)),
+            !listing_is_cheaper(40, &with(Some(5000), 40), now),
             "100 pages > 40 calls"
         );
     }

@@ -935,6 +935,7 @@ mod tests {
                 AssociationState::unknown("44444444-4444-4444-4444-444444444444"),
             ],
             region_associations: None,
+            listing_refused: None,
         };
         let got = String::from_utf8(render(&[(None, &snapshot)], Vec::new()).expect("renders"))
             .expect("utf-8");
@@ -1098,6 +1099,7 @@ mod tests {
         let snapshot = |associations: Vec<AssociationState>| Snapshot {
             associations,
             region_associations: None,
+            listing_refused: None,
         };
         vec![
             (
@@ -1312,6 +1314,7 @@ mod tests {
             Snapshot {
                 associations: vec![a],
                 region_associations: None,
+                listing_refused: None,
             }
         };
         let half = counts(&[

@@ -167,10 +167,10 @@ impl Hints {
     fn set_known(&self, snapshot: Arc<Snapshot>, listed_at: Option<tokio::time::Instant>) {
         let mut state = self.lock();
         state.known = snapshot;
-        if let Some(started) = listed_at {
-            if state.listing.is_some_and(|(_, asked)| asked <= started) {
-                state.listing = None;
-            }
+        if let Some(started) = listed_at
+            && state.listing.is_some_and(|(_, asked)| asked <= started)
+        {
+            state.listing = None;
         }
     }
 
@@ -380,6 +380,7 @@ impl<S: Ssm> Scheduler<S> {
                 finished_unix: finished.as_secs_f64(),
                 watched: cycle.snapshot.associations.len(),
                 calls: cycle.calls,
+                listed: cycle.listed,
             });
             snapshot = Arc::new(cycle.snapshot);
             self.hints.set_known(snapshot.clone(), Some(last_start));

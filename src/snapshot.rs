@@ -16,6 +16,8 @@ pub struct Snapshot {
     /// How many associations the region had at the last full ListAssociations, if one ran:
     /// what listing them would cost, against describing each watched one.
     pub region_associations: Option<usize>,
+    /// When ListAssociations was last refused (explicit mode), while it is not tried again.
+    pub listing_refused: Option<SystemTime>,
 }
 
 impl Snapshot {
@@ -333,6 +335,7 @@ mod tests {
                 AssociationState::unknown("c"),
             ],
             region_associations: None,
+            listing_refused: None,
         };
         assert_eq!(snapshot.get("c").map(AssociationState::id), Some("c"));
         assert_eq!(snapshot.get("b"), None);

@@ -1619,6 +1619,7 @@ mod tests {
         let west = Snapshot {
             associations: vec![pinned, never],
             region_associations: None,
+            listing_refused: None,
         };
         board.post(
             0,
@@ -1900,6 +1901,7 @@ mod tests {
             let snapshot = Snapshot {
                 associations: vec![state],
                 region_associations: None,
+                listing_refused: None,
             };
             board.post(slot, Arc::new(snapshot), 1, last_cycle(NOW));
         }

@@ -22,6 +22,8 @@ pub struct CycleRecord {
     pub finished_unix: f64,
     pub watched: usize,
     pub calls: usize,
+    /// The cycle took its associations from ListAssociations rather than describing each.
+    pub listed: bool,
 }
 
 /// The labels that say which account and region a series is about, when `accounts` are
@@ -57,6 +59,7 @@ pub struct Telemetry {
     cycle_ok: IntGaugeVec,
     watched: IntGaugeVec,
     cycle_calls: IntGaugeVec,
+    read_mode: IntGaugeVec,
     interval: GaugeVec,
     reload_ok: IntGauge,
     reload_time: Gauge,
@@ -140,6 +143,15 @@ impl Telemetry {
             &with_place(&[]),
         )
         .expect("static metric options are valid");
+        let read_mode = IntGaugeVec::new(
+            Opts::new(
+                "association_read_mode",
+                "How the last poll cycle found its associations: 1 for mode=\"list\" (ListAssociations, discovery or a listed explicit set) or for mode=\"describe\" (DescribeAssociation each, in explicit mode when that is cheaper or the listing was refused), 0 for the other.",
+            )
+            .namespace(NAMESPACE),
+            &with_place(&["mode"]),
+        )
+        .expect("static metric options are valid");
         let interval = GaugeVec::new(
             Opts::new(
                 "poll_interval_seconds",
@@ -199,7 +211,8 @@ impl Telemetry {
         )
         .expect("static metric options are valid");
 
-        let collectors: [Box<dyn Collector>; 13] = [
+        let collectors: [Box<dyn Collector>; 14] = [
+            Box::new(read_mode.clone()),
             Box::new(api_requests.clone()),
             Box::new(cycles.clone()),
             Box::new(cycle_duration.clone()),
@@ -229,6 +242,7 @@ impl Telemetry {
             cycle_ok,
             watched,
             cycle_calls,
+            read_mode,
             interval,
             reload_ok,
             reload_time,
@@ -437,6 +451,11 @@ impl SourceTelemetry {
         t.cycle_calls
             .with_label_values(&place)
             .set(i64::try_from(cycle.calls).unwrap_or(i64::MAX));
+        for (mode, on) in [("list", cycle.listed), ("describe", !cycle.listed)] {
+            t.read_mode
+                .with_label_values(&self.labels(&[mode]))
+                .set(i64::from(on));
+        }
     }
 }
 

@@ -118,6 +118,9 @@ pub struct Faults {
     pub garbage_rate: f64,
     /// The next this-many requests that carry a NextToken get `InvalidNextToken`.
     pub expire_tokens: u32,
+    /// The next this-many ListAssociations get `400 ExpiredTokenException`: a refusal that
+    /// passes, as an expired session's does.
+    pub refuse_listings: u32,
     /// List DescribeAssociationExecutions oldest first: nothing documents the newest-first
     /// order SSM has always used.
     pub executions_oldest_first: bool,

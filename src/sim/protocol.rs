@@ -283,6 +283,13 @@ fn answer(
         state.faults.expire_tokens -= 1;
         return Answer::Err(invalid_token());
     }
+    if faults.refuse_listings > 0 && operation == "ListAssociations" {
+        state.faults.refuse_listings -= 1;
+        return Answer::Err(ApiError::client(
+            "ExpiredTokenException",
+            "The security token included in the request is expired".to_owned(),
+        ));
+    }
 
     if operation == "DescribeAssociationExecutionTargets"
         && let (Some(a), Some(e)) = (

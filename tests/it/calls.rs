@@ -278,6 +278,51 @@ async fn explicit_associations_are_listed_once_listing_is_cheaper() {
     rig.stop().await;
 }
 
+/// In explicit mode a refused listing (an expired session's token) turns the pair to
+/// describing each association, says so in `association_read_mode`, and costs no refused
+/// call at every cycle: the listing waits 15 minutes before it is tried again (a unit test
+/// of the poller shows the return).
+#[tokio::test]
+async fn a_refused_listing_in_explicit_mode_describes_each_and_says_so() {
+    let (sim, yaml) = three_watched(67);
+    let rig = Rig::start(sim, &yaml).await;
+    let mode = |m: &Metrics, mode: &str| {
+        m.get(
+            "ssm_association_exporter_association_read_mode",
+            &[("mode", mode)],
+        )
+    };
+    let listed = rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("ListAssociations", 1)]));
+    assert_eq!(
+        (mode(&listed, "list"), mode(&listed, "describe")),
+        (Some(1.0), Some(0.0))
+    );
+    rig.sim.set_faults(Faults {
+        refuse_listings: 1,
+        ..Faults::default()
+    });
+    let refused = rig.cycle().await;
+    assert_eq!(
+        calls(&rig.sim),
+        expect(&[("DescribeAssociation", 3), ("ListAssociations", 1)])
+    );
+    assert_eq!(
+        (mode(&refused, "list"), mode(&refused, "describe")),
+        (Some(0.0), Some(1.0))
+    );
+    for id in [A, B, C] {
+        assert_eq!(total(&refused, id), 20.0);
+        assert_eq!(
+            refused.get("ssm_association_poll_success", &[("association_id", id)]),
+            Some(1.0)
+        );
+    }
+    rig.cycle().await;
+    assert_eq!(calls(&rig.sim), expect(&[("DescribeAssociation", 3)]));
+    rig.stop().await;
+}
+
 #[tokio::test]
 async fn full_refresh_zero_rereads_everything_every_cycle() {
     let sim = Sim::new(65);

@@ -615,6 +615,9 @@ async fn while_ssm_fails_events_create_no_associations() {
     assert_eq!(received(&metrics, "applied"), 1.0);
     assert_eq!(received(&metrics, "coalesced"), 99.0);
     let status = crate::harness::get(rig.exporter.local_addr(), "/api/v1/status").await;
-    assert!(!status.body.contains("5eedf00d"), "no made-up ID on the status page");
+    assert!(
+        !status.body.contains("5eedf00d"),
+        "no made-up ID on the status page"
+    );
     rig.stop().await;
 }
