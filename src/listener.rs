@@ -14,7 +14,7 @@ use crate::config::Place;
 use crate::events;
 use crate::logging::LogBudget;
 use crate::scheduler::{HintOutcome, Hints};
-use crate::sqs::{LONG_POLL, MAX_MESSAGES, Message, Queue};
+use crate::sqs::{LONG_POLL, MAX_MESSAGES, Message, Queue, SqsError};
 use crate::telemetry::EventsTelemetry;
 
 /// The first pause after a failed receive; it doubles up to [`MAX_BACKOFF`].
@@ -56,6 +56,9 @@ impl<Q: Queue> Listener<Q> {
         let mut up = None;
         // A queue full of junk must not become a log full of it.
         let mut invalid_log = LogBudget::new(INVALID_LOG_BURST, INVALID_LOG_WINDOW);
+        // After an answer too large to read, messages are asked for one at a time until one
+        // is read: each then fits, unless it alone is too large.
+        let mut asked = MAX_MESSAGES;
         loop {
             // The first receive does not wait, so that the queue's health is known at once.
             let wait = if up.is_some() {
@@ -64,7 +67,7 @@ impl<Q: Queue> Listener<Q> {
                 Duration::ZERO
             };
             let received = tokio::select! {
-                received = self.queue.receive(&self.queue_url, wait, MAX_MESSAGES) => received,
+                received = self.queue.receive(&self.queue_url, wait, asked) => received,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
             match received {
@@ -74,12 +77,30 @@ impl<Q: Queue> Listener<Q> {
                         info!("events queue reachable; reading State Manager's events");
                     }
                     up = Some(true);
+                    asked = MAX_MESSAGES;
                     backoff = FIRST_BACKOFF;
                     self.telemetry.record_queue_up(true);
                     self.handle(messages, &mut invalid_log).await;
                     if changed {
                         self.board.bump();
                     }
+                }
+                // The queue answered: it is up. Those messages are in flight now, and come back
+                // after their visibility timeout, one at a time; one too large alone is never
+                // read, and the queue's redrive policy moves it to the dead-letter queue.
+                Err(e @ SqsError::TooLarge { .. }) => {
+                    if invalid_log.admit(Instant::now()).is_some() {
+                        warn!(error = %e, asked, "an answer of the events queue is too large to read; asking for one message at a time");
+                    }
+                    if asked == 1 {
+                        // One message alone too large: SQS hides it for its visibility
+                        // timeout, but a queue that hands it straight back must not spin.
+                        tokio::select! {
+                            () = tokio::time::sleep(FIRST_BACKOFF) => {}
+                            _ = shutdown.wait_for(|stop| *stop) => return,
+                        }
+                    }
+                    asked = 1;
                 }
                 Err(e) => {
                     // Once per outage, not once per retry.

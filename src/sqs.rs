@@ -13,6 +13,15 @@ pub const MAX_MESSAGES: i32 = 10;
 /// The longest wait SQS allows a ReceiveMessage (`WaitTimeSeconds` 20).
 pub const LONG_POLL: Duration = Duration::from_secs(20);
 
+/// The time a queue call may take beyond its long poll's wait, retries included: a hung queue
+/// shows as down, and a hung delete holds up the next receive, for no longer than this.
+pub const CALL_MARGIN: Duration = Duration::from_secs(5);
+
+/// The largest ReceiveMessage answer read (by its Content-Length). EventBridge events are at
+/// most 256 KB, so ten of them, JSON-escaped, fit; a queue whose messages are larger (SQS
+/// allows 1 MiB) holds no events, and its answer is refused before it takes memory.
+pub const MAX_RECEIVE_BYTES: u64 = 4 << 20;
+
 /// A message as ReceiveMessage hands it out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
@@ -110,6 +119,9 @@ pub enum SqsError {
     /// An answer came back that could not be read.
     #[error("unreadable response: {0}")]
     Response(String),
+    /// An answer larger than [`MAX_RECEIVE_BYTES`], refused unread.
+    #[error("answer of {bytes} bytes is larger than the {limit} read")]
+    TooLarge { bytes: u64, limit: u64 },
     /// No credentials to sign with: a role that cannot be assumed, an empty chain.
     #[error("no credentials: {0}")]
     Credentials(String),
@@ -130,6 +142,7 @@ impl SqsError {
             SqsError::Timeout(_) => "timeout",
             SqsError::Network(_) => "network_error",
             SqsError::Response(_) => "invalid_response",
+            SqsError::TooLarge { .. } => "too_large",
             SqsError::Credentials(_) => "credentials_error",
             SqsError::Setup(_) => "setup_error",
         }

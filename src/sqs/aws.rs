@@ -11,15 +11,18 @@ use aws_sdk_sqs::config::retry::RetryPartition;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 
-use super::{DeleteFailure, DeleteOutcome, Message, Queue, SqsError};
+use aws_sdk_sqs::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
+
+use super::{
+    CALL_MARGIN, DeleteFailure, DeleteOutcome, MAX_RECEIVE_BYTES, Message, Queue, SqsError,
+};
 use crate::ssm::aws::{ClientError, ClientOptions, Failure, failure, shared_config};
 
 /// The SQS client; cheap to clone, every clone shares one connection pool.
 #[derive(Debug, Clone)]
 pub struct AwsQueue {
     client: aws_sdk_sqs::Client,
-    /// A call's time beyond its long poll's wait.
-    operation_timeout: Duration,
 }
 
 impl AwsQueue {
@@ -63,7 +66,6 @@ impl AwsQueue {
         }
         Ok(AwsQueue {
             client: aws_sdk_sqs::Client::from_conf(builder.build()),
-            operation_timeout: options.operation_timeout,
         })
     }
 }
@@ -76,11 +78,8 @@ impl Queue for AwsQueue {
         max_messages: i32,
     ) -> Result<Vec<Message>, SqsError> {
         let seconds = i32::try_from(wait.as_secs()).unwrap_or(i32::MAX);
-        // The client's timeout covers the call's own work; a long poll adds its wait on top,
-        // or every empty 20 s poll would end as a timeout.
-        let timeout = TimeoutConfig::builder()
-            .operation_timeout(self.operation_timeout + wait)
-            .build();
+        // The wait and a margin, retries included, whatever `api.timeout` says: a hung queue
+        // must show as down within a long poll's time, not after several.
         let out = self
             .client
             .receive_message()
@@ -88,10 +87,19 @@ impl Queue for AwsQueue {
             .wait_time_seconds(seconds)
             .max_number_of_messages(max_messages)
             .customize()
-            .config_override(aws_sdk_sqs::config::Builder::default().timeout_config(timeout))
+            .config_override(
+                aws_sdk_sqs::config::Builder::default().timeout_config(within(wait + CALL_MARGIN)),
+            )
+            .interceptor(BodyLimit(MAX_RECEIVE_BYTES))
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|e| match too_large(&e) {
+                Some(bytes) => SqsError::TooLarge {
+                    bytes,
+                    limit: MAX_RECEIVE_BYTES,
+                },
+                None => classify(e),
+            })?;
         out.messages()
             .iter()
             .map(|m| {
@@ -127,11 +135,16 @@ impl Queue for AwsQueue {
                     .map_err(|e| SqsError::Setup(e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // The next receive waits for it: bounded as a receive that does not wait is.
         let out = self
             .client
             .delete_message_batch()
             .queue_url(queue_url)
             .set_entries(Some(entries))
+            .customize()
+            .config_override(
+                aws_sdk_sqs::config::Builder::default().timeout_config(within(CALL_MARGIN)),
+            )
             .send()
             .await
             .map_err(classify)?;
@@ -149,6 +162,59 @@ impl Queue for AwsQueue {
                 .collect(),
         })
     }
+}
+
+/// A whole call's timeout, retries included.
+fn within(limit: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder().operation_timeout(limit).build()
+}
+
+/// Refuses an answer whose Content-Length exceeds its limit before its body is read: the SDK
+/// reads a whole answer into memory before it parses it.
+#[derive(Debug)]
+struct BodyLimit(u64);
+
+/// The error [`BodyLimit`] stops a call with: the answer's size.
+#[derive(Debug, thiserror::Error)]
+#[error("answer of {0} bytes refused unread")]
+struct Oversized(u64);
+
+impl Intercept for BodyLimit {
+    fn name(&self) -> &'static str {
+        "BodyLimit"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        let length = context
+            .response()
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.parse::<u64>().ok());
+        match length {
+            Some(bytes) if bytes > self.0 => Err(Box::new(Oversized(bytes))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The size of an answer [`BodyLimit`] refused, if that is what ended the call.
+fn too_large<E>(err: &SdkError<E, HttpResponse>) -> Option<u64>
+where
+    E: std::error::Error + 'static,
+{
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if let Some(Oversized(bytes)) = e.downcast_ref::<Oversized>() {
+            return Some(*bytes);
+        }
+        source = e.source();
+    }
+    None
 }
 
 /// Codes that mean "slow down". SQS's JSON protocol names its errors by their old query codes

@@ -621,3 +621,45 @@ async fn while_ssm_fails_events_create_no_associations() {
     );
     rig.stop().await;
 }
+
+/// Messages too large to read ten at a time (500 KB each: no EventBridge event is) are read
+/// one at a time after the refused answer, counted invalid and deleted; the queue stays up.
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_too_large_to_read_together_are_read_one_at_a_time() {
+    let sim = Sim::new(101);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    // What the refused answer held comes back a second later.
+    sim.set_visibility_timeout(&url, Duration::from_secs(1))
+        .expect("queue exists");
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    let body = "x".repeat(500_000);
+    for _ in 0..12 {
+        rig.sim.send_raw(&url, &body).expect("queue exists");
+    }
+    let metrics = until(&rig, |m| received(m, "invalid") >= 12.0).await;
+    tokio::time::timeout(PATIENCE, async {
+        while rig.sim.queue_depth(&url) != Some(0) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every message deleted");
+    assert_eq!(
+        metrics.get("ssm_association_exporter_events_queue_up", &[]),
+        Some(1.0)
+    );
+    let asked: std::collections::BTreeSet<i64> = rig
+        .sim
+        .requests()
+        .iter()
+        .filter(|r| r.operation == "ReceiveMessage")
+        .filter_map(|r| r.max_results)
+        .collect();
+    assert_eq!(
+        asked,
+        [1, 10].into_iter().collect(),
+        "ten, then one at a time"
+    );
+    rig.stop().await;
+}

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use ssm_association_exporter::events::{self, EventError, EventKind};
 use ssm_association_exporter::sim::{DEFAULT_ACCOUNT, DEFAULT_REGION, Fault, Sim, SimTarget};
 use ssm_association_exporter::sqs::aws::AwsQueue;
-use ssm_association_exporter::sqs::{DeleteFailure, DeleteOutcome, Message, Queue, SqsError};
+use ssm_association_exporter::sqs::{
+    DeleteFailure, DeleteOutcome, MAX_RECEIVE_BYTES, Message, Queue, SqsError,
+};
 
 use crate::harness::client_options;
 
@@ -351,4 +353,63 @@ async fn a_raw_body_comes_back_as_sent() {
             "EOF while parsing a value at line 1 column 15".to_owned()
         ))
     );
+}
+
+/// Ten messages of 500 KB make an answer over the limit: refused by its Content-Length before
+/// its body is read, and then read one message at a time.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_too_large_is_refused_unread() {
+    let sim = Sim::new(56);
+    let (queue, _server) = queue(&sim).await;
+    let url = sim.create_queue(ACCOUNT, "junk");
+    // Refused messages are visible again at once, for the second receive.
+    sim.set_visibility_timeout(&url, Duration::ZERO)
+        .expect("queue exists");
+    let body = "x".repeat(500_000);
+    for _ in 0..10 {
+        sim.send_raw(&url, &body).expect("queue exists");
+    }
+    let err = queue
+        .receive(&url, Duration::ZERO, 10)
+        .await
+        .expect_err("too large");
+    assert_eq!(err.kind(), "too_large");
+    assert!(
+        matches!(err, SqsError::TooLarge { bytes, limit } if limit == MAX_RECEIVE_BYTES && bytes > 5_000_000),
+        "{err:?}"
+    );
+    let one = queue
+        .receive(&url, Duration::ZERO, 1)
+        .await
+        .expect("one fits");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].body, body);
+}
+
+/// A queue that never answers ends a receive (and a delete) within the long poll's wait and
+/// a margin, however long `api.timeout` is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_queue_ends_calls_within_their_margin() {
+    let sim = Sim::new(57);
+    let server = sim.start().await.expect("simulator");
+    let mut options = client_options(server.endpoint_url());
+    options.operation_timeout = Duration::from_secs(120);
+    let queue = AwsQueue::connect(&options, Some(server.endpoint_url()))
+        .await
+        .expect("client");
+    let url = sim.create_queue(ACCOUNT, "hung");
+    sim.fail_queue(&url, Some(Fault::Hang));
+    let err = tokio::time::timeout(BOUND, queue.receive(&url, Duration::ZERO, 10))
+        .await
+        .expect("ended by its own timeout")
+        .expect_err("hung");
+    assert_eq!(err.kind(), "timeout");
+    let err = tokio::time::timeout(
+        BOUND,
+        queue.delete(&url, &[("0".to_owned(), "AQEB0".to_owned())]),
+    )
+    .await
+    .expect("ended by its own timeout")
+    .expect_err("hung");
+    assert_eq!(err.kind(), "timeout");
 }
