@@ -11,9 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::board::{Board, Exposition, Renderer};
 use crate::config::{Config, Place, Shard, SourceSpec};
+use crate::hints::Hints;
 use crate::listener::{Listener, Route};
 use crate::reload::{Applier, Outcome, Reloader, Reloads};
-use crate::scheduler::{Control, Hints, PairSettings, Scheduler};
+use crate::scheduler::{Control, PairSettings, Scheduler};
 use crate::server::{self, ServerOptions};
 use crate::sqs::Queue;
 use crate::sqs::aws::AwsQueue;

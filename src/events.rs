@@ -27,8 +27,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
+use crate::ids::is_uuid;
 use crate::logging::shown;
-use crate::ssm::is_uuid;
 
 /// The `source` of every Systems Manager event.
 pub const SOURCE: &str = "aws.ssm";

@@ -12,8 +12,8 @@ use tracing::{debug, info, warn};
 use crate::board::Board;
 use crate::config::Place;
 use crate::events;
+use crate::hints::{HintOutcome, Hints};
 use crate::logging::LogBudget;
-use crate::scheduler::{HintOutcome, Hints};
 use crate::sqs::{LONG_POLL, MAX_MESSAGES, Message, Queue, SqsError};
 use crate::telemetry::EventsTelemetry;
 

@@ -174,17 +174,6 @@ pub struct Target {
     pub resource_type: Option<String>,
 }
 
-/// Whether `s` matches SSM's pattern for association and execution IDs,
-/// `[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}`.
-pub fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 /// What narrows ListAssociations server-side.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AssociationQuery {
@@ -353,27 +342,6 @@ impl SsmError {
             SsmError::Response(_) => "invalid_response",
             SsmError::Credentials(_) => "credentials_error",
             SsmError::Setup(_) => "setup_error",
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_uuid;
-
-    #[test]
-    fn ids() {
-        const A1: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
-        assert!(is_uuid(A1));
-        assert!(is_uuid(&A1.to_ascii_uppercase()));
-        for bad in [
-            "fa94c678-85c6-4d40-926b-7c791EXAMPLE",
-            "fa94c678-85c6-4d40-926b",
-            "fa94c67885c64d40926b7c791a0b1c2d",
-            "fa94c678-85c6-4d40-926b-7c791a0b1c2d-",
-            "",
-        ] {
-            assert!(!is_uuid(bad), "{bad}");
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{
     MIN_POLL_INTERVAL, NonEmpty, Place, RetryMode, Role, TargetFilter, TargetFilterKey, Watch,
     WatchedAssociation, locate,
 };
-use crate::ssm::is_uuid;
+use crate::ids::is_uuid;
 
 // The raw shapes hold scalars as plain strings: serde_yaml reports the line of its own errors,
 // but an error raised inside a field's Deserialize gets the enclosing mapping's position or

@@ -6,8 +6,10 @@
 
 pub mod demo;
 mod protocol;
+mod router;
 mod sqs;
 mod sts;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -248,6 +250,33 @@ impl Execution {
 }
 
 impl Association {
+    /// The overview's Status is one of Pending, Success, Failed; DetailedStatus says more.
+    fn overview_status(&self) -> (&'static str, String) {
+        match self.latest().map(Execution::status) {
+            None => ("Pending", "Associated".to_owned()),
+            Some((s, d)) => match s.as_str() {
+                "Success" => ("Success", d),
+                "Failed" | "TimedOut" => ("Failed", d),
+                _ => ("Pending", d),
+            },
+        }
+    }
+
+    /// The `Overview` of its ListAssociations and DescribeAssociation records.
+    fn overview(&self) -> serde_json::Value {
+        let (status, detailed) = self.overview_status();
+        let counts: serde_json::Map<String, serde_json::Value> = self
+            .latest()
+            .map(|e| {
+                e.counts_by_status()
+                    .into_iter()
+                    .map(|(status, n)| (status.to_owned(), serde_json::json!(n)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        serde_json::json!({ "Status": status, "DetailedStatus": detailed, "AssociationStatusAggregatedCount": counts })
+    }
+
     fn latest(&self) -> Option<&Execution> {
         self.executions
             .iter()
@@ -527,7 +556,7 @@ impl Sim {
     pub fn freeze_records(&self, association_id: &str) -> Option<()> {
         let mut state = self.lock();
         let a = state.association_mut(association_id)?;
-        a.frozen = Some((a.latest().map(|e| e.created), protocol::overview(a)));
+        a.frozen = Some((a.latest().map(|e| e.created), a.overview()));
         Some(())
     }
 
@@ -621,7 +650,7 @@ impl Sim {
         let addr = listener.local_addr()?;
         self.lock().endpoint = Some(format!("http://{addr}"));
         let (stop, mut stopped) = watch::channel(false);
-        let handler = protocol::handler(self.clone());
+        let handler = router::handler(self.clone());
         let task = tokio::spawn(crate::http::serve(
             listener,
             handler,

@@ -1,11 +1,8 @@
 //! The awsJson1.1 side of the simulator: routing on `X-Amz-Target`, request validation, the
 //! four operations, pagination tokens and the error envelopes, as ssm-api.md §1, §3, §4 and §9
-//! describe them; a request without `X-Amz-Target` goes to the STS stub, one whose target starts
-//! `AmazonSQS.` to the SQS side. Signatures are not checked, but the key ID and region of the
+//! describe them; a request without `X-Amz-Target` goes to the STS stub (`router` sends those
+//! whose target starts `AmazonSQS.` to the SQS side). Signatures are not checked, but the key ID and region of the
 //! credential scope are, when the simulator expects a caller.
-
-use std::future::Future;
-use std::pin::Pin;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -13,30 +10,14 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::wire::{MAX_REQUEST_BYTES, Reset, add_request_id, parse_attempt};
 use super::{Association, Execution, Fault, Recorded, Sim, State};
 use crate::events::parse_time;
 use crate::http::{self, Body};
-use crate::ssm::is_uuid;
+use crate::ids::is_uuid;
 
 const JSON: &str = "application/x-amz-json-1.1";
-/// Far above any real request of these operations; a larger one is refused unread.
-pub(super) const MAX_REQUEST_BYTES: usize = 64 * 1024;
 const DEFAULT_PAGE: usize = 50;
-
-type Handled = Pin<Box<dyn Future<Output = Result<Response<Body>, Reset>> + Send>>;
-
-/// Closes the connection without an answer, as a reset or a crashed server would.
-#[derive(Debug, thiserror::Error)]
-#[error("simulated connection reset")]
-pub(super) struct Reset;
-
-/// The request handler to serve: one call per HTTP request.
-pub(super) fn handler(sim: Sim) -> impl Fn(Request<Incoming>) -> Handled + Clone + Send + Sync {
-    move |request| {
-        let sim = sim.clone();
-        Box::pin(async move { handle(sim, request).await })
-    }
-}
 
 /// An error answer: HTTP status, `__type`, message.
 #[derive(Debug)]
@@ -76,17 +57,8 @@ enum Answer {
     Hang,
 }
 
-async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, Reset> {
-    // SQS shares the endpoint, told apart by its target prefix, as the SDK sends it.
-    if let Some(operation) = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("AmazonSQS."))
-    {
-        let operation = operation.to_owned();
-        return super::sqs::handle(sim, operation, request).await;
-    }
+/// Serves one SSM request, or an STS one (no `X-Amz-Target`).
+pub(super) async fn handle(sim: Sim, request: Request<Incoming>) -> Result<Response<Body>, Reset> {
     let operation = request
         .headers()
         .get("x-amz-target")
@@ -194,19 +166,6 @@ fn caller_refused(state: &State, scope: Option<&(String, String)>) -> Option<Api
         ));
     }
     None
-}
-
-pub(super) fn parse_attempt(header: &str) -> Option<u32> {
-    header
-        .split(';')
-        .find_map(|part| part.trim().strip_prefix("attempt="))
-        .and_then(|n| n.parse().ok())
-}
-
-pub(super) fn add_request_id(r: &mut Response<Body>, request_id: &str) {
-    if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
-        r.headers_mut().insert("x-amzn-requestid", v);
-    }
 }
 
 fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
@@ -595,7 +554,7 @@ fn list_associations(state: &State, input: &Map<String, Value>) -> Result<Value,
                     "Name" => a.document_name == value,
                     "AssociationId" => a.id.eq_ignore_ascii_case(value),
                     "AssociationName" => a.name.as_deref() == Some(value),
-                    "AssociationStatusName" => overview_status(a).0 == value,
+                    "AssociationStatusName" => a.overview_status().0 == value,
                     "LastExecutedBefore" => last.zip(parse_time(value)).is_some_and(|(l, t)| l < t),
                     "LastExecutedAfter" => last.zip(parse_time(value)).is_some_and(|(l, t)| l > t),
                     // No legacy instance associations, resource groups or connectors here.
@@ -640,7 +599,7 @@ fn describe_association(state: &State, input: &Map<String, Value>) -> Result<Val
             format!("Association version {version} does not exist."),
         ));
     }
-    let (status, _) = overview_status(a);
+    let (status, _) = a.overview_status();
     let mut d = json!({
         "AssociationId": a.id,
         "Name": a.document_name,
@@ -834,43 +793,17 @@ fn association<'a>(state: &'a State, id: &str) -> Result<&'a Association, ApiErr
     })
 }
 
-/// The overview's Status is one of Pending, Success, Failed; DetailedStatus says more.
-pub(super) fn overview_status(a: &Association) -> (&'static str, String) {
-    match a.latest().map(Execution::status) {
-        None => ("Pending", "Associated".to_owned()),
-        Some((s, d)) => match s.as_str() {
-            "Success" => ("Success", d),
-            "Failed" | "TimedOut" => ("Failed", d),
-            _ => ("Pending", d),
-        },
-    }
-}
-
 /// The `Overview` and `LastExecutionDate` of an association's record: its latest run's, or
 /// what [`super::Sim::freeze_records`] froze.
 fn record_into(v: &mut Value, a: &Association) {
     let (last, overview) = match &a.frozen {
         Some((last, overview)) => (*last, overview.clone()),
-        None => (a.latest().map(|e| e.created), overview(a)),
+        None => (a.latest().map(|e| e.created), a.overview()),
     };
     v["Overview"] = overview;
     if let Some(last) = last {
         v["LastExecutionDate"] = json!(last);
     }
-}
-
-pub(super) fn overview(a: &Association) -> Value {
-    let (status, detailed) = overview_status(a);
-    let counts: Map<String, Value> = a
-        .latest()
-        .map(|e| {
-            e.counts_by_status()
-                .into_iter()
-                .map(|(status, n)| (status.to_owned(), json!(n)))
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({ "Status": status, "DetailedStatus": detailed, "AssociationStatusAggregatedCount": counts })
 }
 
 /// A stable 36-character command ID for a target's run.

@@ -17,7 +17,7 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::protocol::{MAX_REQUEST_BYTES, Reset, add_request_id, overview_status, parse_attempt};
+use super::wire::{MAX_REQUEST_BYTES, Reset, add_request_id, parse_attempt};
 use super::{Fault, Recorded, Sim, State};
 use crate::http::{self, Body};
 
@@ -180,7 +180,7 @@ impl State {
         let Some(a) = self.association(association_id) else {
             return;
         };
-        let (status, _) = overview_status(a);
+        let (status, _) = a.overview_status();
         let counts: BTreeMap<&str, u32> = a
             .latest()
             .map(super::Execution::counts_by_status)
