@@ -6,6 +6,7 @@
 //!     cargo bench --bench events -- latency  # only the first
 //!     cargo bench --bench events -- calls    # only the second
 //!     cargo bench --bench events -- calls runs=0   # the second, with another run rate
+//!     cargo bench --bench events -- junk     # only the third, about 40 s
 //!
 //! Latency: 100 associations each with a run of 20 targets in progress; the runs end at
 //! random moments over a minute (every target set to a final status, as instances report);
@@ -16,6 +17,11 @@
 //! time at 10× speed (3 minutes): a 60 s poll alone (6 s scaled) against events with a
 //! 15-minute poll (90 s scaled). SSM calls after the first cycle are counted and given per
 //! real hour; at the end every association's series must equal the simulator's truth.
+//!
+//! Junk: discovery narrowed to 50 `patch-` associations of 60, at the default 5 calls/s and a
+//! 5 s poll; 250 events naming made-up associations and 40 naming the 10 outside the prefix
+//! arrive at once, then a real run fails. Its latency to `/metrics`, the cycles that ran on
+//! time in 30 s, and the SSM calls the junk cost.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -49,11 +55,14 @@ fn main() {
         .unwrap_or(RUNS_PER_HOUR);
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     runtime.block_on(async {
-        if only.as_deref() != Some("calls") {
+        if only.is_none() || only.as_deref() == Some("latency") {
             latency().await;
         }
-        if only.as_deref() != Some("latency") {
+        if only.is_none() || only.as_deref() == Some("calls") {
             calls(runs_per_hour).await;
+        }
+        if only.is_none() || only.as_deref() == Some("junk") {
+            junk().await;
         }
     });
 }
@@ -101,7 +110,7 @@ async fn showing(addr: std::net::SocketAddr, status: &str) -> Vec<String> {
     let body = scrape(addr).await;
     let wanted = format!("status=\"{status}\"");
     body.lines()
-        .filter(|l| l.starts_with("ssm_association_execution_status{") && l.contains(&wanted))
+        .filter(|l| l.starts_with("ssm_association_execution_info{") && l.contains(&wanted))
         .filter_map(|l| {
             let start = l.find("association_id=\"")? + "association_id=\"".len();
             Some(l[start..start + 36].to_owned())
@@ -334,4 +343,80 @@ async fn calls(runs_per_hour: u32) {
             poll / events
         );
     }
+}
+
+/// An EventBridge event for association `id`.
+fn event_body(id: &str) -> String {
+    format!(
+        r#"{{"version":"0","id":"7bf73129-1428-4cd3-a780-95db273d1602","detail-type":"EC2 State Manager Association State Change","source":"aws.ssm","account":"{DEFAULT_ACCOUNT}","time":"2026-12-03T12:00:00Z","region":"{DEFAULT_REGION}","resources":[],"detail":{{"association-id":"{id}","status":"Success"}}}}"#
+    )
+}
+
+async fn junk() {
+    const WINDOW: Duration = Duration::from_secs(30);
+    let sim = Sim::new(11);
+    let mut watched = Vec::new();
+    for a in 0..50 {
+        let id = sim.create_association(Some(&format!("patch-{a:02}")), "AWS-RunPatchBaseline");
+        sim.start_execution(&id, targets(&format!("i-{a:03}"), 20, "Success"))
+            .expect("association exists");
+        watched.push(id);
+    }
+    let outside: Vec<String> = (0..10)
+        .map(|a| sim.create_association(Some(&format!("other-{a:02}")), "AWS-RunPatchBaseline"))
+        .collect();
+    let server = sim.start().await.expect("simulator");
+    let queue = sim.create_queue(DEFAULT_ACCOUNT, "events");
+    sim.subscribe(&queue, DEFAULT_ACCOUNT, DEFAULT_REGION);
+    let yaml = "poll_interval: 5s\ndiscovery:\n  name_prefix: patch-\n";
+    let exporter = exporter(&sim, &server, yaml, Some(&queue)).await;
+    let addr = exporter.local_addr();
+    let start = Instant::now();
+    let made_up = randoms(3, 250);
+    for r in &made_up {
+        let id = format!("5eedf00d-0000-4000-8000-{:012}", (r * 1e12) as u64);
+        sim.send_raw(&queue, &event_body(&id));
+    }
+    for k in 0..40 {
+        sim.send_raw(&queue, &event_body(&outside[k % outside.len()]));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let failed_at = Instant::now();
+    sim.start_execution(&watched[0], targets("i-000", 20, "Failed"))
+        .expect("association exists");
+    let mut seen = None;
+    while Instant::now() < start + WINDOW {
+        if seen.is_none() && showing(addr, "Failed").await.contains(&watched[0]) {
+            seen = Some(failed_at.elapsed());
+        }
+        tokio::time::sleep(SCRAPE_EVERY).await;
+    }
+    let body = scrape(addr).await;
+    let cycles: f64 = body
+        .lines()
+        .filter(|l| l.starts_with("ssm_association_exporter_cycles_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    for r in sim.requests().iter().filter(|r| r.queue_url.is_none()) {
+        *calls.entry(r.operation.clone()).or_default() += 1;
+    }
+    println!("## Junk on the queue: 290 events for associations the exporter does not watch\n");
+    println!(
+        "| failed run on /metrics after | cycles in {} s (5 s poll) | SSM calls by operation |",
+        WINDOW.as_secs()
+    );
+    println!("|---|---|---|");
+    println!(
+        "| {} | {} | {} |\n",
+        seen.map_or("never".to_owned(), |d| format!("{:.2} s", d.as_secs_f64())),
+        cycles,
+        calls
+            .iter()
+            .map(|(op, n)| format!("{op} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    exporter.shutdown().await;
+    server.stop().await;
 }
