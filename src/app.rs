@@ -148,6 +148,9 @@ pub enum ExporterError {
     Stopped,
     #[error("cannot serve on the listener: {0}")]
     Listener(#[source] std::io::Error),
+    /// The server's own runtime or thread could not be started.
+    #[error("cannot start the server's threads: {0}")]
+    Threads(#[source] std::io::Error),
     #[error("no account and region to poll")]
     NoSources,
     #[error("no pair polls {0}")]
@@ -464,7 +467,7 @@ fn serve_apart(
         .thread_name("http")
         .enable_all()
         .build()
-        .map_err(ExporterError::Listener)?;
+        .map_err(ExporterError::Threads)?;
     std::thread::Builder::new()
         .name("http-server".to_owned())
         .spawn(move || {
@@ -483,7 +486,7 @@ fn serve_apart(
                 .await;
             });
         })
-        .map_err(ExporterError::Listener)
+        .map_err(ExporterError::Threads)
 }
 
 /// Worker threads of the server's runtime: as many as a small machine has cores.

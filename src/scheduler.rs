@@ -33,8 +33,11 @@ pub enum Control {
 /// What one pair runs with, derived from a configuration: at start and on every reload.
 #[derive(Debug)]
 pub struct PairSettings {
-    /// Every call of every cycle passes through it, so the limit holds across cycles.
+    /// Every call of every cycle passes through it, so the limit holds across cycles, and
+    /// across reloads that leave the limit as it was.
     pub limiter: Limiter,
+    /// The limit `limiter` keeps: `api.requests_per_second`, `burst` and `max_in_flight`.
+    pub limit: (f64, u32, usize),
     pub poll: PollSettings,
     pub interval: Duration,
 }
@@ -44,10 +47,33 @@ impl PairSettings {
     pub fn new(config: &Config, shard: Shard, place: Option<&Place>) -> Self {
         PairSettings {
             limiter: Limiter::for_api(&config.api),
+            limit: limit_of(config),
             poll: PollSettings::for_place(config, shard, place),
             interval: config.poll_interval,
         }
     }
+
+    /// These settings under a reloaded `config`. The limiter stays, with the calls it has
+    /// booked, unless the limit changed: a new one would grant a fresh burst at every reload.
+    pub fn reloaded(self, config: &Config, shard: Shard, place: Option<&Place>) -> Self {
+        let limiter = if limit_of(config) == self.limit {
+            self.limiter
+        } else {
+            Limiter::for_api(&config.api)
+        };
+        PairSettings {
+            limiter,
+            ..PairSettings::new(config, shard, place)
+        }
+    }
+}
+
+fn limit_of(config: &Config) -> (f64, u32, usize) {
+    (
+        config.api.requests_per_second,
+        config.api.burst,
+        config.api.max_in_flight,
+    )
 }
 
 /// Everything one pair's scheduler needs; it owns the pair's client and limit.
@@ -257,7 +283,11 @@ impl<S: Ssm> Scheduler<S> {
     fn reload(&mut self, ticks: &mut Interval, last_start: tokio::time::Instant) {
         let config = self.configs.borrow_and_update().clone();
         let before = self.pair.interval;
-        self.pair = PairSettings::new(&config, self.shard, self.place.as_ref());
+        let pair = std::mem::replace(
+            &mut self.pair,
+            PairSettings::new(&config, self.shard, self.place.as_ref()),
+        );
+        self.pair = pair.reloaded(&config, self.shard, self.place.as_ref());
         self.hints.set_settings(self.pair.poll.clone());
         self.telemetry.record_interval(self.pair.interval);
         if self.pair.interval != before {
@@ -388,6 +418,7 @@ mod tests {
             shard: Shard::ALL,
             pair: PairSettings {
                 limiter: Limiter::new(1000.0, 1000, 4),
+                limit: (1000.0, 1000, 4),
                 poll: poll.clone(),
                 interval,
             },
@@ -697,5 +728,25 @@ mod tests {
         assert_eq!(ssm.listings().len(), 3);
         stop.send_replace(true);
         task.await.expect("scheduler stops");
+    }
+
+    /// A reload that leaves the limit as it was keeps the limiter and the calls it booked: at
+    /// one call a second, the call after a reload still waits its second.
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_keeps_the_rate_limit_it_does_not_change() {
+        let config =
+            crate::config::parse("api:\n  requests_per_second: 1\n  burst: 1\n").expect("valid");
+        let pair = PairSettings::new(&config, Shard::ALL, None);
+        let start = tokio::time::Instant::now();
+        pair.limiter.run(async {}).await;
+        let pair = pair.reloaded(&config, Shard::ALL, None);
+        pair.limiter.run(async {}).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        // A changed limit is a new limiter, from now.
+        let faster =
+            crate::config::parse("api:\n  requests_per_second: 2\n  burst: 1\n").expect("valid");
+        let pair = pair.reloaded(&faster, Shard::ALL, None);
+        pair.limiter.run(async {}).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 }

@@ -321,12 +321,15 @@ impl Telemetry {
             &with_place_labels(&[], self.placed),
         )
         .expect("static metric options are valid");
-        let queue_up = IntGauge::with_opts(
+        // A vector without labels, so that it has no series until the first receive answers:
+        // a gauge at 0 would say the queue is down before it was ever read.
+        let queue_up = IntGaugeVec::new(
             Opts::new(
                 "events_queue_up",
-                "1 while the last ReceiveMessage on the events queue succeeded, 0 while the queue is unreachable, denied or throttling (polling goes on).",
+                "1 while the last ReceiveMessage on the events queue succeeded, 0 while the queue is unreachable, denied or throttling (polling goes on); absent until the first receive ends.",
             )
             .namespace(NAMESPACE),
+            &[],
         )
         .expect("static metric options are valid");
         let delay = Histogram::with_opts(
@@ -348,7 +351,8 @@ impl Telemetry {
             Box::new(delay.clone()),
         ];
         for c in collectors {
-            // Registered once per exporter; a second call finds them there and shares them.
+            // Called once per exporter. A second call's collectors would not be registered
+            // (their names are taken), so they would count where no scrape sees it.
             let _ = self.registry.register(c);
         }
         EventsTelemetry {
@@ -368,7 +372,7 @@ pub const EVENT_OUTCOMES: [&str; 4] = ["applied", "coalesced", "ignored", "inval
 pub struct EventsTelemetry {
     received: IntCounterVec,
     targeted: IntCounterVec,
-    queue_up: IntGauge,
+    queue_up: IntGaugeVec,
     delay: Histogram,
 }
 
@@ -386,7 +390,9 @@ impl EventsTelemetry {
     }
 
     pub fn record_queue_up(&self, up: bool) {
-        self.queue_up.set(i64::from(up));
+        self.queue_up
+            .with_label_values(&[] as &[&str])
+            .set(i64::from(up));
     }
 
     pub fn record_delay(&self, seconds: f64) {

@@ -663,3 +663,39 @@ async fn messages_too_large_to_read_together_are_read_one_at_a_time() {
     );
     rig.stop().await;
 }
+
+/// Before the first receive ends, the queue's health is unknown, not down: no
+/// `events_queue_up` series, and the status page's `queue_up` is null.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_queue_is_not_down_before_it_was_ever_read() {
+    let sim = Sim::new(102);
+    sim.insert_association(A, Some("patch"), "AWS-RunPatchBaseline");
+    let url = subscribed_queue(&sim);
+    // The first receive hangs (until its own timeout, seconds away).
+    sim.fail_queue(&url, Some(Fault::Hang));
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    tokio::time::timeout(PATIENCE, async {
+        while !rig
+            .sim
+            .requests()
+            .iter()
+            .any(|r| r.operation == "ReceiveMessage")
+        {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the first receive reached the queue");
+    let metrics = rig.scrape().await;
+    assert_eq!(
+        metrics.get("ssm_association_exporter_events_queue_up", &[]),
+        None
+    );
+    let status = crate::harness::get(rig.exporter.local_addr(), "/api/v1/status").await;
+    assert!(
+        status.body.contains(r#""queue_up":null"#),
+        "{}",
+        status.body
+    );
+    rig.stop().await;
+}
