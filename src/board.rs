@@ -12,7 +12,6 @@ use tracing::error;
 use crate::config::Place;
 use crate::render::{Headers, Joined, Part, RenderError, join, renders_same};
 use crate::snapshot::Snapshot;
-use crate::status;
 use crate::telemetry::Telemetry;
 
 /// The content type of the exposition: Prometheus' text format 0.0.4.
@@ -32,7 +31,7 @@ pub struct Exposition {
     /// The generation of the board it was rendered from.
     pub generation: u64,
     /// What the status page and its JSON are made from: the same board.
-    pub status: Arc<status::Source>,
+    pub status: Arc<Published>,
 }
 
 /// The latest snapshot of every pair, in the order of the configuration, as posted so far.
@@ -95,6 +94,14 @@ impl Posts {
     pub fn summary(&self) -> &str {
         &self.summary
     }
+}
+
+/// The board as an exposition shows it, published with it for the status page: its snapshots
+/// are shared, not copied, beside the exporter's own families.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub posts: Posts,
+    pub families: Vec<MetricFamily>,
 }
 
 /// Where the pairs' schedulers post their snapshots, shared by all of them.
@@ -227,7 +234,7 @@ impl Renderer {
         parts.update(posts, &self.telemetry);
         // Gathered after the renderings, so that they count themselves.
         let families = self.telemetry.gather();
-        let status = Arc::new(status::Source {
+        let status = Arc::new(Published {
             posts: posts.clone(),
             families: families.clone(),
         });

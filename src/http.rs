@@ -2,7 +2,7 @@
 //! TLS when configured, serve each connection on its own task, and on shutdown stop accepting
 //! and let in-flight requests finish. A slow, silent, oversized or malformed request, or a
 //! client that does not read its response, costs its own connection and nothing else: at the
-//! connection cap the least recently active connection not in a handler makes room.
+//! connection cap a connection not in a handler and not receiving a response makes room.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -48,12 +48,17 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_REFUSALS: usize = 64;
 /// How long a refusal may take to write and to see the client's side close.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// A response whose client has taken none of it for this long counts as not read: a slow
+/// reader's socket wakes its writer only when a good part of the send buffer is free, which
+/// on loopback can be a second or more apart.
+const RECEIVING_WITHIN: Duration = Duration::from_secs(5);
 
 /// What one connection may hold and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Connections open at once. At the cap, a new connection closes the one that has waited
-    /// longest without a request in a handler (idle, silent, or not reading its response);
+    /// Connections open at once. At the cap, a new connection closes one without a request in
+    /// a handler: the one idle, silent or not reading its response the longest, and only when
+    /// there is none, the one receiving a response whose client took bytes least recently;
     /// when every one is in a handler, the newcomer gets 503.
     pub max_connections: usize,
     /// A client gets this long to send its request headers, and an idle keep-alive connection
@@ -146,13 +151,22 @@ pub async fn serve<H, Fut, E>(
                     }
                 })
             };
+            let activity = Arc::clone(&ticket.activity);
             let served = async move {
                 match acceptor {
-                    None => watcher.watch(connection(stream, service, limits)).await,
+                    None => {
+                        watcher
+                            .watch(connection(stream, service, limits, activity))
+                            .await
+                    }
                     Some(acceptor) => {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                         {
-                            Ok(Ok(tls)) => watcher.watch(connection(tls, service, limits)).await,
+                            Ok(Ok(tls)) => {
+                                watcher
+                                    .watch(connection(tls, service, limits, activity))
+                                    .await
+                            }
                             Ok(Err(e)) => {
                                 debug!(error = %e, "TLS handshake failed");
                                 Ok(())
@@ -221,11 +235,66 @@ struct Open {
 struct Slot {
     /// Requests of this connection inside a handler now.
     serving: usize,
-    /// When it was accepted or a handler last answered: the longer ago, the sooner it makes
-    /// room. A client that sends nothing, or does not read its answer, falls behind.
-    active_at: Instant,
+    activity: Arc<Activity>,
     /// Dropped to close the connection.
     _evict: oneshot::Sender<()>,
+}
+
+/// What a connection did last, kept by its stream as it writes and read by the cap. A lock of
+/// its own, so that writes never take the lock of every connection.
+#[derive(Debug)]
+struct Activity(Mutex<Active>);
+
+#[derive(Debug, Clone, Copy)]
+struct Active {
+    /// When it was accepted, a handler last answered, or the client last took bytes of a
+    /// response: the longer ago, the sooner it makes room.
+    at: Instant,
+    /// A response has bytes the client has not taken yet: written, not yet flushed whole.
+    unsent: bool,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity(Mutex::new(Active {
+            at: Instant::now(),
+            unsent: false,
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Active> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn touch(&self) {
+        self.lock().at = Instant::now();
+    }
+
+    /// Bytes of a response went to the client, or were handed over to wait for it.
+    fn wrote(&self, moved: bool) {
+        let mut active = self.lock();
+        active.unsent = true;
+        if moved {
+            active.at = Instant::now();
+        }
+    }
+
+    /// Everything written went to the client.
+    fn flushed(&self) {
+        self.lock().unsent = false;
+    }
+
+    /// The order in which connections not in a handler make room, first first: those not
+    /// receiving a response (silent, idle, or whose client took nothing of its response for
+    /// [`RECEIVING_WITHIN`]), then those receiving one; each by how long ago it was active.
+    fn eviction_key(&self, now: Instant) -> (bool, Instant) {
+        let active = *self.lock();
+        let receiving =
+            active.unsent && now.saturating_duration_since(active.at) < RECEIVING_WITHIN;
+        (receiving, active.at)
+    }
 }
 
 impl Connections {
@@ -242,16 +311,18 @@ impl Connections {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Registers a new connection, closing the least recently active one that is not serving
-    /// a request if the cap is reached. `None`: every connection is serving one.
+    /// Registers a new connection, closing one that is not serving a request if the cap is
+    /// reached, in the order of [`Activity::eviction_key`]. `None`: every connection is
+    /// serving one.
     fn admit(self: &Arc<Self>) -> Option<(Ticket, oneshot::Receiver<()>)> {
         let mut open = self.lock();
         if open.by_id.len() >= self.cap {
+            let now = Instant::now();
             let victim = open
                 .by_id
                 .iter()
                 .filter(|(_, slot)| slot.serving == 0)
-                .min_by_key(|(id, slot)| (slot.active_at, **id))
+                .min_by_key(|(id, slot)| (slot.activity.eviction_key(now), **id))
                 .map(|(id, _)| *id)?;
             // Dropping its slot drops the sender its task listens on.
             open.by_id.remove(&victim);
@@ -259,11 +330,12 @@ impl Connections {
         let id = open.next_id;
         open.next_id += 1;
         let (evict, evicted) = oneshot::channel();
+        let activity = Arc::new(Activity::new());
         open.by_id.insert(
             id,
             Slot {
                 serving: 0,
-                active_at: Instant::now(),
+                activity: Arc::clone(&activity),
                 _evict: evict,
             },
         );
@@ -271,6 +343,7 @@ impl Connections {
             Ticket {
                 id,
                 open: Arc::clone(self),
+                activity,
             },
             evicted,
         ))
@@ -282,6 +355,7 @@ impl Connections {
 struct Ticket {
     id: u64,
     open: Arc<Connections>,
+    activity: Arc<Activity>,
 }
 
 impl Ticket {
@@ -308,8 +382,8 @@ impl Drop for Serving {
     fn drop(&mut self) {
         if let Some(slot) = self.0.open.lock().by_id.get_mut(&self.0.id) {
             slot.serving = slot.serving.saturating_sub(1);
-            slot.active_at = Instant::now();
         }
+        self.0.activity.touch();
     }
 }
 
@@ -318,6 +392,7 @@ fn connection<I, S>(
     io: I,
     service: S,
     limits: Limits,
+    activity: Arc<Activity>,
 ) -> http1::Connection<TokioIo<WriteDeadline<I>>, S>
 where
     I: AsyncRead + AsyncWrite + Unpin,
@@ -329,7 +404,7 @@ where
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .serve_connection(
-            TokioIo::new(WriteDeadline::new(io, limits.write_timeout)),
+            TokioIo::new(WriteDeadline::new(io, limits.write_timeout, activity)),
             service,
         )
 }
@@ -339,21 +414,30 @@ where
 /// hyper writes a response and then flushes the stream, and flushes reach the stream only
 /// when hyper's own buffer is empty: so the clock starts at the first write after a complete
 /// flush and stops at the next complete flush. It is looked at only while a write waits for
-/// the client, which is when it matters.
+/// the client, which is when it matters. The same writes and flushes tell the connection's
+/// [`Activity`] whether the client is taking a response.
 #[derive(Debug)]
 struct WriteDeadline<I> {
     io: I,
     timeout: Duration,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    activity: Arc<Activity>,
 }
 
 impl<I> WriteDeadline<I> {
-    fn new(io: I, timeout: Duration) -> Self {
+    fn new(io: I, timeout: Duration, activity: Arc<Activity>) -> Self {
         WriteDeadline {
             io,
             timeout,
             deadline: None,
+            activity,
         }
+    }
+
+    /// What a write did, for the connection's [`Activity`].
+    fn wrote(&self, written: &Poll<std::io::Result<usize>>) {
+        self.activity
+            .wrote(matches!(written, Poll::Ready(Ok(n)) if *n > 0));
     }
 
     fn start(&mut self) {
@@ -396,7 +480,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         self.start();
-        match Pin::new(&mut self.io).poll_write(cx, buf) {
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.wrote(&written);
+        match written {
             Poll::Pending => self.waiting(cx),
             done => done,
         }
@@ -408,7 +494,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         self.start();
-        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.wrote(&written);
+        match written {
             Poll::Pending => self.waiting(cx),
             done => done,
         }
@@ -422,6 +510,7 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<I> {
         match Pin::new(&mut self.io).poll_flush(cx) {
             Poll::Ready(Ok(())) => {
                 self.deadline = None;
+                self.activity.flushed();
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => self.waiting(cx),
@@ -639,6 +728,49 @@ mod tests {
         assert_eq!(open.lock().by_id.len(), 2);
     }
 
+    /// Issue 22: a connection whose client is taking its response makes room only after every
+    /// silent or idle one, however long ago it was accepted; once its client has taken nothing
+    /// for [`RECEIVING_WITHIN`], it is not reading, and makes room by its age like the rest.
+    #[test]
+    fn a_connection_receiving_a_response_makes_room_last() {
+        let open = Arc::new(Connections::new(2));
+        let (reader, mut reader_evicted) = open.admit().expect("room");
+        // Bytes of its response went out and more wait for the client.
+        reader.activity.wrote(true);
+        reader.activity.wrote(false);
+        let (silent, mut silent_evicted) = open.admit().expect("room");
+        let (_newer, mut newer_evicted) = open.admit().expect("the silent one makes room");
+        assert_eq!(
+            silent_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
+        assert_eq!(
+            reader_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+        drop(silent);
+
+        let stalled = Instant::now()
+            .checked_sub(RECEIVING_WITHIN)
+            .expect("an instant that long ago");
+        reader.activity.lock().at = stalled;
+        let (_newest, _) = open.admit().expect("the stalled reader makes room");
+        assert_eq!(
+            reader_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        );
+        assert_eq!(
+            newer_evicted.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        );
+
+        // A response flushed whole: the connection is idle again, by when it last wrote.
+        let activity = Activity::new();
+        activity.wrote(true);
+        activity.flushed();
+        assert!(!activity.eviction_key(Instant::now()).0);
+    }
+
     #[test]
     fn when_every_connection_is_in_a_handler_a_newcomer_is_refused() {
         let open = Arc::new(Connections::new(2));
@@ -664,7 +796,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_response_the_client_does_not_take_fails_at_the_deadline() {
         let (server, mut client) = tokio::io::duplex(64);
-        let mut io = WriteDeadline::new(server, Duration::from_secs(30));
+        let mut io = WriteDeadline::new(server, Duration::from_secs(30), Arc::new(Activity::new()));
         io.write_all(&[b'x'; 64]).await.expect("fits the buffer");
         io.flush().await.expect("flushed");
         let mut taken = [0u8; 64];

@@ -2,8 +2,8 @@
 //! cycle: gzip members, compressed once, sent as they are when the scraper accepts gzip and
 //! decompressed as they are sent when it does not. The status endpoints are
 //! made per request from the board published with them: at most one page of 500 rows, one
-//! association's view, or the JSON streamed a batch at a time. No handler calls AWS or waits
-//! for a poll.
+//! association's view, or the JSON streamed a batch at a time, to at most [`JSON_STREAMS`]
+//! readers at once. No handler calls AWS or waits for a poll.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::board::{CONTENT_TYPE, Exposition};
 use crate::http::{self, Body, Limits, ServeOptions};
@@ -53,7 +53,11 @@ pub async fn serve(
         tls: options.web.tls.clone(),
         limits: options.limits,
     };
-    let routes = Arc::new(Routes { options, reloads });
+    let routes = Arc::new(Routes {
+        options,
+        reloads,
+        json_streams: Arc::new(Semaphore::new(JSON_STREAMS)),
+    });
     let handler = move |request: Request<Incoming>| {
         let current = Arc::clone(&exposition.borrow());
         let routes = Arc::clone(&routes);
@@ -68,11 +72,19 @@ pub async fn serve(
     http::serve(listener, handler, serve_options, shutdown).await;
 }
 
+/// Readers of `/api/v1/status` served at once; the next ones get 503 with `Retry-After: 1`.
+/// Each holds, until its last chunk is made, the document's order, a chunk, and the board it
+/// is made from (one published some time ago, for a slow reader), so their number, not the
+/// connection cap, bounds what slow readers can make the exporter hold.
+pub const JSON_STREAMS: usize = 8;
+
 /// What the handlers share.
 #[derive(Debug)]
 struct Routes {
     options: ServerOptions,
     reloads: Reloads,
+    /// A permit per JSON body being made, held by the body until hyper drops it.
+    json_streams: Arc<Semaphore>,
 }
 
 /// The endpoints that answer without credentials, so that liveness and readiness probes
@@ -154,7 +166,21 @@ async fn handle(
             }
         }
         "/api/v1/status" => {
-            let json = StatusJson::new(Arc::clone(source), SystemTime::now(), BUILD);
+            let Ok(permit) = Arc::clone(&routes.json_streams).try_acquire_owned() else {
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "{JSON_STREAMS} readers of the status JSON are being served; try again.\n"
+                    ),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            };
+            let json = Permitted {
+                body: StatusJson::new(Arc::clone(source), SystemTime::now(), BUILD),
+                _permit: permit,
+            };
             // Each frame is written within the write timeout; the whole within the same, as
             // when the JSON was one buffer, so that a slow reader holds the board no longer.
             let body = http::within(json, options.limits.write_timeout);
@@ -167,6 +193,33 @@ async fn handle(
             "Not ready: the first poll cycle has not finished.\n",
         ),
         _ => text(StatusCode::NOT_FOUND, "Not found.\n"),
+    }
+}
+
+/// A body that holds a permit for as long as hyper holds it: until its last frame is taken,
+/// or its connection closes.
+struct Permitted<B> {
+    body: B,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Permitted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<B::Data>, B::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -1,5 +1,5 @@
 //! The status page at `/`, each association's view and the JSON at `/api/v1/status`: what the
-//! exporter sees, per pair and per association. Each is made on request from the [`Source`]
+//! exporter sees, per pair and per association. Each is made on request from the [`Published`]
 //! the renderer published, whose snapshots are shared, not copied: a page renders at most
 //! [`MAX_ROWS`] rows, a view one association, and the JSON is serialised a batch at a time
 //! as the client reads it. No request calls AWS or copies the fleet. No value from SSM or the
@@ -19,7 +19,7 @@ use hyper::body::Frame;
 use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
-use crate::board::{LastCycle, Posted, Posts};
+use crate::board::{LastCycle, Posted, Published};
 use crate::snapshot::{AssociationState, ExecutionState, Timing};
 use crate::ssm;
 use crate::telemetry::NAMESPACE;
@@ -32,8 +32,10 @@ pub const JSON_TYPE: &str = "application/json";
 pub const MAX_ROWS: usize = 500;
 
 /// Associations serialised into one frame of the JSON: what a request holds at a time
-/// (about 280 kB at some 1,100 bytes each), never the whole document.
-const JSON_BATCH: usize = 256;
+/// (about 18 kB at some 1,100 bytes each), never the whole document. Small, since the last
+/// frame outlives the body: hyper holds it until the client takes it, and a slow reader that
+/// stops there holds it for the write timeout, past the server's bound on readers.
+const JSON_BATCH: usize = 16;
 
 /// Failed targets a row names; the association's own view names all that were kept.
 const ROW_FAILED_TARGETS: usize = 3;
@@ -63,13 +65,6 @@ pub struct Build {
     pub rustc: &'static str,
 }
 
-/// What the page is made from, published with each exposition: the board as the exposition
-/// shows it (its snapshots are shared, not copied) and the exporter's own families.
-#[derive(Debug, Clone, Default)]
-pub struct Source {
-    pub posts: Posts,
-    pub families: Vec<MetricFamily>,
-}
 
 /// What the JSON has before its associations (docs/status-api.md), and the page's head shows.
 /// The fields and their order are the document's.
@@ -202,7 +197,7 @@ fn unix(t: SystemTime) -> f64 {
 }
 
 impl Head {
-    fn of(source: &Source, now: SystemTime, build: Build) -> Head {
+    fn of(source: &Published, now: SystemTime, build: Build) -> Head {
         let posts = &source.posts;
         Head {
             build,
@@ -468,7 +463,7 @@ impl<'a> Entry<'a> {
     }
 }
 
-impl Source {
+impl Published {
     /// Whether the renderer has published the board: before, it has no pair.
     pub fn is_published(&self) -> bool {
         !self.posts.sources().is_empty()
@@ -583,7 +578,7 @@ fn first_rows(entries: &mut Vec<Entry<'_>>) {
 /// document's order (a position per association), never the document.
 #[derive(Debug)]
 pub struct StatusJson {
-    source: Arc<Source>,
+    source: Arc<Published>,
     now: SystemTime,
     /// The document up to its associations' opening bracket, until the first frame takes it.
     head: Option<Vec<u8>>,
@@ -600,7 +595,7 @@ pub struct StatusJson {
 
 impl StatusJson {
     /// The document of `source` as of `now`, to be made frame by frame.
-    pub fn new(source: Arc<Source>, now: SystemTime, build: Build) -> StatusJson {
+    pub fn new(source: Arc<Published>, now: SystemTime, build: Build) -> StatusJson {
         let mut entries: Vec<(Entry<'_>, usize)> = source.entries(now).collect();
         entries.sort_by(|(a, _), (b, _)| a.order(b));
         let order = entries
@@ -1272,6 +1267,8 @@ mod tests {
     use hyper::body::Body as _;
     use serde_json::{Value, json};
 
+    use crate::board::Posts;
+
     use super::*;
     use crate::board::Board;
     use crate::config::Place;
@@ -1359,7 +1356,7 @@ mod tests {
         frames
     }
 
-    fn json(source: &Source) -> Vec<u8> {
+    fn json(source: &Published) -> Vec<u8> {
         frames(StatusJson::new(
             Arc::new(source.clone()),
             at(NOW),
@@ -1368,18 +1365,18 @@ mod tests {
         .concat()
     }
 
-    fn whole(source: &Source) -> Vec<u8> {
+    fn whole(source: &Published) -> Vec<u8> {
         let status = Status::of(&source.posts, &source.families, at(NOW), TEST_BUILD);
         serde_json::to_vec(&status).expect("JSON")
     }
 
-    fn index(source: &Source, filter: Option<&str>) -> Option<String> {
+    fn index(source: &Published, filter: Option<&str>) -> Option<String> {
         source
             .index(filter, at(NOW), TEST_BUILD, "/metrics")
             .map(|b| String::from_utf8(b.to_vec()).expect("utf-8"))
     }
 
-    fn association(source: &Source, id: &str) -> Option<String> {
+    fn association(source: &Published, id: &str) -> Option<String> {
         source
             .association(id, at(NOW))
             .map(|b| String::from_utf8(b.to_vec()).expect("utf-8"))
@@ -1517,7 +1514,7 @@ mod tests {
     /// an offset, its next run already running; a success whose schedule carries markup and
     /// could not be read. One throttled, with a pinned run it could not re-read and an
     /// association it never could.
-    fn fixture() -> Source {
+    fn fixture() -> Published {
         let board = Board::new(
             [
                 place("111111111111", "us-east-1"),
@@ -1648,7 +1645,7 @@ mod tests {
             },
         );
         let posts = board.subscribe().borrow().clone();
-        Source {
+        Published {
             posts,
             families: Vec::new(),
         }
@@ -1905,7 +1902,7 @@ mod tests {
             };
             board.post(slot, Arc::new(snapshot), 1, last_cycle(NOW));
         }
-        let source = Source {
+        let source = Published {
             posts: board.subscribe().borrow().clone(),
             families: Vec::new(),
         };
@@ -1941,7 +1938,7 @@ mod tests {
         events.record_event("ignored");
         events.record_queue_up(true);
         let families = telemetry.gather();
-        let empty = Source {
+        let empty = Published {
             posts: board.subscribe().borrow().clone(),
             families: families.clone(),
         };
@@ -2002,7 +1999,7 @@ mod tests {
             }
             board.post(slot, Arc::new(snapshot), 2, last_cycle(NOW - 30.0));
         }
-        let source = Source {
+        let source = Published {
             posts: board.subscribe().borrow().clone(),
             families,
         };
@@ -2011,8 +2008,8 @@ mod tests {
             at(NOW),
             TEST_BUILD,
         ));
-        // The head, then ⌈550/256⌉ batches.
-        assert_eq!(sent.len(), 4);
+        // The head, then ⌈550/16⌉ batches.
+        assert_eq!(sent.len(), 36);
         let expected = whole(&source);
         assert_eq!(sent.concat(), expected);
         let value: Value = serde_json::from_slice(&expected).expect("JSON");
@@ -2255,7 +2252,7 @@ mod tests {
             }
             board.post(slot, Arc::new(snapshot), 1, last_cycle(NOW));
         }
-        let source = Source {
+        let source = Published {
             posts: board.subscribe().borrow().clone(),
             families: Vec::new(),
         };

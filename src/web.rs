@@ -3,7 +3,7 @@
 //! with bcrypt hashes, extra response headers. Everything is checked when the file is loaded;
 //! nothing here reads a file while serving.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -521,6 +521,14 @@ pub struct BasicAuth {
     /// Peers (an IPv6 peer by its /64) with a check waiting or running: one each, so that a
     /// flood from one peer queues at most one check in front of anyone else's first login.
     pending: Arc<Mutex<HashSet<IpAddr>>>,
+    /// Peers whose last check failed, with when, for [`FAILING_FOR`]: at most
+    /// [`MAX_FAILING`], so that the record cannot grow without bound.
+    failing: Mutex<HashMap<IpAddr, Instant>>,
+    /// The one check at a time, waiting or running, that all failing peers share. A flood
+    /// from many addresses would otherwise queue a check per address in front of a valid
+    /// first login; this way each address queues one, its first, and then at most one of
+    /// them all waits in front of a peer that has not failed.
+    failing_turn: Arc<Semaphore>,
     failures: Mutex<LogBudget>,
 }
 
@@ -530,12 +538,19 @@ pub enum Verdict {
     Allowed,
     /// Missing or wrong credentials.
     Denied,
-    /// A check for the same peer is under way; answered without a check.
+    /// A check for the same peer is under way, or the peer failed lately and another failing
+    /// peer's check is; answered without a check.
     Busy,
 }
 
 /// Remembered successes at most, so that the cache cannot grow without bound.
 const MAX_VERIFIED: usize = 1024;
+
+/// How long a peer whose check failed counts as failing, unless a check of its succeeds.
+const FAILING_FOR: Duration = Duration::from_secs(600);
+/// Failing peers remembered at most (some 40 bytes each); past it, a new one is not recorded
+/// and keeps the place of a peer that has not failed.
+const MAX_FAILING: usize = 16_384;
 
 /// Failed logins logged per [`FAILURE_LOG_WINDOW`]; the rest are counted, and the count is
 /// logged with the next failure after the window.
@@ -567,13 +582,16 @@ impl BasicAuth {
             decoy,
             checks: Arc::new(Semaphore::new(max_checks)),
             pending: Arc::new(Mutex::new(HashSet::new())),
+            failing: Mutex::new(HashMap::new()),
+            failing_turn: Arc::new(Semaphore::new(1)),
             failures: Mutex::new(LogBudget::new(FAILURE_LOG_BURST, FAILURE_LOG_WINDOW)),
         }
     }
 
     /// Whether the `Authorization` header of a request from `peer` carries the credentials
     /// of a configured user. Remembered credentials are allowed at once; others wait for one
-    /// of the bounded bcrypt checks, unless `peer` has one waiting or running already.
+    /// of the bounded bcrypt checks, unless `peer` has one waiting or running already, or
+    /// failed lately while another failing peer's check waits or runs.
     pub async fn allows(
         self: &Arc<Self>,
         peer: Option<SocketAddr>,
@@ -598,14 +616,23 @@ impl BasicAuth {
             },
             None => None,
         };
+        let failing_turn = if peer.is_some_and(|p| self.has_failed(p.ip())) {
+            match Arc::clone(&self.failing_turn).try_acquire_owned() {
+                Ok(turn) => Some(turn),
+                Err(_) => return Verdict::Busy,
+            }
+        } else {
+            None
+        };
         let Ok(turn) = Arc::clone(&self.checks).acquire_owned().await else {
             return Verdict::Denied;
         };
         let this = Arc::clone(self);
         let checked = tokio::task::spawn_blocking(move || {
-            // Both end with the check, not with the request, which may be dropped meanwhile.
+            // All end with the check, not with the request, which may be dropped meanwhile.
             let _turn = turn;
             let _slot = slot;
+            let _failing_turn = failing_turn;
             let ok = match this.users.get(&key.0) {
                 Some(hash) => bcrypt::verify(&key.1, hash).unwrap_or(false),
                 None => {
@@ -613,6 +640,9 @@ impl BasicAuth {
                     false
                 }
             };
+            if let Some(peer) = peer {
+                this.record_check(peer.ip(), ok);
+            }
             if ok {
                 let mut verified = this.verified.lock().unwrap_or_else(PoisonError::into_inner);
                 if verified.len() < MAX_VERIFIED {
@@ -629,6 +659,32 @@ impl BasicAuth {
         } else {
             Verdict::Denied
         }
+    }
+
+    /// Whether the peer's last check failed within [`FAILING_FOR`].
+    fn has_failed(&self, ip: IpAddr) -> bool {
+        self.failing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&peer_key(ip))
+            .is_some_and(|at| at.elapsed() < FAILING_FOR)
+    }
+
+    /// A check of the peer's ended: a failure marks it failing, a success clears it.
+    fn record_check(&self, ip: IpAddr, ok: bool) {
+        let peer = peer_key(ip);
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        if ok {
+            failing.remove(&peer);
+            return;
+        }
+        if failing.len() >= MAX_FAILING && !failing.contains_key(&peer) {
+            failing.retain(|_, at| at.elapsed() < FAILING_FOR);
+            if failing.len() >= MAX_FAILING {
+                return;
+            }
+        }
+        failing.insert(peer, Instant::now());
     }
 
     fn log_failure(&self, user: &str, peer: Option<SocketAddr>) {
@@ -988,6 +1044,48 @@ mod tests {
         let denied = verdicts.iter().filter(|v| **v == Verdict::Denied).count();
         assert_eq!(busy + denied, 200);
         assert!(busy > 100, "{busy} busy, {denied} denied");
+    }
+
+    /// Issue 22: once a peer has failed, its checks share one turn with every other failing
+    /// peer's: while one waits or runs, the others are answered Busy without a check, and a
+    /// peer that has not failed waits behind that one at most. A success clears the mark.
+    #[tokio::test]
+    async fn failing_peers_share_one_check_at_a_time() {
+        let auth = auth(&[("alice", "right"), ("bob", "other")], 1);
+        let wrong = header("alice", "wrong");
+        let right = header("alice", "right");
+        for ip in [[10, 0, 0, 1], [10, 0, 0, 2]] {
+            assert_eq!(
+                auth.allows(peer(ip, 1000), Some(&wrong)).await,
+                Verdict::Denied
+            );
+        }
+        // Every check slot taken: the checks below wait.
+        let held = Arc::clone(&auth.checks)
+            .acquire_owned()
+            .await
+            .expect("permit");
+        let mut failing = Box::pin(auth.allows(peer([10, 0, 0, 1], 1001), Some(&wrong)));
+        assert_eq!(poll_once(&mut failing).await, None);
+        assert_eq!(
+            auth.allows(peer([10, 0, 0, 2], 1001), Some(&wrong)).await,
+            Verdict::Busy,
+            "another failing peer, while the failing turn is taken"
+        );
+        let mut fresh = Box::pin(auth.allows(peer([10, 0, 0, 3], 1000), Some(&right)));
+        assert_eq!(poll_once(&mut fresh).await, None);
+        drop(held);
+        assert_eq!(failing.await, Verdict::Denied);
+        assert_eq!(fresh.await, Verdict::Allowed);
+        // The turn is free again, and a failing peer's valid login (not remembered) still
+        // gets through; it clears the mark.
+        assert_eq!(
+            auth.allows(peer([10, 0, 0, 2], 1002), Some(&header("bob", "other")))
+                .await,
+            Verdict::Allowed
+        );
+        assert!(!auth.has_failed([10, 0, 0, 2].into()));
+        assert!(auth.has_failed([10, 0, 0, 1].into()));
     }
 
     /// The decoy is one of the configured hashes, the costliest: no hash is computed at load,
