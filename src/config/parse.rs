@@ -1100,16 +1100,16 @@ mod tests {
         assert!(mismatches.is_empty(), "{}", mismatches.join("\n\n"));
     }
 
-    /// Every key of README's configuration table has words for the error about a value of
-    /// the wrong type.
+    /// Every key of the configuration reference's table has words for the error about a
+    /// value of the wrong type.
     #[test]
     fn every_documented_key_says_what_it_takes() {
-        let readme = include_str!("../../README.md");
-        let section = readme
-            .split_once("\n## Configuration\n")
+        let reference = include_str!("../../docs/configuration.md");
+        let section = reference
+            .split_once("\n## The keys\n")
             .and_then(|(_, rest)| rest.split_once("\n## "))
             .map(|(section, _)| section)
-            .expect("README has a Configuration section");
+            .expect("docs/configuration.md has a section The keys");
         let keys: Vec<&str> = section
             .lines()
             .filter_map(|l| l.strip_prefix("| `"))
