@@ -23,7 +23,7 @@ const DEFAULT_LISTEN_ADDRESS: &str = ":8467";
 #[derive(Debug, Parser)]
 #[command(
     name = "ssm-association-exporter",
-    version,
+    version = env!("SAE_LONG_VERSION"),
     about = "Prometheus exporter for AWS Systems Manager State Manager association executions: counts each watched execution's targets by status."
 )]
 struct Flags {

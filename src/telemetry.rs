@@ -182,14 +182,19 @@ impl Telemetry {
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "build_info",
-                "The version of the exporter and of the Rust compiler it was built with; always 1.",
+                "The version of the exporter, the git revision and branch it was built from (unknown when not built from a git checkout) and the Rust compiler's version; always 1.",
             )
             .namespace(NAMESPACE),
-            &["version", "rustc_version"],
+            &["version", "revision", "branch", "rustc_version"],
         )
         .expect("static metric options are valid");
         build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION"), env!("SAE_RUSTC_VERSION")])
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                env!("SAE_REVISION"),
+                env!("SAE_BRANCH"),
+                env!("SAE_RUSTC_VERSION"),
+            ])
             .set(1);
 
         let renders = IntCounterVec::new(

@@ -173,6 +173,42 @@ fn scrape(addr: std::net::SocketAddr) -> Metrics {
     Metrics::parse(&response.body)
 }
 
+/// `git` in this checkout: what the build recorded, or `None` outside a git checkout.
+pub fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(String::from_utf8(out.stdout).ok()?.trim().to_owned())
+}
+
+/// `--version` names the revision and branch it was built from, as node_exporter does, or
+/// says plainly that it was not built from a git checkout.
+#[test]
+fn the_version_names_the_revision_it_was_built_from() {
+    let out = Command::new(BIN).arg("--version").output().expect("runs");
+    assert!(out.status.success());
+    let described = match (
+        git(&["rev-parse", "HEAD"]),
+        git(&["rev-parse", "--abbrev-ref", "HEAD"]),
+    ) {
+        (Some(revision), Some(branch)) => format!("revision {revision}, branch {branch}"),
+        _ => "not built from a git checkout: revision unknown".to_owned(),
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefix = format!(
+        "ssm-association-exporter {} ({described}, rustc ",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        text.starts_with(&prefix),
+        "{text:?} does not start with {prefix:?}"
+    );
+}
+
 #[test]
 fn a_bad_config_exits_2_before_anything_starts() {
     let cases = [

@@ -137,3 +137,25 @@ fn the_dashboard_queries_only_real_metrics_through_its_datasource_variable() {
         assert!(named.contains(needed), "no panel shows {needed}");
     }
 }
+
+/// `build_info` carries the revision and branch the build recorded.
+#[test]
+fn build_info_names_the_revision() {
+    let telemetry = Telemetry::new(false);
+    let families = telemetry.gather();
+    let info = families
+        .iter()
+        .find(|f| f.name() == "ssm_association_exporter_build_info")
+        .expect("build_info");
+    let labels: std::collections::BTreeMap<&str, &str> = info.get_metric()[0]
+        .get_label()
+        .iter()
+        .map(|l| (l.name(), l.value()))
+        .collect();
+    let revision = crate::cli::git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
+    let branch = crate::cli::git(&["rev-parse", "--abbrev-ref", "HEAD"])
+        .unwrap_or_else(|| "unknown".to_owned());
+    assert_eq!(labels.get("revision"), Some(&revision.as_str()));
+    assert_eq!(labels.get("branch"), Some(&branch.as_str()));
+    assert_eq!(labels.get("version"), Some(&env!("CARGO_PKG_VERSION")));
+}
