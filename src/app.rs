@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::board::{Board, Exposition, Renderer};
-use crate::config::{Config, Place, Shard, SourceSpec};
+use crate::config::{Config, Place, Shard, PairSpec};
 use crate::hints::Hints;
 use crate::listener::{Listener, Route};
 use crate::reload::{Applier, Outcome, Reloader, Reloads};
@@ -25,7 +25,7 @@ use crate::telemetry::{EventsTelemetry, Telemetry};
 /// One (account, region) pair to poll: its client and, when `accounts` are configured, its
 /// place, which its series carry as labels.
 #[derive(Debug)]
-pub struct Source<S> {
+pub struct Pair<S> {
     pub place: Option<Place>,
     pub ssm: S,
 }
@@ -39,11 +39,11 @@ pub struct Source<S> {
 pub async fn aws_sources(
     config: &Config,
     adjust: impl Fn(ClientOptions) -> ClientOptions,
-) -> Result<Vec<Source<AwsSsm>>, ClientError> {
+) -> Result<Vec<Pair<AwsSsm>>, ClientError> {
     let mut sources = Vec::new();
-    for spec in config.sources() {
+    for spec in config.pairs() {
         let ssm = AwsSsm::connect(&adjust(ClientOptions::for_source(config, &spec))).await?;
-        sources.push(Source {
+        sources.push(Pair {
             place: spec.place,
             ssm,
         });
@@ -86,14 +86,14 @@ pub async fn aws_queue(
     let Some(events) = &config.events else {
         return Ok(None);
     };
-    let sources = config.sources();
+    let sources = config.pairs();
     let pair = sources
         .iter()
         .find(|s| s.place.is_some() && s.place == events.queue_place);
     let options = match pair {
         Some(spec) => ClientOptions::for_source(config, spec),
         None => {
-            let spec = SourceSpec {
+            let spec = PairSpec {
                 place: None,
                 region: events
                     .queue_place
@@ -172,7 +172,7 @@ impl Exporter {
         listener: TcpListener,
         options: ServerOptions,
     ) -> Result<Exporter, ExporterError> {
-        Exporter::start_sources(vec![Source { place: None, ssm }], setup, listener, options)
+        Exporter::start_pairs(vec![Pair { place: None, ssm }], setup, listener, options)
     }
 
     /// Starts one scheduler per source, each with its own limit, and serving on `listener`.
@@ -183,8 +183,8 @@ impl Exporter {
     ///
     /// [`ExporterError::Listener`] if the listener has no local address,
     /// [`ExporterError::NoSources`] for an empty list.
-    pub fn start_sources<S: Ssm + 'static>(
-        sources: Vec<Source<S>>,
+    pub fn start_pairs<S: Ssm + 'static>(
+        sources: Vec<Pair<S>>,
         setup: impl Into<Setup>,
         listener: TcpListener,
         options: ServerOptions,
@@ -220,7 +220,7 @@ impl Exporter {
                 pair,
                 hints: pair_hints,
                 events: events_telemetry.clone(),
-                telemetry: telemetry.source(source.place.as_ref()),
+                telemetry: telemetry.pair(source.place.as_ref()),
                 place: source.place,
                 board: board.clone(),
                 served: exposition.clone(),

@@ -219,7 +219,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&listen_address)
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
-    let mut exporter = Exporter::start_sources(
+    let mut exporter = Exporter::start_pairs(
         sources,
         Setup {
             config,

@@ -21,7 +21,7 @@ use crate::ssm::{
     Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Operation, Page, Ssm,
     SsmError, finished,
 };
-use crate::telemetry::SourceTelemetry;
+use crate::telemetry::PairTelemetry;
 
 /// What a cycle needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,7 +102,7 @@ pub async fn poll_once<S: Ssm>(
     limiter: &Limiter,
     settings: &PollSettings,
     previous: &Snapshot,
-    telemetry: &SourceTelemetry,
+    telemetry: &PairTelemetry,
 ) -> Cycle {
     let deadline = Instant::now() + settings.cycle_timeout;
     let poller = Poller::new(ssm, limiter, settings, telemetry);
@@ -176,7 +176,7 @@ pub async fn poll_some<S: Ssm>(
     settings: &PollSettings,
     previous: &Snapshot,
     ids: &[String],
-    telemetry: &SourceTelemetry,
+    telemetry: &PairTelemetry,
 ) -> Cycle {
     let deadline = Instant::now() + settings.cycle_timeout;
     let poller = Poller::new(ssm, limiter, settings, telemetry);
@@ -349,7 +349,7 @@ enum Step<T> {
 struct Poller<'a, S> {
     ssm: &'a S,
     limiter: &'a Limiter,
-    telemetry: &'a SourceTelemetry,
+    telemetry: &'a PairTelemetry,
     calls: AtomicUsize,
     throttled: AtomicUsize,
     /// The cycle's start, for the age of counts.
@@ -363,7 +363,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
         ssm: &'a S,
         limiter: &'a Limiter,
         settings: &PollSettings,
-        telemetry: &'a SourceTelemetry,
+        telemetry: &'a PairTelemetry,
     ) -> Self {
         Poller {
             ssm,

@@ -18,7 +18,7 @@ use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once, poll_some};
 use crate::snapshot::Snapshot;
 use crate::ssm::Ssm;
-use crate::telemetry::{CycleRecord, EventsTelemetry, SourceTelemetry};
+use crate::telemetry::{CycleRecord, EventsTelemetry, PairTelemetry};
 
 /// A request for a cycle; answered with that cycle's number once its result is served.
 pub type Trigger = oneshot::Sender<u64>;
@@ -86,7 +86,7 @@ pub struct Scheduler<S> {
     /// This replica's shard: fixed for the process, beside whatever configuration it runs.
     pub shard: Shard,
     pub pair: PairSettings,
-    pub telemetry: SourceTelemetry,
+    pub telemetry: PairTelemetry,
     pub board: Board,
     /// What the renderer published: a cycle is reported once its result is served.
     pub served: watch::Receiver<Arc<Exposition>>,
@@ -422,7 +422,7 @@ mod tests {
                 poll: poll.clone(),
                 interval,
             },
-            telemetry: Telemetry::new(false).source(None),
+            telemetry: Telemetry::new(false).pair(None),
             board,
             served,
             configs,

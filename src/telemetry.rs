@@ -69,7 +69,7 @@ pub struct Telemetry {
 
 /// The metrics of one (account, region) pair: what its scheduler and poller record.
 #[derive(Debug, Clone)]
-pub struct SourceTelemetry {
+pub struct PairTelemetry {
     telemetry: Telemetry,
     /// The values of [`PLACE_LABELS`], or nothing when the exporter is not placed.
     place: Vec<String>,
@@ -258,12 +258,12 @@ impl Telemetry {
 
     /// The share of one pair. Its counters start at zero for the outcomes every dashboard
     /// plots, so that rate() has a start.
-    pub fn source(&self, place: Option<&Place>) -> SourceTelemetry {
+    pub fn pair(&self, place: Option<&Place>) -> PairTelemetry {
         let place = place_values(self.placed, place)
             .into_iter()
             .map(str::to_owned)
             .collect();
-        let source = SourceTelemetry {
+        let source = PairTelemetry {
             telemetry: self.clone(),
             place,
         };
@@ -405,7 +405,7 @@ impl EventsTelemetry {
     }
 }
 
-impl SourceTelemetry {
+impl PairTelemetry {
     /// The pair's place label values, or none when the exporter is not placed.
     pub fn place(&self) -> &[String] {
         &self.place

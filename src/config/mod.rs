@@ -100,7 +100,7 @@ impl fmt::Display for Place {
 
 /// One (account, region) pair to poll, with what its client needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceSpec {
+pub struct PairSpec {
     /// `None` without `accounts`: the series then carry no account or region labels.
     pub place: Option<Place>,
     pub region: Option<String>,
@@ -440,9 +440,9 @@ impl Config {
 
     /// Every (account, region) pair to poll, in the order of the file; without `accounts`,
     /// the one pair of the default credentials.
-    pub fn sources(&self) -> Vec<SourceSpec> {
+    pub fn pairs(&self) -> Vec<PairSpec> {
         if self.accounts.is_empty() {
-            return vec![SourceSpec {
+            return vec![PairSpec {
                 place: None,
                 region: self.region.clone(),
                 endpoint_url: self.endpoint_url.clone(),
@@ -452,7 +452,7 @@ impl Config {
         self.accounts
             .iter()
             .flat_map(|a| {
-                a.regions.iter().map(|region| SourceSpec {
+                a.regions.iter().map(|region| PairSpec {
                     place: Some(Place {
                         account_id: a.account_id.clone(),
                         region: region.clone(),
@@ -515,7 +515,7 @@ impl Config {
                 s
             }
         };
-        let pairs = self.sources().len();
+        let pairs = self.pairs().len();
         let place = if self.accounts.is_empty() {
             format!(
                 "region {}, endpoint {}",
@@ -615,7 +615,7 @@ mod tests {
             text[..start].replace("\nregion: us-east-2\n", "\n")
         );
         let config = parse(&with_accounts).expect("the example's accounts block is valid");
-        assert_eq!(config.sources().len(), 3);
+        assert_eq!(config.pairs().len(), 3);
         // And the events block, beside the region.
         let events_key = text.find("# events:").expect("events key");
         let events = uncomment(&text[events_key - 1..]);

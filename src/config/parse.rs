@@ -740,7 +740,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::{SourceSpec, Watch};
+    use crate::config::{PairSpec, Watch};
 
     const A1: &str = "fa94c678-85c6-4d40-926b-7c791a0b1c2d";
     const E1: &str = "d6d51ef5-4eca-48ef-9d7d-bd6ce3e4f5a6";
@@ -1138,21 +1138,21 @@ mod tests {
             region: r.into(),
         };
         assert_eq!(
-            config.sources(),
+            config.pairs(),
             vec![
-                SourceSpec {
+                PairSpec {
                     place: Some(place("111111111111", "us-east-1")),
                     region: Some("us-east-1".into()),
                     endpoint_url: None,
                     role: Some(role.clone()),
                 },
-                SourceSpec {
+                PairSpec {
                     place: Some(place("111111111111", "eu-west-1")),
                     region: Some("eu-west-1".into()),
                     endpoint_url: Some("http://127.0.0.1:8".into()),
                     role: Some(role),
                 },
-                SourceSpec {
+                PairSpec {
                     place: Some(place("222222222222", "ap-southeast-2")),
                     region: Some("ap-southeast-2".into()),
                     endpoint_url: None,
@@ -1178,8 +1178,8 @@ mod tests {
         // Without accounts: one pair, no place.
         let single = parse("region: us-east-1\n").expect("valid");
         assert_eq!(
-            single.sources(),
-            vec![SourceSpec {
+            single.pairs(),
+            vec![PairSpec {
                 place: None,
                 region: Some("us-east-1".into()),
                 endpoint_url: None,

@@ -20,7 +20,7 @@ use super::{
     Association, AssociationQuery, Execution, ExecutionQuery, Label, MAX_RESULTS, Overview, Page,
     ScheduleFields, Ssm, SsmError, Target,
 };
-use crate::config::{Config, RetryMode, Role, SourceSpec, TargetFilter, redacted_url};
+use crate::config::{Config, RetryMode, Role, PairSpec, TargetFilter, redacted_url};
 
 /// How to build the client. Everything left `None` comes from the standard aws-config chain.
 /// Its `Debug` shows the access key ID of static credentials but never the secret.
@@ -53,7 +53,7 @@ pub struct ClientOptions {
 impl ClientOptions {
     /// The options of one (account, region) pair: its region, endpoint and role, and a retry
     /// partition of its own, so that throttling in one pair never spends another's retries.
-    pub fn for_source(config: &Config, source: &SourceSpec) -> Self {
+    pub fn for_source(config: &Config, source: &PairSpec) -> Self {
         let retry_partition = match &source.place {
             Some(place) => format!("ssm-{}-{}", place.account_id, place.region),
             None => ClientOptions::default().retry_partition,

@@ -141,7 +141,7 @@ async fn launch(yaml: &str, adjust: impl Fn(ClientOptions) -> ClientOptions) -> 
     .await
     .expect("clients build");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Exporter::start_sources(sources, &config, listener, ServerOptions::default())
+    Exporter::start_pairs(sources, &config, listener, ServerOptions::default())
         .expect("exporter starts")
 }
 

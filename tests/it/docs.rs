@@ -7,7 +7,7 @@ use ssm_association_exporter::telemetry::{CycleRecord, Telemetry};
 /// Every family of the exporter's own, each with a series: a pair has had a cycle.
 fn own_families() -> Vec<String> {
     let telemetry = Telemetry::new(false);
-    let source = telemetry.source(None);
+    let source = telemetry.pair(None);
     source.record_interval(std::time::Duration::from_secs(60));
     let events = telemetry.events();
     events.record_targeted(&[], 1);

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ssm_association_exporter::app::{Exporter, Setup, Source};
+use ssm_association_exporter::app::{Exporter, Pair, Setup};
 use ssm_association_exporter::config::{self, Place, Shard};
 use ssm_association_exporter::events::ASSOCIATION_STATE_CHANGE;
 use ssm_association_exporter::server::ServerOptions;
@@ -256,8 +256,8 @@ async fn events_of_an_account_no_pair_polls_are_ignored() {
         account_id: DEFAULT_ACCOUNT.into(),
         region: DEFAULT_REGION.into(),
     };
-    let exporter = Exporter::start_sources(
-        vec![Source {
+    let exporter = Exporter::start_pairs(
+        vec![Pair {
             place: Some(place),
             ssm,
         }],
