@@ -2,6 +2,10 @@
 //! counted page by page. What has not changed since the previous snapshot is not read again;
 //! targets are never held beyond their page; a failed association keeps its last values.
 
+mod change;
+mod executions;
+mod paging;
+
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +21,12 @@ use crate::schedule::{self, Schedule};
 use crate::snapshot::{
     AssociationState, ExecutionState, FailedTargets, LastSuccess, Snapshot, TargetCounts, Timing,
 };
-use crate::ssm::{
-    Association, AssociationQuery, Execution, ExecutionQuery, MAX_RESULTS, Operation, Page, Ssm,
-    SsmError, finished,
-};
+use crate::ssm::{Association, AssociationQuery, Execution, Operation, Page, Ssm, SsmError};
 use crate::telemetry::PairTelemetry;
+
+pub use change::REFUSED_LISTING_RETRY;
+use change::{Wanted, listing_is_cheaper, listing_planned, settled, unchanged};
+use paging::{Step, Tokens};
 
 /// What a cycle needs from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,14 +291,6 @@ fn first_error(states: &[AssociationState]) -> Option<&'static str> {
         .find_map(|a| a.error_kind)
 }
 
-/// Whether a cycle of `watch` after `previous` lists associations rather than describing each.
-fn listing_planned(watch: &Watch, previous: &Snapshot, now: SystemTime) -> bool {
-    match watch {
-        Watch::Discover(_) => true,
-        Watch::Explicit(list) => listing_is_cheaper(list.len(), previous, now),
-    }
-}
-
 /// The associations to poll this cycle.
 struct Plan {
     jobs: Vec<Job>,
@@ -337,13 +334,6 @@ enum Outcome {
     Gone,
     /// Described, it is not one discovery takes: nothing more is read.
     Unwatched,
-}
-
-/// What a listing's consumer is handed.
-enum Step<T> {
-    Items(Vec<T>),
-    /// The listing starts over: forget the items handed so far.
-    Restart,
 }
 
 struct Poller<'a, S> {
@@ -651,44 +641,6 @@ impl<'a, S: Ssm> Poller<'a, S> {
         )))
     }
 
-    /// Reads an association's newest executions and counts the targets of its latest finished
-    /// one and of the one running, where they changed since `prior`.
-    async fn read_latest(
-        &self,
-        association_id: &str,
-        prior: Option<&AssociationState>,
-        wanted: &Wanted<'_>,
-        last_execution: Option<SystemTime>,
-    ) -> Result<Read, CallError> {
-        // Once an association has been read, the latest finished execution it had stays the
-        // latest until a newer one shows on the first page; only a first reading looks further.
-        let known_finished = prior.and_then(|p| p.finished.as_ref());
-        let search_older = prior.is_none_or(|p| p.last_good_poll.is_none())
-            || known_finished.is_some_and(|k| k.pinned);
-        let latest = self
-            .latest(association_id, last_execution, search_older)
-            .await?;
-        let finished = match (latest.finished, known_finished) {
-            (Some(e), known) => Some(self.counted(association_id, e, known, wanted).await?),
-            // Not on the pages read: the one known stands, read again if it must be.
-            (None, Some(known)) if !known.pinned => {
-                let e = known.execution.clone();
-                Some(self.counted(association_id, e, Some(known), wanted).await?)
-            }
-            (None, _) => None,
-        };
-        let running = match latest.running {
-            Some(e) => Some(self.counted(association_id, e, None, wanted).await?),
-            None => None,
-        };
-        let prior_success = prior.map_or(LastSuccess::Unknown, |p| p.last_successful_execution);
-        Ok(Read {
-            finished,
-            running,
-            success: newer_success(prior_success, latest.success),
-        })
-    }
-
     /// `known`'s counts when they stand for `execution`, else its targets counted afresh.
     async fn counted(
         &self,
@@ -715,47 +667,6 @@ impl<'a, S: Ssm> Poller<'a, S> {
         ))
     }
 
-    /// When the association's newest successful execution was created: `found` if the pages
-    /// read said, else what DescribeAssociation's `LastSuccessfulExecutionDate` says where it
-    /// was `described` (its absence: none), else, the first time only, the newest execution
-    /// that a `Status EQUAL Success` listing shows: one call in the life of the exporter for a
-    /// listed association without a success among its newest executions.
-    async fn last_success(
-        &self,
-        association_id: &str,
-        association: &Association,
-        described: bool,
-        found: LastSuccess,
-    ) -> Result<LastSuccess, CallError> {
-        if found != LastSuccess::Unknown {
-            return Ok(found);
-        }
-        if described {
-            return Ok(association
-                .last_successful_execution_date
-                .map_or(LastSuccess::None, LastSuccess::At));
-        }
-        let query = ExecutionQuery::Status("Success");
-        let mut newest = LastSuccess::None;
-        self.each_page(
-            Operation::DescribeAssociationExecutions,
-            |token| {
-                self.ssm
-                    .describe_association_executions(association_id, &query, token)
-            },
-            |step| match step {
-                Step::Items(page) if !page.is_empty() => {
-                    newest =
-                        newer_success(newest, page.iter().filter_map(|e| e.created_time).max());
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            },
-        )
-        .await?;
-        Ok(newest)
-    }
-
     /// The association's state after a successful poll: what was read, and the schedule's
     /// next run from when its newest execution started.
     fn polled(&self, association: Association, read: Read, pinned: bool) -> AssociationState {
@@ -780,114 +691,6 @@ impl<'a, S: Ssm> Poller<'a, S> {
             last_good_poll: Some(self.now),
             error_kind: None,
         }
-    }
-
-    /// The newest executions of an association: the newest of all, and the newest finished
-    /// one (the same when the newest has finished), and the newest success among those read.
-    ///
-    /// Reads only until a page has executions: SSM has always listed them newest first, so
-    /// the first non-empty page holds the newest. Nothing documents that order, so the newest
-    /// read is checked against the association's own `last_execution`: when it is older, the
-    /// executions created since are read as well (a `CreatedTime` filter), and the newest of
-    /// everything read wins, whatever the order. When newest first holds, that costs nothing.
-    /// When the pages read have no finished execution, `search_older` reads on until one is
-    /// found.
-    async fn latest(
-        &self,
-        association_id: &str,
-        last_execution: Option<SystemTime>,
-        search_older: bool,
-    ) -> Result<Latest, CallError> {
-        let mut newest = Newest::default();
-        self.each_page(
-            Operation::DescribeAssociationExecutions,
-            |token| {
-                self.ssm.describe_association_executions(
-                    association_id,
-                    &ExecutionQuery::All,
-                    token,
-                )
-            },
-            |step| match step {
-                Step::Restart => {
-                    newest = Newest::default();
-                    ControlFlow::Continue(())
-                }
-                Step::Items(page) if page.is_empty() => ControlFlow::Continue(()),
-                Step::Items(page) => {
-                    newest.merge(page);
-                    if newest.finished.is_some() || !search_older {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                }
-            },
-        )
-        .await?;
-        let seen = newest.any.as_ref().and_then(|e| e.created_time);
-        if let (Some(seen), Some(last)) = (seen, last_execution)
-            && seen < last
-        {
-            let since = ExecutionQuery::CreatedAfter(seen);
-            let mut newer = Newest::default();
-            self.each_page(
-                Operation::DescribeAssociationExecutions,
-                |token| {
-                    self.ssm
-                        .describe_association_executions(association_id, &since, token)
-                },
-                |step| {
-                    match step {
-                        Step::Restart => newer = Newest::default(),
-                        Step::Items(page) => newer.merge(page),
-                    }
-                    ControlFlow::Continue(())
-                },
-            )
-            .await?;
-            newest.merge_newest(newer);
-        }
-        Ok(Latest {
-            running: newest.any.filter(|e| !finished(e.status.as_deref())),
-            finished: newest.finished,
-            success: newest.success,
-        })
-    }
-
-    /// The pinned execution, `None` if SSM does not have it.
-    async fn pinned_execution(
-        &self,
-        association_id: &str,
-        execution_id: &str,
-    ) -> Result<Option<Execution>, CallError> {
-        let query = ExecutionQuery::Id(execution_id.to_owned());
-        let mut found = None;
-        self.each_page(
-            Operation::DescribeAssociationExecutions,
-            |token| {
-                self.ssm
-                    .describe_association_executions(association_id, &query, token)
-            },
-            |step| match step {
-                Step::Items(page) => {
-                    found = page
-                        .into_iter()
-                        .find(|e| e.execution_id.eq_ignore_ascii_case(execution_id));
-                    if found.is_some() {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                }
-                Step::Restart => ControlFlow::Continue(()),
-            },
-        )
-        .await?;
-        Ok(found.map(|e| Execution {
-            execution_id: execution_id.to_owned(),
-            ..e
-        }))
     }
 
     /// Counts every target of an execution, page by page.
@@ -985,99 +788,6 @@ impl<'a, S: Ssm> Poller<'a, S> {
     }
 }
 
-/// What this cycle wants of an association's counts, for deciding whether earlier ones stand.
-struct Wanted<'a> {
-    pinned: Option<&'a str>,
-    filters: &'a [TargetFilter],
-    failed_targets: Option<usize>,
-    now: SystemTime,
-    full_refresh_interval: Duration,
-}
-
-impl Wanted<'_> {
-    /// Whether counts read earlier can stand for this cycle: those of a finished run, read with
-    /// the same filters, naming limit and pin, young enough.
-    fn kept_by(&self, e: &ExecutionState) -> bool {
-        finished(e.execution.status.as_deref())
-            && e.filters == self.filters
-            && e.failed.as_ref().map(|f| f.limit) == self.failed_targets
-            && match self.pinned {
-                Some(p) => e.pinned && p.eq_ignore_ascii_case(&e.execution.execution_id),
-                None => !e.pinned,
-            }
-            && young(e.read_at, self.now, self.full_refresh_interval)
-    }
-}
-
-/// Whether the association is as `prior` left it: no run since, nothing in flight, counts
-/// young enough. Then it costs no call at all.
-fn settled(prior: &AssociationState, association: &Association, wanted: &Wanted<'_>) -> bool {
-    // `prior.poll_ok` is not asked: a state kept through a failure is still the reading of
-    // the last cycle that succeeded, so comparing it with this listing tells what changed
-    // since then. Re-reading everything after one failed listing would multiply its calls.
-    if prior.association.last_execution_date != association.last_execution_date
-        || prior.association.overview != association.overview
-    {
-        return false;
-    }
-    if prior.running.is_some() {
-        return false;
-    }
-    match &prior.finished {
-        // Never ran, and still has not: no pin to look for, nothing to count. Without an
-        // overview, a first run could not be told apart.
-        None => {
-            wanted.pinned.is_none()
-                && association.last_execution_date.is_none()
-                && association.overview.is_some()
-        }
-        // Without either signal a new run could not be told apart.
-        Some(e) => {
-            (association.last_execution_date.is_some() || association.overview.is_some())
-                && wanted.kept_by(e)
-        }
-    }
-}
-
-/// Whether an execution's counts can be kept: the same finished run with the same summary.
-fn unchanged(known: &ExecutionState, execution: &Execution, wanted: &Wanted<'_>) -> bool {
-    let before = &known.execution;
-    before.execution_id == execution.execution_id
-        && before.status == execution.status
-        && before.detailed_status == execution.detailed_status
-        && before.resource_count_by_status == execution.resource_count_by_status
-        && wanted.kept_by(known)
-}
-
-/// Whether counts read at `read_at` are within the full-refresh interval. A read in the future
-/// (the clock was set back) is not trusted.
-fn young(read_at: SystemTime, now: SystemTime, full_refresh_interval: Duration) -> bool {
-    now.duration_since(read_at)
-        .is_ok_and(|age| age < full_refresh_interval)
-}
-
-/// How long a refused listing is not tried again, in explicit mode: a role that may never
-/// list costs one refused call a quarter of an hour.
-pub const REFUSED_LISTING_RETRY: Duration = Duration::from_secs(15 * 60);
-
-/// Listing the whole region costs ⌈associations/50⌉ calls and answers for every watched one
-/// at once; describing costs one call each. With no count of the region yet, the first cycle
-/// describes, and the second lists once to learn it. A listing refused less than
-/// [`REFUSED_LISTING_RETRY`] before `now` is not tried.
-fn listing_is_cheaper(watched: usize, previous: &Snapshot, now: SystemTime) -> bool {
-    let max = usize::try_from(MAX_RESULTS).unwrap_or(50);
-    if previous.listing_refused.is_some_and(|at| {
-        now.duration_since(at)
-            .is_ok_and(|d| d < REFUSED_LISTING_RETRY)
-    }) {
-        return false;
-    }
-    match previous.region_associations {
-        Some(total) => total.div_ceil(max).max(1) < watched,
-        None => watched >= 2 && !previous.associations.is_empty(),
-    }
-}
-
 /// What reading an execution's targets yields.
 struct Counted {
     targets: TargetCounts,
@@ -1110,66 +820,6 @@ struct Read {
     success: LastSuccess,
 }
 
-/// The executions that the first page (or pages) of an association's executions showed.
-#[derive(Default)]
-struct Latest {
-    /// The newest execution, when it has not finished.
-    running: Option<Execution>,
-    /// The newest finished execution on the pages read.
-    finished: Option<Execution>,
-    /// When the newest successful execution on those pages was created.
-    success: Option<SystemTime>,
-}
-
-/// The newest executions among pages read, in whatever order they came.
-#[derive(Default)]
-struct Newest {
-    any: Option<Execution>,
-    finished: Option<Execution>,
-    success: Option<SystemTime>,
-}
-
-impl Newest {
-    fn merge(&mut self, page: Vec<Execution>) {
-        for e in page {
-            if e.status.as_deref() == Some("Success") {
-                self.success = self.success.max(e.created_time);
-            }
-            if finished(e.status.as_deref()) {
-                self.finished = newer(self.finished.take(), e.clone());
-            }
-            self.any = newer(self.any.take(), e);
-        }
-    }
-
-    fn merge_newest(&mut self, other: Newest) {
-        self.success = self.success.max(other.success);
-        if let Some(e) = other.finished {
-            self.finished = newer(self.finished.take(), e);
-        }
-        if let Some(e) = other.any {
-            self.any = newer(self.any.take(), e);
-        }
-    }
-}
-
-/// The later-created of `known` and `e`; on equal or missing times, the one read first.
-fn newer(known: Option<Execution>, e: Execution) -> Option<Execution> {
-    match known {
-        Some(k) if k.created_time >= e.created_time => Some(k),
-        _ => Some(e),
-    }
-}
-
-/// The later of a known last success and one just found.
-fn newer_success(known: LastSuccess, found: Option<SystemTime>) -> LastSuccess {
-    match (known.time(), found) {
-        (Some(k), Some(f)) => LastSuccess::At(k.max(f)),
-        (None, Some(f)) => LastSuccess::At(f),
-        (_, None) => known,
-    }
-}
-
 /// The schedule's next run and period, from the association's schedule and when its newest
 /// execution started. An association that never ran counts from its creation; one whose
 /// schedule does not wait for the cron interval should have run at its creation.
@@ -1196,99 +846,11 @@ fn timing(association: &Association, last_start: Option<SystemTime>) -> Timing {
     }
 }
 
-/// The most pages one listing may take: 5 million items at 50 a page, far beyond any real
-/// account, and a bound on a service that never ends a listing.
-const MAX_PAGES: usize = 100_000;
-
-/// The tokens of one listing so far, to stop a listing that goes round in circles.
-#[derive(Default)]
-struct Tokens(std::collections::HashSet<String>);
-
-impl Tokens {
-    /// The token to send next, or `None` at the end. A token seen before in this listing, or
-    /// more pages than any account has, means the listing would never end: an unreadable
-    /// response, not a page.
-    fn next(
-        &mut self,
-        operation: Operation,
-        received: Option<String>,
-    ) -> Result<Option<String>, CallError> {
-        let Some(token) = received else {
-            return Ok(None);
-        };
-        let broken = |why: &str| CallError {
-            operation: operation.as_str(),
-            error: SsmError::Response(why.to_owned()),
-        };
-        if self.0.len() >= MAX_PAGES {
-            return Err(broken("the listing did not end within 100000 pages"));
-        }
-        if !self.0.insert(token.clone()) {
-            return Err(broken(
-                "the service returned a NextToken it had returned before",
-            ));
-        }
-        Ok(Some(token))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ssm::Overview;
-
-    /// A refused listing is not tried for 15 minutes, then is, as any cheaper listing.
-    #[test]
-    fn a_refused_listing_is_tried_again_after_a_quarter_of_an_hour() {
-        let refused = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let previous = Snapshot {
-            associations: Vec::new(),
-            region_associations: Some(3),
-            listing_refused: Some(refused),
-        };
-        let after = |s: u64| refused + Duration::from_secs(s);
-        assert!(!listing_is_cheaper(3, &previous, after(0)));
-        assert!(!listing_is_cheaper(3, &previous, after(899)));
-        assert!(listing_is_cheaper(3, &previous, after(900)));
-        // Still only where it is cheaper.
-        assert!(!listing_is_cheaper(1, &previous, after(900)));
-        // A clock set back does not hold the listing off for good.
-        assert!(listing_is_cheaper(
-            3,
-            &previous,
-            refused - Duration::from_secs(60)
-        ));
-    }
-
-    #[test]
-    fn a_listing_that_repeats_a_token_is_broken() {
-        let op = Operation::DescribeAssociationExecutionTargets;
-        let mut tokens = Tokens::default();
-        assert_eq!(tokens.next(op, Some("a".into())), Ok(Some("a".into())));
-        assert_eq!(tokens.next(op, Some("b".into())), Ok(Some("b".into())));
-        let err = tokens
-            .next(op, Some("a".into()))
-            .expect_err("a came before");
-        assert_eq!(err.error.kind(), "invalid_response");
-        assert_eq!(
-            err.to_string(),
-            "DescribeAssociationExecutionTargets failed: unreadable response: the service returned a NextToken it had returned before"
-        );
-        assert_eq!(tokens.next(op, None), Ok(None));
-    }
-
-    #[test]
-    fn a_listing_that_never_ends_is_cut() {
-        let op = Operation::ListAssociations;
-        let mut tokens = Tokens::default();
-        for i in 0..MAX_PAGES {
-            assert!(tokens.next(op, Some(i.to_string())).is_ok());
-        }
-        let err = tokens
-            .next(op, Some("one more".into()))
-            .expect_err("too many pages");
-        assert_eq!(err.error.kind(), "invalid_response");
-    }
+    use crate::ssm::finished;
 
     fn at(seconds: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
@@ -1566,40 +1128,6 @@ mod tests {
                 hour
             ),
             "failed targets now named"
-        );
-    }
-
-    #[test]
-    fn listing_is_chosen_when_it_costs_fewer_calls() {
-        let with = |total: Option<usize>, known: usize| Snapshot {
-            associations: vec![AssociationState::unknown("a"); known],
-            region_associations: total,
-            listing_refused: None,
-        };
-        let now = SystemTime::UNIX_EPOCH;
-        assert!(
-            !listing_is_cheaper(5, &with(None, 0), now),
-            "first cycle describes"
-        );
-        assert!(
-            listing_is_cheaper(5, &with(None, 5), now),
-            "second cycle learns the region"
-        );
-        assert!(
-            !listing_is_cheaper(1, &with(None, 1), now),
-            "one association never lists"
-        );
-        assert!(
-            listing_is_cheaper(3, &with(Some(100), 3), now),
-            "2 pages < 3 calls"
-        );
-        assert!(
-            !listing_is_cheaper(2, &with(Some(100), 2), now),
-            "2 pages = 2 calls"
-        );
-        assert!(
-            !listing_is_cheaper(40, &with(Some(5000), 40), now),
-            "100 pages > 40 calls"
         );
     }
 }
