@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::board::{Board, Exposition, Renderer};
-use crate::config::{Config, Place, Shard, PairSpec};
+use crate::config::{Config, PairSpec, Place, Shard};
 use crate::hints::Hints;
 use crate::listener::{Listener, Route};
 use crate::reload::{Applier, Outcome, Reloader, Reloads};

@@ -20,7 +20,7 @@ use super::{
     Association, AssociationQuery, Execution, ExecutionQuery, Label, MAX_RESULTS, Overview, Page,
     ScheduleFields, Ssm, SsmError, Target,
 };
-use crate::config::{Config, RetryMode, Role, PairSpec, TargetFilter, redacted_url};
+use crate::config::{Config, PairSpec, RetryMode, Role, TargetFilter, redacted_url};
 
 /// How to build the client. Everything left `None` comes from the standard aws-config chain.
 /// Its `Debug` shows the access key ID of static credentials but never the secret.
