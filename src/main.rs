@@ -239,6 +239,11 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     if let Some(queue) = queue {
         exporter.listen(queue)?;
     }
+    // Before the line that says it listens: a SIGTERM sent on reading it must stop the
+    // exporter gracefully, not kill it.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     info!(
         address = %exporter.local_addr(),
         tls = web.tls.is_some(),
@@ -247,10 +252,6 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         config = %summary,
         "listening"
     );
-
-    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut hangup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
