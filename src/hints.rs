@@ -51,11 +51,13 @@ struct HintState {
     listed: Option<tokio::time::Instant>,
 }
 
-/// What is due at a pair: associations to poll, or a listing of the whole pair.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Due {
-    pub(crate) polls: Vec<(String, Option<SystemTime>)>,
-    pub(crate) listing: bool,
+/// What is due at a pair.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// A listing of the whole pair: a cycle.
+    Listing,
+    /// Polls of these associations, each with the earliest event time waiting on it.
+    Polls(Vec<(String, Option<SystemTime>)>),
 }
 
 /// What became of one event at its pair.
@@ -193,10 +195,7 @@ impl Hints {
         if state.listing.is_some_and(|(at, _)| at <= now) {
             state.listing = None;
             state.listed = Some(now);
-            return Due {
-                polls: Vec::new(),
-                listing: true,
-            };
+            return Due::Listing;
         }
         let mut ready: Vec<(tokio::time::Instant, String)> = state
             .due
@@ -217,10 +216,7 @@ impl Hints {
         state
             .polled
             .retain(|_, at| now.duration_since(*at) < MIN_SPACING);
-        Due {
-            polls,
-            listing: false,
-        }
+        Due::Polls(polls)
     }
 }
 

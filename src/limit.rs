@@ -19,6 +19,8 @@ pub struct Limiter {
     /// never across an await.
     next: Mutex<Instant>,
     in_flight: Semaphore,
+    /// What it was made with: calls a second, burst, calls in flight.
+    made_with: (f64, u32, usize),
 }
 
 impl Limiter {
@@ -31,7 +33,14 @@ impl Limiter {
             burst: spacing * burst.saturating_sub(1),
             next: Mutex::new(Instant::now()),
             in_flight: Semaphore::new(max_in_flight.max(1)),
+            made_with: (per_second, burst, max_in_flight),
         }
+    }
+
+    /// Whether this is the limit `api` asks for: then a reload keeps it, with the calls it
+    /// has booked.
+    pub fn is_for(&self, api: &crate::config::Api) -> bool {
+        self.made_with == (api.requests_per_second, api.burst, api.max_in_flight)
     }
 
     /// The limit a configuration's `api` section asks for.

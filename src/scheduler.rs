@@ -13,7 +13,7 @@ use tracing::{Instrument, error, info};
 
 use crate::board::{Board, Exposition, LastCycle};
 use crate::config::{Config, MIN_POLL_INTERVAL, Place, Shard};
-use crate::hints::Hints;
+use crate::hints::{Due, Hints};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once, poll_some};
 use crate::snapshot::Snapshot;
@@ -36,8 +36,6 @@ pub struct PairSettings {
     /// Every call of every cycle passes through it, so the limit holds across cycles, and
     /// across reloads that leave the limit as it was.
     pub limiter: Limiter,
-    /// The limit `limiter` keeps: `api.requests_per_second`, `burst` and `max_in_flight`.
-    pub limit: (f64, u32, usize),
     pub poll: PollSettings,
     pub interval: Duration,
 }
@@ -47,33 +45,20 @@ impl PairSettings {
     pub fn new(config: &Config, shard: Shard, place: Option<&Place>) -> Self {
         PairSettings {
             limiter: Limiter::for_api(&config.api),
-            limit: limit_of(config),
             poll: PollSettings::for_place(config, shard, place),
             interval: config.poll_interval,
         }
     }
 
-    /// These settings under a reloaded `config`. The limiter stays, with the calls it has
-    /// booked, unless the limit changed: a new one would grant a fresh burst at every reload.
-    pub fn reloaded(self, config: &Config, shard: Shard, place: Option<&Place>) -> Self {
-        let limiter = if limit_of(config) == self.limit {
-            self.limiter
-        } else {
-            Limiter::for_api(&config.api)
-        };
-        PairSettings {
-            limiter,
-            ..PairSettings::new(config, shard, place)
+    /// Takes a reloaded `config`. The limiter stays, with the calls it has booked, unless the
+    /// limit changed: a new one would grant a fresh burst at every reload.
+    pub fn reload(&mut self, config: &Config, shard: Shard, place: Option<&Place>) {
+        if !self.limiter.is_for(&config.api) {
+            self.limiter = Limiter::for_api(&config.api);
         }
+        self.poll = PollSettings::for_place(config, shard, place);
+        self.interval = config.poll_interval;
     }
-}
-
-fn limit_of(config: &Config) -> (f64, u32, usize) {
-    (
-        config.api.requests_per_second,
-        config.api.burst,
-        config.api.max_in_flight,
-    )
 }
 
 /// Everything one pair's scheduler needs; it owns the pair's client and limit.
@@ -147,11 +132,10 @@ impl<S: Ssm> Scheduler<S> {
             if hinted {
                 // A few associations at a time, so that a due cycle waits for no more than
                 // one batch of them; a listing is a cycle.
-                let due = self.hints.take_due(self.pair.poll.concurrency);
-                if !due.listing {
+                if let Due::Polls(polls) = self.hints.take_due(self.pair.poll.concurrency) {
                     // Between cycles, in this task: never beside a cycle's own work.
                     tokio::select! {
-                        polled = self.targeted(due.polls, snapshot.clone(), cycles).instrument(span.clone()) => match polled {
+                        polled = self.targeted(polls, snapshot.clone(), cycles).instrument(span.clone()) => match polled {
                             Some(next) => snapshot = next,
                             None => return,
                         },
@@ -283,11 +267,7 @@ impl<S: Ssm> Scheduler<S> {
     fn reload(&mut self, ticks: &mut Interval, last_start: tokio::time::Instant) {
         let config = self.configs.borrow_and_update().clone();
         let before = self.pair.interval;
-        let pair = std::mem::replace(
-            &mut self.pair,
-            PairSettings::new(&config, self.shard, self.place.as_ref()),
-        );
-        self.pair = pair.reloaded(&config, self.shard, self.place.as_ref());
+        self.pair.reload(&config, self.shard, self.place.as_ref());
         self.hints.set_settings(self.pair.poll.clone());
         self.telemetry.record_interval(self.pair.interval);
         if self.pair.interval != before {
@@ -418,7 +398,6 @@ mod tests {
             shard: Shard::ALL,
             pair: PairSettings {
                 limiter: Limiter::new(1000.0, 1000, 4),
-                limit: (1000.0, 1000, 4),
                 poll: poll.clone(),
                 interval,
             },
@@ -736,16 +715,16 @@ mod tests {
     async fn a_reload_keeps_the_rate_limit_it_does_not_change() {
         let config =
             crate::config::parse("api:\n  requests_per_second: 1\n  burst: 1\n").expect("valid");
-        let pair = PairSettings::new(&config, Shard::ALL, None);
+        let mut pair = PairSettings::new(&config, Shard::ALL, None);
         let start = tokio::time::Instant::now();
         pair.limiter.run(async {}).await;
-        let pair = pair.reloaded(&config, Shard::ALL, None);
+        pair.reload(&config, Shard::ALL, None);
         pair.limiter.run(async {}).await;
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         // A changed limit is a new limiter, from now.
         let faster =
             crate::config::parse("api:\n  requests_per_second: 2\n  burst: 1\n").expect("valid");
-        let pair = pair.reloaded(&faster, Shard::ALL, None);
+        pair.reload(&faster, Shard::ALL, None);
         pair.limiter.run(async {}).await;
         assert_eq!(start.elapsed(), Duration::from_secs(1));
     }

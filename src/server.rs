@@ -120,13 +120,10 @@ async fn handle(
             // Another check of this client's credentials is under way: one bcrypt check per
             // client at a time, so that a flood from one cannot delay another's first login.
             Verdict::Busy => {
-                let mut r = text(
+                return retry_soon(
                     StatusCode::TOO_MANY_REQUESTS,
                     "A check of this client's credentials is under way.\n",
                 );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
             }
         }
     }
@@ -167,15 +164,12 @@ async fn handle(
         }
         "/api/v1/status" => {
             let Ok(permit) = Arc::clone(&routes.json_streams).try_acquire_owned() else {
-                let mut r = text(
+                return retry_soon(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
                         "{JSON_STREAMS} readers of the status JSON are being served; try again.\n"
                     ),
                 );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
             };
             let json = Permitted {
                 body: StatusJson::new(Arc::clone(source), SystemTime::now(), BUILD),
@@ -290,6 +284,14 @@ fn not_allowed(allow: &'static str) -> Response<Body> {
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     http::response(status, "text/plain; charset=utf-8", body)
+}
+
+/// A refusal that says to ask again in a second.
+fn retry_soon(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = text(status, body);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 /// Whether `path` can serve as the telemetry path: absolute, not a reserved endpoint, and

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::{TargetFilter, Watch};
+use crate::config::TargetFilter;
 use crate::snapshot::{AssociationState, ExecutionState, Snapshot};
 use crate::ssm::{Association, Execution, MAX_RESULTS, finished};
 
@@ -106,14 +106,6 @@ pub(super) fn listing_is_cheaper(watched: usize, previous: &Snapshot, now: Syste
     match previous.region_associations {
         Some(total) => total.div_ceil(max).max(1) < watched,
         None => watched >= 2 && !previous.associations.is_empty(),
-    }
-}
-
-/// Whether a cycle of `watch` after `previous` lists associations rather than describing each.
-pub(super) fn listing_planned(watch: &Watch, previous: &Snapshot, now: SystemTime) -> bool {
-    match watch {
-        Watch::Discover(_) => true,
-        Watch::Explicit(list) => listing_is_cheaper(list.len(), previous, now),
     }
 }
 

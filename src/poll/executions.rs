@@ -72,21 +72,13 @@ impl<S: Ssm> Poller<'_, S> {
         }
         let query = ExecutionQuery::Status("Success");
         let mut newest = LastSuccess::None;
-        self.each_page(
-            Operation::DescribeAssociationExecutions,
-            |token| {
-                self.ssm
-                    .describe_association_executions(association_id, &query, token)
-            },
-            |step| match step {
-                Step::Items(page) if !page.is_empty() => {
-                    newest =
-                        newer_success(newest, page.iter().filter_map(|e| e.created_time).max());
-                    ControlFlow::Break(())
-                }
-                _ => ControlFlow::Continue(()),
-            },
-        )
+        self.each_execution_page(association_id, &query, |step| match step {
+            Step::Items(page) if !page.is_empty() => {
+                newest = newer_success(newest, page.iter().filter_map(|e| e.created_time).max());
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        })
         .await?;
         Ok(newest)
     }
@@ -108,60 +100,61 @@ impl<S: Ssm> Poller<'_, S> {
         search_older: bool,
     ) -> Result<Latest, CallError> {
         let mut newest = Newest::default();
-        self.each_page(
-            Operation::DescribeAssociationExecutions,
-            |token| {
-                self.ssm.describe_association_executions(
-                    association_id,
-                    &ExecutionQuery::All,
-                    token,
-                )
-            },
-            |step| match step {
-                Step::Restart => {
-                    newest = Newest::default();
+        self.each_execution_page(association_id, &ExecutionQuery::All, |step| match step {
+            Step::Restart => {
+                newest = Newest::default();
+                ControlFlow::Continue(())
+            }
+            Step::Items(page) if page.is_empty() => ControlFlow::Continue(()),
+            Step::Items(page) => {
+                newest.merge(page);
+                if newest.finished.is_some() || !search_older {
+                    ControlFlow::Break(())
+                } else {
                     ControlFlow::Continue(())
                 }
-                Step::Items(page) if page.is_empty() => ControlFlow::Continue(()),
-                Step::Items(page) => {
-                    newest.merge(page);
-                    if newest.finished.is_some() || !search_older {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
-                }
-            },
-        )
+            }
+        })
         .await?;
         let seen = newest.any.as_ref().and_then(|e| e.created_time);
         if let (Some(seen), Some(last)) = (seen, last_execution)
             && seen < last
         {
+            // Merged into the newest read so far: taking the newest is idempotent, so pages
+            // seen again after a restart change nothing.
             let since = ExecutionQuery::CreatedAfter(seen);
-            let mut newer = Newest::default();
-            self.each_page(
-                Operation::DescribeAssociationExecutions,
-                |token| {
-                    self.ssm
-                        .describe_association_executions(association_id, &since, token)
-                },
-                |step| {
-                    match step {
-                        Step::Restart => newer = Newest::default(),
-                        Step::Items(page) => newer.merge(page),
-                    }
-                    ControlFlow::Continue(())
-                },
-            )
+            self.each_execution_page(association_id, &since, |step| {
+                if let Step::Items(page) = step {
+                    newest.merge(page);
+                }
+                ControlFlow::Continue(())
+            })
             .await?;
-            newest.merge_newest(newer);
         }
         Ok(Latest {
             running: newest.any.filter(|e| !finished(e.status.as_deref())),
             finished: newest.finished,
             success: newest.success,
         })
+    }
+
+    /// Every page of an association's executions that `query` selects, to `each`, through
+    /// [`Poller::each_page`].
+    async fn each_execution_page(
+        &self,
+        association_id: &str,
+        query: &ExecutionQuery,
+        each: impl FnMut(Step<Execution>) -> ControlFlow<()>,
+    ) -> Result<(), CallError> {
+        self.each_page(
+            Operation::DescribeAssociationExecutions,
+            |token| {
+                self.ssm
+                    .describe_association_executions(association_id, query, token)
+            },
+            each,
+        )
+        .await
     }
 
     /// The pinned execution, `None` if SSM does not have it.
@@ -172,26 +165,19 @@ impl<S: Ssm> Poller<'_, S> {
     ) -> Result<Option<Execution>, CallError> {
         let query = ExecutionQuery::Id(execution_id.to_owned());
         let mut found = None;
-        self.each_page(
-            Operation::DescribeAssociationExecutions,
-            |token| {
-                self.ssm
-                    .describe_association_executions(association_id, &query, token)
-            },
-            |step| match step {
-                Step::Items(page) => {
-                    found = page
-                        .into_iter()
-                        .find(|e| e.execution_id.eq_ignore_ascii_case(execution_id));
-                    if found.is_some() {
-                        ControlFlow::Break(())
-                    } else {
-                        ControlFlow::Continue(())
-                    }
+        self.each_execution_page(association_id, &query, |step| match step {
+            Step::Items(page) => {
+                found = page
+                    .into_iter()
+                    .find(|e| e.execution_id.eq_ignore_ascii_case(execution_id));
+                if found.is_some() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
                 }
-                Step::Restart => ControlFlow::Continue(()),
-            },
-        )
+            }
+            Step::Restart => ControlFlow::Continue(()),
+        })
         .await?;
         Ok(found.map(|e| Execution {
             execution_id: execution_id.to_owned(),
@@ -228,16 +214,6 @@ impl Newest {
             if finished(e.status.as_deref()) {
                 self.finished = newer(self.finished.take(), e.clone());
             }
-            self.any = newer(self.any.take(), e);
-        }
-    }
-
-    fn merge_newest(&mut self, other: Newest) {
-        self.success = self.success.max(other.success);
-        if let Some(e) = other.finished {
-            self.finished = newer(self.finished.take(), e);
-        }
-        if let Some(e) = other.any {
             self.any = newer(self.any.take(), e);
         }
     }

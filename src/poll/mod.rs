@@ -25,7 +25,7 @@ use crate::ssm::{Association, AssociationQuery, Execution, Operation, Page, Ssm,
 use crate::telemetry::PairTelemetry;
 
 pub use change::REFUSED_LISTING_RETRY;
-use change::{Wanted, listing_is_cheaper, listing_planned, settled, unchanged};
+use change::{Wanted, listing_is_cheaper, settled, unchanged};
 use paging::{Step, Tokens};
 
 /// What a cycle needs from the configuration.
@@ -132,7 +132,8 @@ pub async fn poll_once<S: Ssm>(
                     region_associations: previous.region_associations,
                     listing_refused: previous.listing_refused,
                 },
-                listed: listing_planned(&settings.watch, previous, poller.now),
+                // Only a listing can fail a plan: describing each is planned without a call.
+                listed: true,
                 failures: 1,
                 calls: poller.calls.into_inner(),
                 throttled: poller.throttled.into_inner(),

@@ -17,7 +17,7 @@ use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
 use super::{
     CALL_MARGIN, DeleteFailure, DeleteOutcome, MAX_RECEIVE_BYTES, Message, Queue, SqsError,
 };
-use crate::ssm::aws::{ClientError, ClientOptions, Failure, failure, shared_config};
+use crate::ssm::aws::{ClientError, ClientOptions, Failure, failure, find_source, shared_config};
 
 /// The SQS client; cheap to clone, every clone shares one connection pool.
 #[derive(Debug, Clone)]
@@ -93,9 +93,9 @@ impl Queue for AwsQueue {
             .interceptor(BodyLimit(MAX_RECEIVE_BYTES))
             .send()
             .await
-            .map_err(|e| match too_large(&e) {
-                Some(bytes) => SqsError::TooLarge {
-                    bytes,
+            .map_err(|e| match find_source::<Oversized>(&e) {
+                Some(Oversized(bytes)) => SqsError::TooLarge {
+                    bytes: *bytes,
                     limit: MAX_RECEIVE_BYTES,
                 },
                 None => classify(e),
@@ -200,21 +200,6 @@ impl Intercept for BodyLimit {
             _ => Ok(()),
         }
     }
-}
-
-/// The size of an answer [`BodyLimit`] refused, if that is what ended the call.
-fn too_large<E>(err: &SdkError<E, HttpResponse>) -> Option<u64>
-where
-    E: std::error::Error + 'static,
-{
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = source {
-        if let Some(Oversized(bytes)) = e.downcast_ref::<Oversized>() {
-            return Some(*bytes);
-        }
-        source = e.source();
-    }
-    None
 }
 
 /// Codes that mean "slow down". SQS's JSON protocol names its errors by their old query codes

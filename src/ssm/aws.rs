@@ -475,14 +475,21 @@ const THROTTLING_CODES: &[&str] = &[
 /// Whether the call failed because no credentials could be had: a role that cannot be
 /// assumed, an empty chain. The SDK reports it as a dispatch failure, like a network error.
 fn from_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    find_source::<CredentialsError>(err).is_some()
+}
+
+/// The first error of type `T` in `err` and its sources: what an SDK error wraps.
+pub(crate) fn find_source<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut source = Some(err);
     while let Some(e) = source {
-        if e.is::<CredentialsError>() {
-            return true;
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
         }
         source = e.source();
     }
-    false
+    None
 }
 
 /// The most of an error's text that goes into an [`SsmError`], which becomes a log line per

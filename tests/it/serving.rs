@@ -715,7 +715,9 @@ fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 /// Issue 22: a scraper reading a large plain answer slowly while more silent connections than
 /// the cap arrive. It is receiving its answer, so the silent ones make room, never it: it gets
-/// every byte its Content-Length promises.
+/// every byte its Content-Length promises. It passes on the code before issue 22 too (the
+/// reader got every byte there as well), so it guards the promise; the unit test
+/// `http::a_connection_receiving_a_response_makes_room_last` pins the choice itself.
 #[tokio::test]
 async fn a_connection_receiving_its_answer_is_not_closed_to_make_room() {
     let rig = serving(large_fleet(1_000), "", capped(4)).await;
