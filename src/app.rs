@@ -376,8 +376,8 @@ impl Exporter {
     }
 
     /// Reads the configuration file again and applies it: the one entry that SIGHUP and
-    /// `POST /-/reload` share. One reload runs at a time; a call made while one runs shares
-    /// its outcome.
+    /// `POST /-/reload` share. One reload runs at a time; the calls made while one runs
+    /// share the next, which reads the file after each of them was made.
     ///
     /// # Errors
     ///

@@ -1,5 +1,5 @@
 //! Reloading the configuration: one path for SIGHUP and `POST /-/reload`. The reloader owns
-//! the file; one reload runs at a time, and asks that arrive while it runs share its outcome.
+//! the file; one reload runs at a time, and the asks that wait for it share the next reading.
 //! A refused file changes nothing but the reload gauge. The shard is the schedulers': no file
 //! sets it.
 
@@ -42,7 +42,8 @@ impl Reloads {
         self.requests.is_some()
     }
 
-    /// Reads the file again and applies it, or shares the outcome of the reload under way.
+    /// Reads the file again and applies it. Asks waiting together share one reading that
+    /// starts after each was made.
     ///
     /// # Errors
     ///
@@ -152,9 +153,13 @@ impl Reloader {
                 Some(reply) = queue.0.recv() => reply,
                 _ = shutdown.wait_for(|stop| *stop) => return,
             };
+            // Whoever asked before this reading starts shares it. Whoever asks while it runs
+            // may have written the file since it was read, and waits for the next reading.
+            let askers: Vec<_> = std::iter::once(first)
+                .chain(std::iter::from_fn(|| queue.0.try_recv().ok()))
+                .collect();
             let outcome = self.reload_once().await;
-            let waiting = std::iter::from_fn(|| queue.0.try_recv().ok());
-            for reply in std::iter::once(first).chain(waiting) {
+            for reply in askers {
                 // The asker may have given up waiting; nothing to do then.
                 let _ = reply.send(outcome.clone());
             }
@@ -206,3 +211,62 @@ impl Reloader {
 /// The reloader's end of the requests.
 #[derive(Debug)]
 pub(crate) struct ReloadQueue(mpsc::Receiver<oneshot::Sender<Outcome>>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reload that read the file before an ask was made cannot answer that ask: the asker
+    /// may have written the file just before asking.
+    #[tokio::test]
+    async fn an_ask_made_while_a_reload_runs_gets_a_reading_of_its_own() {
+        let file = std::env::temp_dir().join(format!("sae-reload-{}.yaml", std::process::id()));
+        std::fs::write(&file, "poll_interval: often\n").expect("write");
+        let running = config::parse("{}").expect("defaults");
+        let board = Board::new([None], "");
+        let (served, exposition) = watch::channel(Arc::new(Exposition::default()));
+        let applier = Applier {
+            configs: Arc::new(watch::channel(Arc::new(running.clone())).0),
+            telemetry: Telemetry::new(false),
+            board: board.clone(),
+            exposition,
+            shard: Shard::ALL,
+        };
+        let (Some((reloader, queue)), reloads) =
+            Reloader::new(Some(file.clone()), running, applier)
+        else {
+            panic!("a file gives a reloader");
+        };
+        let (_stop, shutdown) = watch::channel(false);
+        tokio::spawn(reloader.run(queue, shutdown));
+
+        let mut posts = board.subscribe();
+        let first = tokio::spawn({
+            let reloads = reloads.clone();
+            async move { reloads.reload().await }
+        });
+        // The first reload has read the file once it records its refusal on the board; it
+        // then waits for that to be served.
+        posts.changed().await.expect("board");
+        std::fs::write(&file, "{}\n").expect("rewrite");
+        let (reply, second) = oneshot::channel();
+        reloads
+            .requests
+            .as_ref()
+            .expect("a file")
+            .send(reply)
+            .await
+            .expect("queued");
+        served.send_replace(Arc::new(Exposition {
+            generation: u64::MAX,
+            ..Exposition::default()
+        }));
+
+        assert!(
+            matches!(first.await.expect("task"), Err(ReloadError::Refused(_))),
+            "the first read the bad file"
+        );
+        assert_eq!(second.await.expect("answer"), Ok(()));
+        let _ = std::fs::remove_file(&file);
+    }
+}

@@ -742,7 +742,8 @@ fn reload_by_signal_and_by_http_takes_good_files_and_refuses_bad_ones() {
         ),
     )
     .expect("rewrite");
-    assert_eq!(post(addr, "/-/reload").status, 200);
+    let answer = post(addr, "/-/reload");
+    assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(reloaded(&scrape(addr)), Some(1.0));
     assert_eq!(process.terminate(), Some(0));
     runtime.block_on(server.stop());
