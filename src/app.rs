@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::board::{Board, Exposition, Renderer};
+use crate::board::{Board, Exposition, Renderer, Served};
 use crate::config::{Config, PairSpec, Place, Shard};
 use crate::hints::Hints;
 use crate::listener::{Listener, Route};
@@ -36,19 +36,19 @@ pub struct Pair<S> {
 /// # Errors
 ///
 /// [`ClientError`] of the first pair whose client cannot be built.
-pub async fn aws_sources(
+pub async fn aws_pairs(
     config: &Config,
     adjust: impl Fn(ClientOptions) -> ClientOptions,
 ) -> Result<Vec<Pair<AwsSsm>>, ClientError> {
-    let mut sources = Vec::new();
+    let mut pairs = Vec::new();
     for spec in config.pairs() {
         let ssm = AwsSsm::connect(&adjust(ClientOptions::for_source(config, &spec))).await?;
-        sources.push(Pair {
+        pairs.push(Pair {
             place: spec.place,
             ssm,
         });
     }
-    Ok(sources)
+    Ok(pairs)
 }
 
 /// What an exporter runs: a configuration, this replica's shard beside it, and the file that
@@ -74,7 +74,7 @@ impl From<&Config> for Setup {
 
 /// The client of the events queue of `config`, if it has one: with the credentials of the
 /// pair whose account and region the queue's URL names, or else the default chain in the
-/// queue's region; `adjust` changes the options as [`aws_sources`] does.
+/// queue's region; `adjust` changes the options as [`aws_pairs`] does.
 ///
 /// # Errors
 ///
@@ -86,8 +86,8 @@ pub async fn aws_queue(
     let Some(events) = &config.events else {
         return Ok(None);
     };
-    let sources = config.pairs();
-    let pair = sources
+    let pairs = config.pairs();
+    let pair = pairs
         .iter()
         .find(|s| s.place.is_some() && s.place == events.queue_place);
     let options = match pair {
@@ -126,7 +126,7 @@ struct EventsSetup {
 #[derive(Debug)]
 pub struct Exporter {
     local_addr: SocketAddr,
-    /// One per pair, in the order of the sources.
+    /// One per pair, in the order of the pairs.
     controls: Vec<mpsc::Sender<Control>>,
     board: Board,
     /// Each pair's place and the associations events named for it, for the queue's reader.
@@ -152,7 +152,7 @@ pub enum ExporterError {
     #[error("cannot start the server's threads: {0}")]
     Threads(#[source] std::io::Error),
     #[error("no account and region to poll")]
-    NoSources,
+    NoPairs,
     #[error("no pair polls {0}")]
     UnknownPlace(Place),
     #[error("the configuration has no events queue")]
@@ -182,9 +182,9 @@ impl Exporter {
     /// # Errors
     ///
     /// [`ExporterError::Listener`] if the listener has no local address,
-    /// [`ExporterError::NoSources`] for an empty list.
+    /// [`ExporterError::NoPairs`] for an empty list.
     pub fn start_pairs<S: Ssm + 'static>(
-        sources: Vec<Pair<S>>,
+        pairs: Vec<Pair<S>>,
         setup: impl Into<Setup>,
         listener: TcpListener,
         options: ServerOptions,
@@ -194,36 +194,37 @@ impl Exporter {
             shard,
             file,
         } = setup.into();
-        if sources.is_empty() {
-            return Err(ExporterError::NoSources);
+        if pairs.is_empty() {
+            return Err(ExporterError::NoPairs);
         }
         let local_addr = listener.local_addr().map_err(ExporterError::Listener)?;
-        let places: Vec<Option<Place>> = sources.iter().map(|s| s.place.clone()).collect();
+        let places: Vec<Option<Place>> = pairs.iter().map(|s| s.place.clone()).collect();
         let telemetry = Telemetry::new(places.iter().any(Option::is_some));
         let board = Board::new(places, &format!("{}{}", config.summary(), shard.summary()));
         let (publish, exposition) = watch::channel(Arc::new(Exposition::default()));
+        let (serve, served) = Served::channel();
         let (shutdown, stop) = watch::channel(false);
         let (configs, configs_rx) = watch::channel(Arc::new(config.clone()));
         let mut controls = Vec::new();
         let mut tasks = Vec::new();
         let mut hints = Vec::new();
         let events_telemetry = config.events.as_ref().map(|_| telemetry.events());
-        for (slot, source) in sources.into_iter().enumerate() {
+        for (slot, given) in pairs.into_iter().enumerate() {
             let (control, control_rx) = mpsc::channel(16);
-            let pair = PairSettings::new(&config, shard, source.place.as_ref());
+            let pair = PairSettings::new(&config, shard, given.place.as_ref());
             let pair_hints = Arc::new(Hints::new(pair.poll.clone()));
-            hints.push((source.place.clone(), pair_hints.clone()));
+            hints.push((given.place.clone(), pair_hints.clone()));
             let scheduler = Scheduler {
-                ssm: source.ssm,
+                ssm: given.ssm,
                 slot,
                 shard,
                 pair,
                 hints: pair_hints,
                 events: events_telemetry.clone(),
-                telemetry: telemetry.pair(source.place.as_ref()),
-                place: source.place,
+                telemetry: telemetry.pair(given.place.as_ref()),
+                place: given.place,
                 board: board.clone(),
-                served: exposition.clone(),
+                served: served.clone(),
                 configs: configs_rx.clone(),
             };
             tasks.push(tokio::spawn(scheduler.run(control_rx, stop.clone())));
@@ -233,13 +234,14 @@ impl Exporter {
             board: board.subscribe(),
             telemetry: telemetry.clone(),
             publish,
+            served: serve,
         };
         tasks.push(tokio::spawn(renderer.run(stop.clone())));
         let applier = Applier {
             configs: Arc::new(configs),
             telemetry,
             board: board.clone(),
-            exposition: exposition.clone(),
+            served,
             shard,
         };
         let events = config.events.as_ref().zip(events_telemetry).map(|(e, t)| {
@@ -331,7 +333,7 @@ impl Exporter {
         let generation = self
             .board
             .subscribe()
-            .wait_for(|b| b.sources().iter().map(|s| s.targeted).sum::<u64>() >= n)
+            .wait_for(|b| b.pairs().iter().map(|s| s.targeted).sum::<u64>() >= n)
             .await
             .map(|b| b.generation())
             .map_err(|_| ExporterError::Stopped)?;
@@ -420,7 +422,7 @@ impl Exporter {
         let mut board = self.board.subscribe();
         let polled = board
             .borrow()
-            .sources()
+            .pairs()
             .iter()
             .any(|s| s.place.as_ref() == Some(place));
         if !polled {
@@ -428,7 +430,7 @@ impl Exporter {
         }
         let generation = board
             .wait_for(|b| {
-                b.sources()
+                b.pairs()
                     .iter()
                     .any(|s| s.place.as_ref() == Some(place) && s.cycles >= n)
             })

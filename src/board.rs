@@ -37,7 +37,7 @@ pub struct Exposition {
 /// The latest snapshot of every pair, in the order of the configuration, as posted so far.
 #[derive(Debug, Clone, Default)]
 pub struct Posts {
-    sources: Vec<Posted>,
+    pairs: Vec<PairPost>,
     /// Counts every change, so that a waiter can tell when the exposition has caught up.
     generation: u64,
     /// The running configuration as `--config.check` prints it, for the status page.
@@ -46,7 +46,7 @@ pub struct Posts {
 
 /// One pair's latest snapshot.
 #[derive(Debug, Clone)]
-pub struct Posted {
+pub struct PairPost {
     pub place: Option<Place>,
     pub snapshot: Arc<Snapshot>,
     /// Cycles of this pair finished so far.
@@ -73,8 +73,8 @@ pub struct LastCycle {
 }
 
 impl Posts {
-    pub fn sources(&self) -> &[Posted] {
-        &self.sources
+    pub fn pairs(&self) -> &[PairPost] {
+        &self.pairs
     }
 
     pub fn generation(&self) -> u64 {
@@ -83,12 +83,12 @@ impl Posts {
 
     /// Cycles that every pair has finished.
     pub fn cycles(&self) -> u64 {
-        self.sources.iter().map(|s| s.cycles).min().unwrap_or(0)
+        self.pairs.iter().map(|s| s.cycles).min().unwrap_or(0)
     }
 
     /// Whether some pair has finished a cycle: then there is something true to serve.
     pub fn ready(&self) -> bool {
-        self.sources.iter().any(|s| s.cycles > 0)
+        self.pairs.iter().any(|s| s.cycles > 0)
     }
 
     pub fn summary(&self) -> &str {
@@ -104,6 +104,38 @@ pub struct Published {
     pub families: Vec<MetricFamily>,
 }
 
+/// Which generation of the board the server hands out: what a poster waits on to know that
+/// its post is served, without holding what is served.
+#[derive(Debug, Clone)]
+pub struct Served(watch::Receiver<u64>);
+
+/// The renderer has stopped: nothing posted from now on will be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the renderer has stopped")]
+pub struct RendererStopped;
+
+impl Served {
+    /// The served generation, and the end the renderer moves it with.
+    pub fn channel() -> (watch::Sender<u64>, Served) {
+        let (sender, served) = watch::channel(0);
+        (sender, Served(served))
+    }
+
+    /// Waits until `generation`, or a later one, is served.
+    ///
+    /// # Errors
+    ///
+    /// [`RendererStopped`] once the renderer has gone.
+    pub async fn reach(&self, generation: u64) -> Result<(), RendererStopped> {
+        self.0
+            .clone()
+            .wait_for(|served| *served >= generation)
+            .await
+            .map(drop)
+            .map_err(|_| RendererStopped)
+    }
+}
+
 /// Where the pairs' schedulers post their snapshots, shared by all of them.
 #[derive(Debug, Clone)]
 pub struct Board {
@@ -114,9 +146,9 @@ impl Board {
     /// An empty snapshot for each pair, before any cycle, under the configuration `summary`.
     pub fn new(places: impl IntoIterator<Item = Option<Place>>, summary: &str) -> Board {
         let posts = Posts {
-            sources: places
+            pairs: places
                 .into_iter()
-                .map(|place| Posted {
+                .map(|place| PairPost {
                     place,
                     snapshot: Arc::new(Snapshot::default()),
                     cycles: 0,
@@ -161,7 +193,7 @@ impl Board {
     ) -> u64 {
         let mut generation = 0;
         self.posts.send_modify(|posts| {
-            if let Some(posted) = posts.sources.get_mut(slot) {
+            if let Some(posted) = posts.pairs.get_mut(slot) {
                 posted.snapshot = snapshot;
                 posted.cycles = cycles;
                 match last {
@@ -212,6 +244,8 @@ pub struct Renderer {
     pub telemetry: Telemetry,
     /// Where each rendering goes; the server reads the other end.
     pub publish: watch::Sender<Arc<Exposition>>,
+    /// Moved after each publication, for the posters that wait to be served.
+    pub served: watch::Sender<u64>,
 }
 
 impl Renderer {
@@ -263,6 +297,8 @@ impl Renderer {
                 });
             }
         }
+        // After the publication: whoever sees its generation served can scrape it.
+        self.served.send_replace(generation);
     }
 }
 
@@ -297,14 +333,14 @@ impl Parts {
     /// Keeps each pair's part for `posts`, rendering only those whose series changed since
     /// the last call; each rendering is counted in `telemetry`.
     fn update(&mut self, posts: &Posts, telemetry: &Telemetry) {
-        let placed = posts.sources.iter().any(|s| s.place.is_some());
+        let placed = posts.pairs.iter().any(|s| s.place.is_some());
         if placed != self.placed {
             // Every series gains or loses its place labels.
             self.pairs.clear();
             self.placed = placed;
         }
-        self.pairs.resize_with(posts.sources.len(), || None);
-        for (posted, kept) in posts.sources.iter().zip(&mut self.pairs) {
+        self.pairs.resize_with(posts.pairs.len(), || None);
+        for (posted, kept) in posts.pairs.iter().zip(&mut self.pairs) {
             if let Some(kept) = kept.as_mut()
                 && kept.place == posted.place
                 && (Arc::ptr_eq(&kept.snapshot, &posted.snapshot)
@@ -478,6 +514,7 @@ mod tests {
             board: board.subscribe(),
             telemetry: Telemetry::new(true),
             publish,
+            served: Served::channel().0,
         };
         let task = tokio::spawn(renderer.run(stopped));
         let post = |slot: usize, cycles: u64, id: &str| {

@@ -33,7 +33,7 @@ impl Demo {
     /// The bind error of the simulated endpoint.
     pub async fn start() -> std::io::Result<Demo> {
         let sim = Sim::new(42);
-        sim::demo::seed(&sim);
+        sim::fleet::seed(&sim);
         let server: SimServer = sim.start().await?;
         let endpoint_url = server.endpoint_url();
         let queue_url = sim.create_queue(sim::DEFAULT_ACCOUNT, "ssm-association-events");
@@ -41,7 +41,7 @@ impl Demo {
         info!(endpoint = %endpoint_url, "demo: simulated SSM endpoint started");
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
-            sim::demo::run(sim, STEP, async move {
+            sim::fleet::run(sim, STEP, async move {
                 let _ = stopped.wait_for(|s| *s).await;
             })
             .await;

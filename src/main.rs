@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use ssm_association_exporter::app::{Exporter, Setup, aws_queue, aws_sources};
+use ssm_association_exporter::app::{Exporter, Setup, aws_pairs, aws_queue};
 use ssm_association_exporter::config::{self, Shard};
 use ssm_association_exporter::demo::Demo;
 use ssm_association_exporter::http::Limits;
@@ -188,7 +188,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
     };
     // Every check that start makes before it calls AWS: each pair's client is built, a region
     // found for it, and the queue's client too.
-    let mut sources = aws_sources(&config, adjust)
+    let mut pairs = aws_pairs(&config, adjust)
         .await
         .map_err(|e| Usage(e.to_string()))?;
     let queue = aws_queue(&config, adjust)
@@ -196,9 +196,9 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         .map_err(|e| Usage(e.to_string()))?;
     if demo.is_some() {
         // The demo has one simulated endpoint: one pair.
-        sources.truncate(1);
+        pairs.truncate(1);
     }
-    let found = sources.first().and_then(|s| s.ssm.region());
+    let found = pairs.first().and_then(|s| s.ssm.region());
     let summary = format!("{}{}", config.summary_in(found.as_deref()), shard.summary());
     if flags.config_check {
         println!("configuration OK: {summary}");
@@ -220,7 +220,7 @@ async fn run(flags: Flags) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen_address}"))?;
     let mut exporter = Exporter::start_pairs(
-        sources,
+        pairs,
         Setup {
             config,
             shard,

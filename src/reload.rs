@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
-use crate::board::{Board, Exposition};
+use crate::board::{Board, Served};
 use crate::config::{self, Config, Shard};
 use crate::telemetry::Telemetry;
 
@@ -68,7 +68,7 @@ pub(crate) struct Applier {
     pub(crate) configs: Arc<watch::Sender<Arc<Config>>>,
     pub(crate) telemetry: Telemetry,
     pub(crate) board: Board,
-    pub(crate) exposition: watch::Receiver<Arc<Exposition>>,
+    pub(crate) served: Served,
     /// This replica's shard, for the summary the status page shows.
     pub(crate) shard: Shard,
 }
@@ -96,9 +96,8 @@ impl Applier {
                 .reconfigure(&format!("{summary}{}", self.shard.summary())),
             None => self.board.bump(),
         };
-        self.exposition
-            .clone()
-            .wait_for(|e| e.generation >= generation)
+        self.served
+            .reach(generation)
             .await
             .map_err(|_| ReloadError::Stopped)?;
         if changes_pairs {
@@ -224,12 +223,12 @@ mod tests {
         std::fs::write(&file, "poll_interval: often\n").expect("write");
         let running = config::parse("{}").expect("defaults");
         let board = Board::new([None], "");
-        let (served, exposition) = watch::channel(Arc::new(Exposition::default()));
+        let (serve, served) = Served::channel();
         let applier = Applier {
             configs: Arc::new(watch::channel(Arc::new(running.clone())).0),
             telemetry: Telemetry::new(false),
             board: board.clone(),
-            exposition,
+            served,
             shard: Shard::ALL,
         };
         let (Some((reloader, queue)), reloads) =
@@ -257,10 +256,7 @@ mod tests {
             .send(reply)
             .await
             .expect("queued");
-        served.send_replace(Arc::new(Exposition {
-            generation: u64::MAX,
-            ..Exposition::default()
-        }));
+        serve.send_replace(u64::MAX);
 
         assert!(
             matches!(first.await.expect("task"), Err(ReloadError::Refused(_))),

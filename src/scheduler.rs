@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, error, info};
 
-use crate::board::{Board, Exposition, LastCycle};
+use crate::board::{Board, LastCycle, Served};
 use crate::config::{Config, MIN_POLL_INTERVAL, Place, Shard};
 use crate::hints::{Due, Hints};
 use crate::limit::Limiter;
@@ -74,7 +74,7 @@ pub struct Scheduler<S> {
     pub telemetry: PairTelemetry,
     pub board: Board,
     /// What the renderer published: a cycle is reported once its result is served.
-    pub served: watch::Receiver<Arc<Exposition>>,
+    pub served: Served,
     /// The latest configuration: a reload reaches every pair at once and never waits for a
     /// pair's queue, so no pair can be left on the old one.
     pub configs: watch::Receiver<Arc<Config>>,
@@ -184,7 +184,7 @@ impl<S: Ssm> Scheduler<S> {
             };
             let generation = self.board.post(self.slot, snapshot.clone(), cycles, last);
             tokio::select! {
-                served = self.served.wait_for(|e| e.generation >= generation) => if served.is_err() {
+                served = self.served.reach(generation) => if served.is_err() {
                     error!("the renderer has stopped; this pair stops polling");
                     return;
                 },
@@ -241,13 +241,7 @@ impl<S: Ssm> Scheduler<S> {
         let generation =
             self.board
                 .post_targeted(self.slot, next.clone(), cycles, ids.len() as u64);
-        if self
-            .served
-            .clone()
-            .wait_for(|e| e.generation >= generation)
-            .await
-            .is_err()
-        {
+        if self.served.reach(generation).await.is_err() {
             error!("the renderer has stopped; this pair stops polling");
             return None;
         }
@@ -376,10 +370,8 @@ mod tests {
         let board = Board::new([None], "");
         let published = board.subscribe();
         // No renderer here: serve every generation at once.
-        let (_, served) = watch::channel(Arc::new(Exposition {
-            generation: u64::MAX,
-            ..Exposition::default()
-        }));
+        let (serve, served) = Served::channel();
+        serve.send_replace(u64::MAX);
         let (triggers, trigger_rx) = mpsc::channel(4);
         let (stop, stopped) = watch::channel(false);
         let poll = PollSettings {
@@ -700,7 +692,7 @@ mod tests {
         // A known association's event is still a targeted poll.
         assert_eq!(hints.add(&event_for(&Listed::id(1))), HintOutcome::Applied);
         published
-            .wait_for(|b| b.sources().iter().map(|s| s.targeted).sum::<u64>() >= 1)
+            .wait_for(|b| b.pairs().iter().map(|s| s.targeted).sum::<u64>() >= 1)
             .await
             .expect("scheduler runs");
         assert_eq!(ssm.described.load(Ordering::SeqCst), 1);

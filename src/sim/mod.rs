@@ -4,7 +4,7 @@
 //! side (`sqs`) shares the endpoint: queues that tests create, and State Manager's events,
 //! which the simulated SSM puts into the queues subscribed to its account and region.
 
-pub mod demo;
+pub mod fleet;
 mod protocol;
 mod router;
 mod sqs;

@@ -26,7 +26,7 @@ const JSON_BATCH: usize = 16;
 /// document's order (a position per association), never the document.
 #[derive(Debug)]
 pub struct StatusJson {
-    source: Arc<Published>,
+    published: Arc<Published>,
     now: SystemTime,
     /// The document up to its associations' opening bracket, until the first frame takes it.
     head: Option<Vec<u8>>,
@@ -42,9 +42,9 @@ pub struct StatusJson {
 }
 
 impl StatusJson {
-    /// The document of `source` as of `now`, to be made frame by frame.
-    pub fn new(source: Arc<Published>, now: SystemTime, build: Build) -> StatusJson {
-        let mut entries: Vec<(Entry<'_>, usize)> = source.entries(now).collect();
+    /// The document of `published` as of `now`, to be made frame by frame.
+    pub fn new(published: Arc<Published>, now: SystemTime, build: Build) -> StatusJson {
+        let mut entries: Vec<(Entry<'_>, usize)> = published.entries(now).collect();
         entries.sort_by(|(a, _), (b, _)| a.order(b));
         let order = entries
             .into_iter()
@@ -53,11 +53,11 @@ impl StatusJson {
         // These types always serialise (no maps with non-string keys, no failing
         // Serialize); should the head not, the body is empty. The head is an object: its
         // closing brace makes way for the associations.
-        let mut head = serde_json::to_vec(&Head::of(&source, now, build)).unwrap_or_default();
+        let mut head = serde_json::to_vec(&Head::of(&published, now, build)).unwrap_or_default();
         let done = head.pop() != Some(b'}');
         head.extend_from_slice(b",\"associations\":[");
         StatusJson {
-            source,
+            published,
             now,
             head: Some(head),
             order,
@@ -85,10 +85,10 @@ impl StatusJson {
 
     fn batch(&mut self) -> Vec<u8> {
         let end = (self.sent + JSON_BATCH).min(self.order.len());
-        let sources = self.source.posts.sources();
+        let pairs = self.published.posts.pairs();
         let mut frame = Vec::new();
         for &(slot, index) in &self.order[self.sent..end] {
-            let Some(posted) = sources.get(slot) else {
+            let Some(posted) = pairs.get(slot) else {
                 continue;
             };
             let Some(state) = posted.snapshot.associations.get(index) else {
@@ -220,18 +220,18 @@ mod tests {
             }
             board.post(slot, Arc::new(snapshot), 2, last_cycle(NOW - 30.0));
         }
-        let source = Published {
+        let published = Published {
             posts: board.subscribe().borrow().clone(),
             families,
         };
         let sent = frames(StatusJson::new(
-            Arc::new(source.clone()),
+            Arc::new(published.clone()),
             at(NOW),
             TEST_BUILD,
         ));
         // The head, then ⌈550/16⌉ batches.
         assert_eq!(sent.len(), 36);
-        let expected = whole(&source);
+        let expected = whole(&published);
         assert_eq!(sent.concat(), expected);
         let value: Value = serde_json::from_slice(&expected).expect("JSON");
         assert_eq!(value["associations"].as_array().map(Vec::len), Some(550));

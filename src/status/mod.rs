@@ -47,7 +47,7 @@ pub const BUILD: Build = Build {
 impl Published {
     /// Whether the renderer has published the board: before, it has no pair.
     pub fn is_published(&self) -> bool {
-        !self.posts.sources().is_empty()
+        !self.posts.pairs().is_empty()
     }
 
     /// The page as of `now`: its head, the filters with their counts, and the first
@@ -81,7 +81,7 @@ impl Published {
         let matching = shown.len();
         first_rows(&mut shown);
 
-        let placed = self.posts.sources().iter().any(|p| p.place.is_some());
+        let placed = self.posts.pairs().iter().any(|p| p.place.is_some());
         let choices: Vec<(Option<&str>, usize)> = std::iter::once((None, watched))
             .chain(by_status.iter().map(|(k, n)| (Some(*k), *n)))
             .collect();
@@ -106,7 +106,7 @@ impl Published {
         let id = decode(id)?;
         let mut found: Vec<Entry<'_>> = self
             .posts
-            .sources()
+            .pairs()
             .iter()
             .enumerate()
             .filter_map(|(slot, posted)| {
@@ -181,7 +181,7 @@ mod tests {
         ) -> Status {
             let mut associations = Vec::new();
             let mut pairs = Vec::new();
-            for (slot, posted) in posts.sources().iter().enumerate() {
+            for (slot, posted) in posts.pairs().iter().enumerate() {
                 let account_id = posted.place.as_ref().map(|p| p.account_id.clone());
                 let region = posted.place.as_ref().map(|p| p.region.clone());
                 pairs.push(PairStatus {
@@ -231,28 +231,28 @@ mod tests {
         frames
     }
 
-    pub(super) fn json(source: &Published) -> Vec<u8> {
+    pub(super) fn json(published: &Published) -> Vec<u8> {
         frames(StatusJson::new(
-            Arc::new(source.clone()),
+            Arc::new(published.clone()),
             at(NOW),
             TEST_BUILD,
         ))
         .concat()
     }
 
-    pub(super) fn whole(source: &Published) -> Vec<u8> {
-        let status = Status::of(&source.posts, &source.families, at(NOW), TEST_BUILD);
+    pub(super) fn whole(published: &Published) -> Vec<u8> {
+        let status = Status::of(&published.posts, &published.families, at(NOW), TEST_BUILD);
         serde_json::to_vec(&status).expect("JSON")
     }
 
-    pub(super) fn index(source: &Published, filter: Option<&str>) -> Option<String> {
-        source
+    pub(super) fn index(published: &Published, filter: Option<&str>) -> Option<String> {
+        published
             .index(filter, at(NOW), TEST_BUILD, "/metrics")
             .map(|b| String::from_utf8(b.to_vec()).expect("utf-8"))
     }
 
-    fn association(source: &Published, id: &str) -> Option<String> {
-        source
+    fn association(published: &Published, id: &str) -> Option<String> {
+        published
             .association(id, at(NOW))
             .map(|b| String::from_utf8(b.to_vec()).expect("utf-8"))
     }
@@ -543,18 +543,18 @@ mod tests {
 
     #[test]
     fn the_page_of_a_fixed_board_matches_its_golden_file() {
-        let source = fixture();
-        golden("status.html", &index(&source, None).expect("the page"));
+        let published = fixture();
+        golden("status.html", &index(&published, None).expect("the page"));
         golden(
             "association.html",
-            &association(&source, "22222222-2222-2222-2222-222222222222").expect("a view"),
+            &association(&published, "22222222-2222-2222-2222-222222222222").expect("a view"),
         );
     }
 
     /// Overdue ones after the failed ones, before the rest: "patch-linux" before "baseline".
     #[test]
     fn failed_ones_come_first_then_overdue_ones_then_by_pair_and_name() {
-        let source = fixture();
+        let published = fixture();
         let expected = [
             "22222222-2222-2222-2222-222222222222",
             "44444444-4444-4444-4444-444444444444",
@@ -562,8 +562,8 @@ mod tests {
             "11111111-1111-1111-1111-111111111111",
             "66666666-6666-6666-6666-666666666666",
         ];
-        assert_eq!(row_ids(&index(&source, None).expect("the page")), expected);
-        let value: Value = serde_json::from_slice(&json(&source)).expect("JSON");
+        assert_eq!(row_ids(&index(&published, None).expect("the page")), expected);
+        let value: Value = serde_json::from_slice(&json(&published)).expect("JSON");
         let order: Vec<(&str, bool, bool)> = value["associations"]
             .as_array()
             .expect("associations")
@@ -590,9 +590,9 @@ mod tests {
 
     #[test]
     fn markup_in_a_name_or_a_schedule_shows_as_text() {
-        let source = fixture();
-        let index = index(&source, None).expect("the page");
-        let view = association(&source, "22222222-2222-2222-2222-222222222222").expect("a view");
+        let published = fixture();
+        let index = index(&published, None).expect("the page");
+        let view = association(&published, "22222222-2222-2222-2222-222222222222").expect("a view");
         for html in [&index, &view] {
             assert!(!html.contains("<script"), "{html}");
             assert!(
@@ -601,7 +601,7 @@ mod tests {
             );
         }
         assert!(index.contains("named &lt;prod&gt;*"), "{index}");
-        let view = association(&source, "66666666-6666-6666-6666-666666666666").expect("a view");
+        let view = association(&published, "66666666-6666-6666-6666-666666666666").expect("a view");
         assert!(!view.contains("<b>"), "{view}");
         assert!(
             view.contains(
@@ -615,9 +615,9 @@ mod tests {
     /// the running execution's progress beside the finished one's counts.
     #[test]
     fn a_view_and_a_row_tell_when_it_runs_next_and_how_far_the_run_is() {
-        let source = fixture();
+        let published = fixture();
         let fact = |id: &str, name: &str| -> String {
-            let view = association(&source, id).expect("a view");
+            let view = association(&published, id).expect("a view");
             let start = format!("<tr><th>{name}</th><td>");
             let line = view
                 .lines()
@@ -677,7 +677,7 @@ mod tests {
         ] {
             // The executions' rows have a cell per column.
             let got = if name == "Progress" {
-                let view = association(&source, id).expect("a view");
+                let view = association(&published, id).expect("a view");
                 let start = format!("<tr><th>{name}</th>");
                 let line = view.lines().find_map(|l| l.strip_prefix(&start));
                 line.and_then(|l| l.strip_suffix("</tr>"))
@@ -688,7 +688,7 @@ mod tests {
             };
             assert_eq!(got, expected, "{id} {name}");
         }
-        let page = index(&source, None).expect("the page");
+        let page = index(&published, None).expect("the page");
         let row = |id: &str| {
             page.lines()
                 .find(|l| l.contains(&format!("/association/{id}")))
@@ -715,10 +715,10 @@ mod tests {
 
     #[test]
     fn a_view_is_found_by_its_id_as_its_link_spells_it() {
-        let source = fixture();
-        let view = association(&source, "22222222-2222-2222-2222-222222222222");
+        let published = fixture();
+        let view = association(&published, "22222222-2222-2222-2222-222222222222");
         assert_eq!(
-            association(&source, "%32%32222222-2222-2222-2222-222222222222"),
+            association(&published, "%32%32222222-2222-2222-2222-222222222222"),
             view
         );
         for missing in [
@@ -729,7 +729,7 @@ mod tests {
             "%FF",
             "",
         ] {
-            assert_eq!(association(&source, missing), None, "{missing}");
+            assert_eq!(association(&published, missing), None, "{missing}");
         }
         assert_eq!(decode("a%20b%2F%C3%BC"), Some("a b/ü".to_owned()));
         assert_eq!(decode(&encode("<ü> &")), Some("<ü> &".to_owned()));
@@ -759,11 +759,11 @@ mod tests {
             };
             board.post(slot, Arc::new(snapshot), 1, last_cycle(NOW));
         }
-        let source = Published {
+        let published = Published {
             posts: board.subscribe().borrow().clone(),
             families: Vec::new(),
         };
-        let view = association(&source, id).expect("a view");
+        let view = association(&published, id).expect("a view");
         let pairs: Vec<&str> = view
             .lines()
             .filter_map(|l| l.strip_prefix("<tr><th>Pair</th><td>"))

@@ -9,7 +9,7 @@ use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
 use super::verdict::{is_failed, is_overdue, next_run};
-use crate::board::{LastCycle, Posted, Published};
+use crate::board::{LastCycle, PairPost, Published};
 use crate::snapshot::{AssociationState, ExecutionState, Timing};
 use crate::ssm;
 use crate::telemetry::NAMESPACE;
@@ -160,12 +160,12 @@ impl Head {
             config: posts.summary().to_owned(),
             ready: posts.ready(),
             events: events_status(&source.families),
-            pairs: posts.sources().iter().map(pair_status).collect(),
+            pairs: posts.pairs().iter().map(pair_status).collect(),
         }
     }
 }
 
-fn pair_status(posted: &Posted) -> PairStatus {
+fn pair_status(posted: &PairPost) -> PairStatus {
     PairStatus {
         account_id: posted.place.as_ref().map(|p| p.account_id.clone()),
         region: posted.place.as_ref().map(|p| p.region.clone()),

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use super::model::{AssociationStatus, association_status};
 use super::verdict::{execution_status, is_failed, is_overdue};
-use crate::board::{Posted, Published};
+use crate::board::{PairPost, Published};
 use crate::snapshot::AssociationState;
 
 /// Rows the page shows per filter, failed ones first, then overdue ones; the rest are counted,
@@ -23,7 +23,7 @@ pub const NO_EXECUTION: &str = "none";
 pub(super) struct Entry<'a> {
     /// Its pair's position on the board.
     pub(super) slot: usize,
-    posted: &'a Posted,
+    posted: &'a PairPost,
     state: &'a AssociationState,
     pub(super) failed: bool,
     /// As of the request's moment.
@@ -33,7 +33,7 @@ pub(super) struct Entry<'a> {
 impl<'a> Entry<'a> {
     pub(super) fn new(
         slot: usize,
-        posted: &'a Posted,
+        posted: &'a PairPost,
         state: &'a AssociationState,
         now: SystemTime,
     ) -> Entry<'a> {
@@ -83,7 +83,7 @@ impl Published {
     /// pair's snapshot.
     pub(super) fn entries(&self, now: SystemTime) -> impl Iterator<Item = (Entry<'_>, usize)> {
         self.posts
-            .sources()
+            .pairs()
             .iter()
             .enumerate()
             .flat_map(move |(slot, posted)| {
@@ -122,8 +122,8 @@ mod tests {
 
     #[test]
     fn a_filter_picks_the_rows_of_one_status() {
-        let source = fixture();
-        let rows = |filter| row_ids(&index(&source, filter).expect("a page"));
+        let published = fixture();
+        let rows = |filter| row_ids(&index(&published, filter).expect("a page"));
         let short = |ids: Vec<String>| -> Vec<String> {
             ids.into_iter().map(|id| id[..8].to_owned()).collect()
         };
@@ -135,9 +135,9 @@ mod tests {
         assert_eq!(short(rows(Some("Success"))), ["11111111", "66666666"]);
         assert_eq!(short(rows(Some("InProgress"))), ["33333333"]);
         assert_eq!(short(rows(Some(NO_EXECUTION))), ["44444444"]);
-        assert_eq!(index(&source, Some("Cancelled")), None);
+        assert_eq!(index(&published, Some("Cancelled")), None);
         assert!(
-            index(&source, Some("Failed"))
+            index(&published, Some("Failed"))
                 .expect("a page")
                 .contains("<a href=\"/?status=Failed\" class=\"current\">Failed (1)</a>")
         );
@@ -170,11 +170,11 @@ mod tests {
             }
             board.post(slot, Arc::new(snapshot), 1, last_cycle(NOW));
         }
-        let source = Published {
+        let published = Published {
             posts: board.subscribe().borrow().clone(),
             families: Vec::new(),
         };
-        let order = Status::of(&source.posts, &[], at(NOW), TEST_BUILD).associations;
+        let order = Status::of(&published.posts, &[], at(NOW), TEST_BUILD).associations;
         let first = |filter: Option<&str>| -> Vec<String> {
             order
                 .iter()
@@ -191,7 +191,7 @@ mod tests {
                 .map(|a| a.association_id.clone())
                 .collect()
         };
-        let all = index(&source, None).expect("the page");
+        let all = index(&published, None).expect("the page");
         assert_eq!(row_ids(&all), first(None));
         let rows: Vec<&str> = all
             .lines()
@@ -215,14 +215,14 @@ mod tests {
             "{all}"
         );
         for (filter, more) in [("Success", 100), (NO_EXECUTION, 100)] {
-            let page = index(&source, Some(filter)).expect("a page");
+            let page = index(&published, Some(filter)).expect("a page");
             assert_eq!(row_ids(&page), first(Some(filter)), "{filter}");
             assert!(
                 page.contains(&format!("<p class=\"more\">{more} more not shown:")),
                 "{filter}"
             );
         }
-        let value: Value = serde_json::from_slice(&json(&source)).expect("JSON");
+        let value: Value = serde_json::from_slice(&json(&published)).expect("JSON");
         assert_eq!(
             value["associations"].as_array().map(Vec::len),
             Some(MAX_ROWS + 700)

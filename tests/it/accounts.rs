@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ssm_association_exporter::app::{Exporter, aws_sources};
+use ssm_association_exporter::app::{Exporter, aws_pairs};
 use ssm_association_exporter::config::{self, Place};
 use ssm_association_exporter::server::ServerOptions;
 use ssm_association_exporter::sim::{Faults, Sim, SimServer};
@@ -122,7 +122,7 @@ impl World {
 /// starts an exporter over them.
 async fn launch(yaml: &str, adjust: impl Fn(ClientOptions) -> ClientOptions) -> Exporter {
     let config = config::parse(yaml).expect("test config is valid");
-    let sources = aws_sources(&config, |options| {
+    let pairs = aws_pairs(&config, |options| {
         adjust(ClientOptions {
             // Tests run side by side in one process and name the same pairs: each test's
             // clients keep retry quotas of their own, as harness::client_options does.
@@ -141,7 +141,7 @@ async fn launch(yaml: &str, adjust: impl Fn(ClientOptions) -> ClientOptions) -> 
     .await
     .expect("clients build");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    Exporter::start_pairs(sources, &config, listener, ServerOptions::default())
+    Exporter::start_pairs(pairs, &config, listener, ServerOptions::default())
         .expect("exporter starts")
 }
 

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ssm_association_exporter::sim::{Sim, SimTarget, demo};
+use ssm_association_exporter::sim::{Sim, SimTarget, fleet};
 
 use crate::harness::{Metrics, fleet, get};
 
@@ -404,10 +404,10 @@ fn demo_serves_the_reference_sample_and_stops_on_sigterm() {
     process.wait_for("poll cycle finished");
     let metrics = scrape(addr);
     assert_eq!(
-        metrics.targets(demo::SAMPLE_ASSOCIATION_ID),
+        metrics.targets(fleet::SAMPLE_ASSOCIATION_ID),
         [(
             (
-                demo::SAMPLE_EXECUTION_ID.to_owned(),
+                fleet::SAMPLE_EXECUTION_ID.to_owned(),
                 "Success".to_owned(),
                 "Success".to_owned(),
                 "ManagedInstance".to_owned()
@@ -424,7 +424,7 @@ fn demo_serves_the_reference_sample_and_stops_on_sigterm() {
         6
     );
     // The demo's stopped hourly schedule is overdue from the start.
-    let stopped = demo::STOPPED_ASSOCIATION_ID;
+    let stopped = fleet::STOPPED_ASSOCIATION_ID;
     let next = metrics
         .get(
             "ssm_association_next_run_timestamp_seconds",

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use ssm_association_exporter::sim::{Sim, demo};
+use ssm_association_exporter::sim::{Sim, fleet};
 
 use crate::harness::{Rig, get};
 
@@ -52,7 +52,7 @@ fn the_golden_exposition_passes_promtool() {
 #[tokio::test]
 async fn the_live_exposition_passes_promtool() {
     let sim = Sim::new(51);
-    demo::seed(&sim);
+    fleet::seed(&sim);
     let rig = Rig::start(sim, "").await;
     let body = get(rig.exporter.local_addr(), "/metrics").await.body;
     assert!(body.contains("ssm_association_targets{"), "{body}");
