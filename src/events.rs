@@ -48,19 +48,9 @@ pub struct Event {
     /// When the service says the change happened; `None` when absent or unreadable, since a
     /// bad timestamp does not make the association any less worth reading.
     pub time: Option<SystemTime>,
-    pub kind: EventKind,
     /// `detail.document-name`, when the event carries one: enough to tell that a discovery
     /// narrowed to another document does not watch it, without a call.
     pub document_name: Option<String>,
-}
-
-/// Which of the two State Manager events it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventKind {
-    /// `EC2 State Manager Association State Change`: a run started or finished.
-    Association,
-    /// `EC2 State Manager Instance Association State Change`: one target's status changed.
-    Instance,
 }
 
 /// Why a message body is not a State Manager event we can use.
@@ -127,11 +117,14 @@ pub fn parse(body: &str) -> Result<Event, EventError> {
     if source != SOURCE {
         return Err(EventError::WrongSource(shown(source, ECHOED_CHARS)));
     }
-    let kind = match detail_type {
-        ASSOCIATION_STATE_CHANGE => EventKind::Association,
-        INSTANCE_ASSOCIATION_STATE_CHANGE => EventKind::Instance,
-        other => return Err(EventError::UnknownDetailType(shown(other, ECHOED_CHARS))),
-    };
+    // Either event says the same to the exporter: look at this association again. A run's
+    // start and end, and each target's change, all come down to one targeted poll.
+    if detail_type != ASSOCIATION_STATE_CHANGE && detail_type != INSTANCE_ASSOCIATION_STATE_CHANGE {
+        return Err(EventError::UnknownDetailType(shown(
+            detail_type,
+            ECHOED_CHARS,
+        )));
+    }
     let association_id = detail
         .get("association-id")
         .and_then(Value::as_str)
@@ -153,7 +146,6 @@ pub fn parse(body: &str) -> Result<Event, EventError> {
         region: region.to_owned(),
         association_id: association_id.to_ascii_lowercase(),
         time,
-        kind,
         document_name: detail
             .get("document-name")
             .and_then(Value::as_str)
@@ -301,7 +293,6 @@ mod tests {
                 region: "us-east-2".to_owned(),
                 association_id: "6e37940a-23ba-4ab0-9b96-5d0a1a05464f".to_owned(),
                 time: at(1_494_975_670),
-                kind: EventKind::Association,
                 document_name: Some("AWS-RunPowerShellScript".to_owned()),
             })
         );
@@ -316,7 +307,6 @@ mod tests {
                 region: "us-east-2".to_owned(),
                 association_id: "34fcb7e0-9a14-4984-9989-0e04e3f60bd8".to_owned(),
                 time: at(1_487_863_428),
-                kind: EventKind::Instance,
                 document_name: Some("my-custom-document".to_owned()),
             })
         );

@@ -606,7 +606,6 @@ mod tests {
             region: "us-east-1".to_owned(),
             association_id: id.to_owned(),
             time: None,
-            kind: crate::events::EventKind::Association,
             document_name: None,
         }
     }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ssm_association_exporter::events::{self, EventError, EventKind};
+use ssm_association_exporter::events::{self, EventError};
 use ssm_association_exporter::sim::{DEFAULT_ACCOUNT, DEFAULT_REGION, Fault, Sim, SimTarget};
 use ssm_association_exporter::sqs::aws::AwsQueue;
 use ssm_association_exporter::sqs::{
@@ -284,18 +284,20 @@ async fn a_run_puts_both_events_in_a_subscribed_queue() {
         .expect("run exists");
     let finished = receive_n(&queue, &url, 3).await;
 
-    let kinds = |messages: &[Message]| -> Vec<(EventKind, String, String, String)> {
+    let kinds = |messages: &[Message]| -> Vec<(String, String, String, String)> {
         messages
             .iter()
             .map(|m| {
                 let e = events::parse(&m.body).expect("an event");
-                (e.kind, e.association_id, e.account, e.region)
+                let body: serde_json::Value = serde_json::from_str(&m.body).expect("JSON");
+                let kind = body["detail-type"].as_str().unwrap_or_default().to_owned();
+                (kind, e.association_id, e.account, e.region)
             })
             .collect()
     };
-    let association = |kind| {
+    let association = |kind: &str| {
         (
-            kind,
+            kind.to_owned(),
             A.to_owned(),
             DEFAULT_ACCOUNT.to_owned(),
             DEFAULT_REGION.to_owned(),
@@ -304,17 +306,17 @@ async fn a_run_puts_both_events_in_a_subscribed_queue() {
     assert_eq!(
         kinds(&started),
         [
-            association(EventKind::Association),
-            association(EventKind::Instance),
-            association(EventKind::Instance),
+            association("EC2 State Manager Association State Change"),
+            association("EC2 State Manager Instance Association State Change"),
+            association("EC2 State Manager Instance Association State Change"),
         ]
     );
     assert_eq!(
         kinds(&finished),
         [
-            association(EventKind::Instance),
-            association(EventKind::Instance),
-            association(EventKind::Association),
+            association("EC2 State Manager Instance Association State Change"),
+            association("EC2 State Manager Instance Association State Change"),
+            association("EC2 State Manager Association State Change"),
         ]
     );
     let last: serde_json::Value = serde_json::from_str(&finished[2].body).expect("JSON");
