@@ -12,7 +12,7 @@ use tracing::error;
 use crate::config::Place;
 use crate::render::{Headers, Joined, Part, RenderError, join, renders_same};
 use crate::snapshot::Snapshot;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{EventsHealth, Telemetry};
 
 /// The content type of the exposition: Prometheus' text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -97,11 +97,12 @@ impl Posts {
 }
 
 /// The board as an exposition shows it, published with it for the status page: its snapshots
-/// are shared, not copied, beside the exporter's own families.
+/// are shared, not copied, beside the events' health as the exposition counts it.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
     pub posts: Posts,
-    pub families: Vec<MetricFamily>,
+    /// `None` when events are off.
+    pub events: Option<EventsHealth>,
 }
 
 /// Which generation of the board the server hands out: what a poster waits on to know that
@@ -270,7 +271,7 @@ impl Renderer {
         let families = self.telemetry.gather();
         let status = Arc::new(Published {
             posts: posts.clone(),
-            families: families.clone(),
+            events: self.telemetry.events_health(),
         });
         match parts.join(families) {
             Ok(body) => {

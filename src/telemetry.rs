@@ -1,6 +1,8 @@
 //! The exporter's own metrics: API calls, cycles, build info. They live across cycles, unlike
 //! the snapshot's series, and belong to one exporter instance: there is no global registry.
 
+use std::sync::{Arc, OnceLock};
+
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
 use prometheus::{
@@ -52,6 +54,8 @@ pub fn place_values(placed: bool, place: Option<&Place>) -> Vec<&str> {
 pub struct Telemetry {
     registry: Registry,
     placed: bool,
+    /// Registered by the first [`Telemetry::events`] call, when events are configured.
+    events: Arc<OnceLock<EventsTelemetry>>,
     api_requests: IntCounterVec,
     cycles: IntCounterVec,
     cycle_duration: GaugeVec,
@@ -240,6 +244,7 @@ impl Telemetry {
         Telemetry {
             registry,
             placed,
+            events: Arc::default(),
             api_requests,
             cycles,
             cycle_duration,
@@ -305,9 +310,18 @@ impl Telemetry {
         self.registry.gather()
     }
 
-    /// The metrics of State Manager's events, registered when events are configured, so
-    /// that an exporter without them shows none. Call once.
+    /// The metrics of State Manager's events, registered by the first call, when events are
+    /// configured, so that an exporter without them shows none; later calls share them.
     pub fn events(&self) -> EventsTelemetry {
+        self.events.get_or_init(|| self.register_events()).clone()
+    }
+
+    /// The events' health, when events are configured.
+    pub fn events_health(&self) -> Option<EventsHealth> {
+        self.events.get().map(EventsTelemetry::health)
+    }
+
+    fn register_events(&self) -> EventsTelemetry {
         let received = IntCounterVec::new(
             Opts::new(
                 "events_received_total",
@@ -356,8 +370,7 @@ impl Telemetry {
             Box::new(delay.clone()),
         ];
         for c in collectors {
-            // Called once per exporter. A second call's collectors would not be registered
-            // (their names are taken), so they would count where no scrape sees it.
+            // A fresh registry, and names no other collector of it takes.
             let _ = self.registry.register(c);
         }
         EventsTelemetry {
@@ -381,7 +394,32 @@ pub struct EventsTelemetry {
     delay: Histogram,
 }
 
+/// The events' health as the status page shows it, read from the collectors themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsHealth {
+    /// Whether the last receive from the queue succeeded; `None` before the first ended.
+    pub queue_up: Option<bool>,
+    /// Events read, by each of [`EVENT_OUTCOMES`].
+    pub received: Vec<(&'static str, u64)>,
+}
+
 impl EventsTelemetry {
+    pub fn health(&self) -> EventsHealth {
+        // Collected rather than asked by label: asking would make the series that stays
+        // absent until the first receive ends.
+        let queue_up = self
+            .queue_up
+            .collect()
+            .first()
+            .and_then(|family| family.get_metric().first())
+            .map(|m| m.get_gauge().get_value() != 0.0);
+        let received = EVENT_OUTCOMES
+            .iter()
+            .map(|outcome| (*outcome, self.received.with_label_values(&[outcome]).get()))
+            .collect();
+        EventsHealth { queue_up, received }
+    }
+
     /// Counts a received event; `outcome` is one of [`EVENT_OUTCOMES`].
     pub fn record_event(&self, outcome: &'static str) {
         self.received.with_label_values(&[outcome]).inc();

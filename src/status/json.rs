@@ -158,10 +158,9 @@ mod tests {
         events.record_event("applied");
         events.record_event("ignored");
         events.record_queue_up(true);
-        let families = telemetry.gather();
         let empty = Published {
             posts: board.subscribe().borrow().clone(),
-            families: families.clone(),
+            events: telemetry.events_health(),
         };
         assert_eq!(
             frames(StatusJson::new(
@@ -222,7 +221,7 @@ mod tests {
         }
         let published = Published {
             posts: board.subscribe().borrow().clone(),
-            families,
+            events: telemetry.events_health(),
         };
         let sent = frames(StatusJson::new(
             Arc::new(published.clone()),

@@ -133,8 +133,8 @@ mod tests {
     use std::task::{Context, Poll, Waker};
     use std::time::Duration;
 
+    use crate::telemetry::EventsHealth;
     use hyper::body::Body as _;
-    use prometheus::proto::MetricFamily;
     use serde::Serialize;
     use serde_json::{Value, json};
 
@@ -175,7 +175,7 @@ mod tests {
     impl Status {
         pub(super) fn of(
             posts: &Posts,
-            families: &[MetricFamily],
+            events: Option<&EventsHealth>,
             now: SystemTime,
             build: Build,
         ) -> Status {
@@ -212,7 +212,7 @@ mod tests {
                 generation: posts.generation(),
                 config: posts.summary().to_owned(),
                 ready: posts.ready(),
-                events: events_status(families),
+                events: events.map(events_status),
                 pairs,
                 associations: associations.into_iter().map(|(_, a)| a).collect(),
             }
@@ -241,7 +241,12 @@ mod tests {
     }
 
     pub(super) fn whole(published: &Published) -> Vec<u8> {
-        let status = Status::of(&published.posts, &published.families, at(NOW), TEST_BUILD);
+        let status = Status::of(
+            &published.posts,
+            published.events.as_ref(),
+            at(NOW),
+            TEST_BUILD,
+        );
         serde_json::to_vec(&status).expect("JSON")
     }
 
@@ -527,7 +532,7 @@ mod tests {
         let posts = board.subscribe().borrow().clone();
         Published {
             posts,
-            families: Vec::new(),
+            events: None,
         }
     }
 
@@ -562,7 +567,10 @@ mod tests {
             "11111111-1111-1111-1111-111111111111",
             "66666666-6666-6666-6666-666666666666",
         ];
-        assert_eq!(row_ids(&index(&published, None).expect("the page")), expected);
+        assert_eq!(
+            row_ids(&index(&published, None).expect("the page")),
+            expected
+        );
         let value: Value = serde_json::from_slice(&json(&published)).expect("JSON");
         let order: Vec<(&str, bool, bool)> = value["associations"]
             .as_array()
@@ -761,7 +769,7 @@ mod tests {
         }
         let published = Published {
             posts: board.subscribe().borrow().clone(),
-            families: Vec::new(),
+            events: None,
         };
         let view = association(&published, id).expect("a view");
         let pairs: Vec<&str> = view

@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
 use super::verdict::{is_failed, is_overdue, next_run};
 use crate::board::{LastCycle, PairPost, Published};
 use crate::snapshot::{AssociationState, ExecutionState, Timing};
 use crate::ssm;
-use crate::telemetry::NAMESPACE;
+use crate::telemetry::EventsHealth;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Build {
@@ -41,7 +40,7 @@ pub struct EventsStatus {
     /// Whether the last receive from the queue succeeded; `None` before the first.
     pub queue_up: Option<bool>,
     /// Events read, by outcome.
-    pub received: BTreeMap<String, u64>,
+    pub received: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -159,7 +158,7 @@ impl Head {
             generation: posts.generation(),
             config: posts.summary().to_owned(),
             ready: posts.ready(),
-            events: events_status(&source.families),
+            events: source.events.as_ref().map(events_status),
             pairs: posts.pairs().iter().map(pair_status).collect(),
         }
     }
@@ -299,37 +298,12 @@ pub(super) fn association_status(
     }
 }
 
-/// The events' health, read from the exporter's own families: present when events are on.
-pub(super) fn events_status(families: &[MetricFamily]) -> Option<EventsStatus> {
-    let family = |name: &str| {
-        let full = format!("{NAMESPACE}_{name}");
-        families.iter().find(|f| f.name() == full)
-    };
-    let up = family("events_queue_up");
-    let received = family("events_received_total");
-    if up.is_none() && received.is_none() {
-        return None;
+/// The events' health as the JSON has it.
+pub(super) fn events_status(health: &EventsHealth) -> EventsStatus {
+    EventsStatus {
+        queue_up: health.queue_up,
+        received: health.received.iter().copied().collect(),
     }
-    let queue_up = up
-        .and_then(|f| f.get_metric().first())
-        .map(|m| m.get_gauge().get_value() != 0.0);
-    let received = received
-        .map(|f| {
-            f.get_metric()
-                .iter()
-                .map(|m| {
-                    let outcome = m
-                        .get_label()
-                        .iter()
-                        .find(|l| l.name() == "outcome")
-                        .map(|l| l.value().to_owned())
-                        .unwrap_or_default();
-                    (outcome, m.get_counter().get_value() as u64)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Some(EventsStatus { queue_up, received })
 }
 
 #[cfg(test)]
@@ -536,7 +510,7 @@ mod tests {
         );
         let events = EventsStatus {
             queue_up: Some(false),
-            received: [("applied".to_owned(), 3)].into_iter().collect(),
+            received: [("applied", 3)].into_iter().collect(),
         };
         assert_eq!(
             serde_json::to_value(events).expect("JSON"),

@@ -172,9 +172,9 @@ mod tests {
         }
         let published = Published {
             posts: board.subscribe().borrow().clone(),
-            families: Vec::new(),
+            events: None,
         };
-        let order = Status::of(&published.posts, &[], at(NOW), TEST_BUILD).associations;
+        let order = Status::of(&published.posts, None, at(NOW), TEST_BUILD).associations;
         let first = |filter: Option<&str>| -> Vec<String> {
             order
                 .iter()
