@@ -1,7 +1,6 @@
 //! Records what the binary was built from, for `--version` and the `build_info` metric: the
 //! compiler's version, and the git revision and branch when built from a git checkout.
 
-use std::path::Path;
 use std::process::Command;
 
 fn main() {
@@ -34,23 +33,16 @@ fn main() {
         "cargo:rustc-env=SAE_LONG_VERSION={} ({described}, rustc {version})",
         std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
     );
-    // A new commit or branch changes what HEAD points at.
-    let head = Path::new(&dir).join(".git/HEAD");
-    if head.exists() {
-        println!("cargo:rerun-if-changed={}", head.display());
-        if let Some(branch_ref) = std::fs::read_to_string(&head)
-            .ok()
-            .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_owned()))
-        {
-            println!(
-                "cargo:rerun-if-changed={}",
-                Path::new(&dir).join(".git").join(branch_ref).display()
-            );
+    // A new commit or branch changes what HEAD points at. Git names the files, so that a
+    // worktree (where `.git` is a file) is followed as well as a plain checkout.
+    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    watched.extend(git(&["rev-parse", "--symbolic-full-name", "HEAD"]).filter(|r| r != "HEAD"));
+    for name in watched {
+        let path = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]);
+        // A missing file would make cargo run this script on every build.
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {
+            println!("cargo:rerun-if-changed={path}");
         }
-        println!(
-            "cargo:rerun-if-changed={}",
-            Path::new(&dir).join(".git/packed-refs").display()
-        );
     }
 }
 

@@ -632,11 +632,13 @@ async fn messages_too_large_to_read_together_are_read_one_at_a_time() {
     // What the refused answer held comes back a second later.
     sim.set_visibility_timeout(&url, Duration::from_secs(1))
         .expect("queue exists");
-    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
+    // All twelve are on the queue before the first receive, so that it meets 6 MB at once
+    // (sent after the start, a receive could take a few, small enough to read together).
     let body = "x".repeat(500_000);
     for _ in 0..12 {
-        rig.sim.send_raw(&url, &body).expect("queue exists");
+        sim.send_raw(&url, &body).expect("queue exists");
     }
+    let rig = with_events(Rig::start(sim, &events_yaml(&url)).await).await;
     let metrics = until(&rig, |m| received(m, "invalid") >= 12.0).await;
     tokio::time::timeout(PATIENCE, async {
         while rig.sim.queue_depth(&url) != Some(0) {
