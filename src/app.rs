@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::board::{Board, Exposition, Renderer, Served};
-use crate::config::{Config, PairSpec, Place, Shard};
+use crate::config::{Config, PairSpec, Place, RetryMode, Shard};
 use crate::hints::Hints;
 use crate::listener::{Listener, Route};
 use crate::reload::{Applier, Outcome, Reloader, Reloads};
@@ -42,13 +42,34 @@ pub async fn aws_pairs(
 ) -> Result<Vec<Pair<AwsSsm>>, ClientError> {
     let mut pairs = Vec::new();
     for spec in config.pairs() {
-        let ssm = AwsSsm::connect(&adjust(ClientOptions::for_source(config, &spec))).await?;
+        let ssm = AwsSsm::connect(&adjust(client_options(config, &spec))).await?;
         pairs.push(Pair {
             place: spec.place,
             ssm,
         });
     }
     Ok(pairs)
+}
+
+/// The client options of one (account, region) pair: its region, endpoint and role, and a
+/// retry partition of its own, so that throttling in one pair never spends another's retries.
+/// Here, not at the AWS boundary, which knows nothing of the configuration.
+pub fn client_options(config: &Config, pair: &PairSpec) -> ClientOptions {
+    let retry_partition = match &pair.place {
+        Some(place) => format!("ssm-{}-{}", place.account_id, place.region),
+        None => ClientOptions::default().retry_partition,
+    };
+    ClientOptions {
+        region: pair.region.clone(),
+        endpoint_url: pair.endpoint_url.clone(),
+        max_attempts: config.api.max_attempts,
+        operation_timeout: config.api.timeout,
+        adaptive: config.api.retry_mode == RetryMode::Adaptive,
+        retry_partition,
+        role: pair.role.clone(),
+        sts_endpoint_url: config.sts_endpoint_url.clone(),
+        ..ClientOptions::default()
+    }
 }
 
 /// What an exporter runs: a configuration, this replica's shard beside it, and the file that
@@ -91,7 +112,7 @@ pub async fn aws_queue(
         .iter()
         .find(|s| s.place.is_some() && s.place == events.queue_place);
     let options = match pair {
-        Some(spec) => ClientOptions::for_source(config, spec),
+        Some(spec) => client_options(config, spec),
         None => {
             let spec = PairSpec {
                 place: None,
@@ -103,7 +124,7 @@ pub async fn aws_queue(
                 endpoint_url: None,
                 role: None,
             };
-            ClientOptions::for_source(config, &spec)
+            client_options(config, &spec)
         }
     };
     let options = adjust(options);

@@ -27,8 +27,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::ids::is_uuid;
+use crate::ids::{self, is_uuid};
 use crate::logging::shown;
+/// Where the status page finds the formatter; the times' own room is [`crate::timestamp`].
+use crate::timestamp::parse_time;
 
 /// The `source` of every Systems Manager event.
 pub const SOURCE: &str = "aws.ssm";
@@ -144,78 +146,13 @@ pub fn parse(body: &str) -> Result<Event, EventError> {
     Ok(Event {
         account: account.to_owned(),
         region: region.to_owned(),
-        association_id: association_id.to_ascii_lowercase(),
+        association_id: ids::fold(association_id),
         time,
         document_name: detail
             .get("document-name")
             .and_then(Value::as_str)
             .map(str::to_owned),
     })
-}
-
-/// Writes seconds since the epoch as EventBridge writes `time`: `2017-05-16T23:01:10Z`, to the
-/// second (fractions are dropped, times before 1970 written as 1970).
-pub fn format_time(seconds: f64) -> String {
-    // Civil date from days (Howard Hinnant's algorithm); the inverse of `parse_time`'s.
-    let total = seconds.max(0.0) as i64;
-    let (days, secs) = (total.div_euclid(86_400), total.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3_600,
-        secs % 3_600 / 60,
-        secs % 60
-    )
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` into seconds since the epoch; anything else, including
-/// out-of-range fields, is `None`.
-pub(crate) fn parse_time(s: &str) -> Option<f64> {
-    fn number(s: &str, digits: usize, max: i64) -> Option<i64> {
-        if s.len() != digits || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse().ok().filter(|n| *n <= max)
-    }
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, m, day) = (
-        number(d.next()?, 4, 9999)?,
-        number(d.next()?, 2, 12)?,
-        number(d.next()?, 2, 31)?,
-    );
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.split(':');
-    let (hh, mm, ss) = (
-        number(t.next()?, 2, 23)?,
-        number(t.next()?, 2, 59)?,
-        number(t.next()?, 2, 60)?,
-    );
-    if d.next().is_some() || t.next().is_some() || m == 0 || day == 0 {
-        return None;
-    }
-    if frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let frac: f64 = format!("0.{frac}").parse().ok()?;
-    // Days from the civil date (Howard Hinnant's algorithm); every input is bounded above.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3_600 + mm * 60 + ss) as f64 + frac)
 }
 
 #[cfg(test)]
@@ -426,38 +363,6 @@ mod tests {
             let event = parse(&edited(&["detail", "document-name"], name))
                 .expect("document-name is optional");
             assert_eq!(event.document_name, None);
-        }
-    }
-
-    #[test]
-    fn formatted_times() {
-        assert_eq!(format_time(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_time(1_494_975_670.0), "2017-05-16T23:01:10Z");
-        assert_eq!(format_time(1_487_863_428.9), "2017-02-23T15:23:48Z");
-        assert_eq!(format_time(951_782_400.0), "2000-02-29T00:00:00Z");
-        assert_eq!(format_time(-5.0), "1970-01-01T00:00:00Z");
-        for t in [0.0, 951_782_400.0, 1_494_975_670.0, 4_102_444_799.0] {
-            assert_eq!(parse_time(&format_time(t)), Some(t));
-        }
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(parse_time("1970-01-01T00:00:00Z"), Some(0.0));
-        assert_eq!(parse_time("2019-02-18T16:00:00Z"), Some(1_550_505_600.0));
-        assert_eq!(parse_time("2018-04-10T19:15:38.5Z"), Some(1_523_387_738.5));
-        assert_eq!(parse_time("2018-04-10"), None);
-        for bad in [
-            "2018-13-10T00:00:00Z",
-            "9999999999999999-01-01T00:00:00Z",
-            "2018-01-01T-1:00:00Z",
-            "2018-01-01T00:00:00.5e10Z",
-            "2018-01-01T00:00:00.Z",
-            "2018-01-01T00:00Z",
-            "2018-01-01-01T00:00:00Z",
-            "２０１８-01-01T00:00:00Z",
-        ] {
-            assert_eq!(parse_time(bad), None, "{bad}");
         }
     }
 }

@@ -104,7 +104,7 @@ impl Hints {
 
     /// Records that `event` arrived now.
     pub fn add(&self, event: &Event) -> HintOutcome {
-        let id = event.association_id.to_ascii_lowercase();
+        let id = crate::ids::fold(&event.association_id);
         let mut state = self.lock();
         if !may_watch(&state.settings, &id) {
             return HintOutcome::Ignored;

@@ -31,4 +31,5 @@ pub mod sqs;
 pub mod ssm;
 pub mod status;
 pub mod telemetry;
+pub mod timestamp;
 pub mod web;

@@ -161,13 +161,10 @@ impl<S: Ssm> Scheduler<S> {
             };
             cycles += 1;
             let elapsed = started.elapsed();
-            let finished = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default();
             self.telemetry.record_cycle(&CycleRecord {
                 ok: cycle.failures == 0,
                 seconds: elapsed.as_secs_f64(),
-                finished_unix: finished.as_secs_f64(),
+                finished_unix: crate::timestamp::unix(SystemTime::now()),
                 watched: cycle.snapshot.associations.len(),
                 calls: cycle.calls,
                 listed: cycle.listed,
@@ -289,9 +286,10 @@ mod tests {
 
     use super::*;
     use crate::board::Posts;
-    use crate::config::{Discovery, TargetFilter, Watch};
+    use crate::config::{Discovery, Watch};
     use crate::events::Event;
     use crate::hints::{COALESCE, HintOutcome, MIN_LISTING_SPACING};
+    use crate::ssm::TargetFilter;
     use crate::ssm::{
         Association, AssociationQuery, Execution, ExecutionQuery, Page, SsmError, Target,
     };

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::TargetFilter;
-use crate::ssm::{Association, Execution, Label, Target};
+use crate::ssm::TargetFilter;
+use crate::ssm::{self, Association, Execution, Label, Target};
 
 /// Every watched association, sorted by ID.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -155,9 +155,6 @@ pub struct FailedTarget {
     pub detailed_status: String,
 }
 
-/// The statuses a target is named for.
-const FAILED: [&str; 2] = ["Failed", "TimedOut"];
-
 impl FailedTargets {
     pub fn new(limit: usize) -> Self {
         FailedTargets {
@@ -169,11 +166,7 @@ impl FailedTargets {
 
     /// Names `target` if it failed, keeping the `limit` smallest resource IDs.
     pub fn add(&mut self, target: &Target) {
-        if !target
-            .status
-            .as_deref()
-            .is_some_and(|s| FAILED.contains(&s))
-        {
+        if !ssm::target_failed(target.status.as_deref()) {
             return;
         }
         let field = |v: &Option<String>| v.clone().unwrap_or_default();

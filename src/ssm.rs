@@ -7,7 +7,47 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::SystemTime;
 
-use crate::config::TargetFilter;
+use serde::Deserialize;
+
+/// One `AssociationExecutionTargetsFilter`: always an equality match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetFilter {
+    pub key: TargetFilterKey,
+    pub value: NonEmpty,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TargetFilterKey {
+    Status,
+    ResourceId,
+    ResourceType,
+}
+
+impl TargetFilterKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetFilterKey::Status => "Status",
+            TargetFilterKey::ResourceId => "ResourceId",
+            TargetFilterKey::ResourceType => "ResourceType",
+        }
+    }
+}
+
+/// A string that is not empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty(String);
+
+impl NonEmpty {
+    /// `None` for an empty string.
+    pub fn new(s: impl Into<String>) -> Option<Self> {
+        let s = s.into();
+        (!s.is_empty()).then_some(NonEmpty(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// Every listing asks for the API's maximum page, to make the fewest calls.
 pub const MAX_RESULTS: i32 = 50;
@@ -131,26 +171,44 @@ impl std::fmt::Display for Label {
     }
 }
 
-/// Statuses after which an execution's targets are taken not to change (ssm-api.md §6.3):
-/// those the agent reports as final, and the final ones of Run Command and Automation.
-const FINISHED: &[&str] = &[
-    "Success",
+/// The failures a node's agent reports (ssm-api.md §5.1); a target in one is named by
+/// `failed_targets` ("failed or timed-out", docs/metrics.md).
+const AGENT_FAILED: &[&str] = &["Failed", "TimedOut"];
+
+/// Final statuses that are failures: the agent's, and those of Run Command and Automation.
+pub const FAILED: &[&str] = &[
     "Failed",
     "TimedOut",
+    "CompletedWithFailure",
+    "ExecutionTimedOut",
+    "DeliveryTimedOut",
+    "Undeliverable",
+];
+
+/// Final statuses that are not failures.
+const ENDED: &[&str] = &[
+    "Success",
     "Cancelled",
     "Skipped",
-    "Undeliverable",
     "Terminated",
-    "DeliveryTimedOut",
-    "ExecutionTimedOut",
     "CompletedWithSuccess",
-    "CompletedWithFailure",
     "Rejected",
 ];
 
-/// Whether an execution (or target) in `status` has finished: anything else counts as running.
+/// Whether an execution (or target) in `status` has finished, after which its targets are
+/// taken not to change (ssm-api.md §6.3): anything else counts as running.
 pub fn finished(status: Option<&str>) -> bool {
-    status.is_some_and(|s| FINISHED.contains(&s))
+    status.is_some_and(|s| FAILED.contains(&s) || ENDED.contains(&s))
+}
+
+/// Whether an execution in `status` failed.
+pub fn failed(status: Option<&str>) -> bool {
+    status.is_some_and(|s| FAILED.contains(&s))
+}
+
+/// Whether a target in `status` failed as its agent reports it.
+pub fn target_failed(status: Option<&str>) -> bool {
+    status.is_some_and(|s| AGENT_FAILED.contains(&s))
 }
 
 /// One run of an association, from DescribeAssociationExecutions.

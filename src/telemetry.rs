@@ -509,7 +509,5 @@ impl PairTelemetry {
 }
 
 fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+    crate::timestamp::unix(std::time::SystemTime::now())
 }

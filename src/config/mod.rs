@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::ids;
+use crate::ssm::TargetFilter;
+pub use crate::ssm::aws::{Role, redacted_url};
+
 mod duration;
 mod file;
 mod parse;
@@ -71,14 +75,6 @@ pub struct Account {
     pub regions: Vec<String>,
     /// SSM endpoints by region, for VPC endpoints and simulators; the rest use the default.
     pub endpoint_urls: std::collections::BTreeMap<String, String>,
-}
-
-/// A role assumed through STS, as `AssumeRole` takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Role {
-    pub arn: String,
-    pub external_id: Option<String>,
-    pub session_name: String,
 }
 
 /// The session name when the configuration gives none: CloudTrail shows it.
@@ -150,9 +146,8 @@ impl Shard {
         if self.total <= 1 {
             return true;
         }
-        let hash = association_id
+        let hash = ids::fold(association_id)
             .bytes()
-            .map(|b| b.to_ascii_lowercase())
             .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
             });
@@ -229,30 +224,6 @@ pub struct Discovery {
     pub document_name: Option<String>,
 }
 
-/// One `AssociationExecutionTargetsFilter`: always an equality match.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TargetFilter {
-    pub key: TargetFilterKey,
-    pub value: NonEmpty,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum TargetFilterKey {
-    Status,
-    ResourceId,
-    ResourceType,
-}
-
-impl TargetFilterKey {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TargetFilterKey::Status => "Status",
-            TargetFilterKey::ResourceId => "ResourceId",
-            TargetFilterKey::ResourceType => "ResourceType",
-        }
-    }
-}
-
 /// An association or execution ID: a UUID, as the API's pattern requires, kept in lower case.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AwsId(String);
@@ -266,22 +237,6 @@ impl AwsId {
 impl fmt::Display for AwsId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
-    }
-}
-
-/// A string that is not empty.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NonEmpty(String);
-
-impl NonEmpty {
-    /// `None` for an empty string.
-    pub fn new(s: impl Into<String>) -> Option<Self> {
-        let s = s.into();
-        (!s.is_empty()).then_some(NonEmpty(s))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -391,19 +346,6 @@ pub fn load_with<T>(
         path: path.to_owned(),
         source,
     })
-}
-
-/// `url` with its user information, if any, replaced by `***`: an endpoint may carry
-/// credentials (`http://user:pass@host`), and every URL the exporter prints goes through here.
-pub fn redacted_url(url: &str) -> std::borrow::Cow<'_, str> {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let authority = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(&url[start..], |end| &url[start..start + end]);
-    match authority.rfind('@') {
-        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
-        None => url.into(),
-    }
 }
 
 impl Config {

@@ -13,10 +13,10 @@ use super::yaml::from_yaml_described;
 use super::{
     Account, Api, AwsId, Config, DEFAULT_CYCLE_TIMEOUT, DEFAULT_FAILED_TARGETS,
     DEFAULT_FULL_REFRESH, DEFAULT_POLL_INTERVAL, DEFAULT_SESSION_NAME, Discovery, Events, Invalid,
-    MIN_POLL_INTERVAL, NonEmpty, Place, RetryMode, Role, TargetFilter, TargetFilterKey, Watch,
-    WatchedAssociation, locate,
+    MIN_POLL_INTERVAL, Place, RetryMode, Role, Watch, WatchedAssociation, locate,
 };
-use crate::ids::is_uuid;
+use crate::ids::{self, is_uuid};
+use crate::ssm::{NonEmpty, TargetFilter, TargetFilterKey};
 
 // The raw shapes hold scalars as plain strings: serde_yaml reports the line of its own errors,
 // but an error raised inside a field's Deserialize gets the enclosing mapping's position or
@@ -552,7 +552,7 @@ fn association(
 ) -> Result<WatchedAssociation, Invalid> {
     let id_key = format!("{path}.association_id");
     field(text, &id_key, &a.association_id, uuid)?;
-    let association_id = AwsId(a.association_id.to_ascii_lowercase());
+    let association_id = AwsId(ids::fold(&a.association_id));
     if let Some(first) = earlier
         .iter()
         .position(|w| w.association_id == association_id)
@@ -566,22 +566,20 @@ fn association(
     let execution_id = match a.execution_id {
         Some(e) => {
             field(text, &format!("{path}.execution_id"), &e, uuid)?;
-            Some(AwsId(e.to_ascii_lowercase()))
+            Some(AwsId(ids::fold(&e)))
         }
         None => None,
     };
     let mut filters = Vec::new();
     for (j, f) in a.filters.into_iter().enumerate() {
-        field(
-            text,
-            &format!("{path}.filters[{j}].value"),
-            &f.value,
-            non_empty,
-        )?;
-        filters.push(TargetFilter {
-            key: f.key,
-            value: NonEmpty(f.value),
-        });
+        let value = NonEmpty::new(f.value).ok_or_else(|| {
+            Invalid::at(
+                text,
+                &format!("{path}.filters[{j}].value"),
+                "must not be empty",
+            )
+        })?;
+        filters.push(TargetFilter { key: f.key, value });
     }
     // Placed at the entry's first key: the entry has no key of its own.
     let invalid = |message: String| Invalid::of(path, message).on_line(locate(text, &id_key));
@@ -763,7 +761,7 @@ mod tests {
             list[0].filters,
             vec![TargetFilter {
                 key: TargetFilterKey::Status,
-                value: NonEmpty("Failed".into())
+                value: NonEmpty::new("Failed").expect("non-empty")
             }]
         );
         assert_eq!(

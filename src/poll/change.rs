@@ -4,8 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::config::TargetFilter;
+use crate::ids;
 use crate::snapshot::{AssociationState, ExecutionState, Snapshot};
+use crate::ssm::TargetFilter;
 use crate::ssm::{Association, Execution, MAX_RESULTS, finished};
 
 /// What this cycle wants of an association's counts, for deciding whether earlier ones stand.
@@ -25,7 +26,7 @@ impl Wanted<'_> {
             && e.filters == self.filters
             && e.failed.as_ref().map(|f| f.limit) == self.failed_targets
             && match self.pinned {
-                Some(p) => e.pinned && p.eq_ignore_ascii_case(&e.execution.execution_id),
+                Some(p) => e.pinned && ids::same(p, &e.execution.execution_id),
                 None => !e.pinned,
             }
             && young(e.read_at, self.now, self.full_refresh_interval)

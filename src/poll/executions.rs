@@ -4,6 +4,7 @@
 use std::ops::ControlFlow;
 use std::time::SystemTime;
 
+use crate::ids;
 use crate::snapshot::{AssociationState, LastSuccess};
 use crate::ssm::{Association, Execution, ExecutionQuery, Operation, Ssm, finished};
 
@@ -169,7 +170,7 @@ impl<S: Ssm> Poller<'_, S> {
             Step::Items(page) => {
                 found = page
                     .into_iter()
-                    .find(|e| e.execution_id.eq_ignore_ascii_case(execution_id));
+                    .find(|e| ids::same(&e.execution_id, execution_id));
                 if found.is_some() {
                     ControlFlow::Break(())
                 } else {

@@ -15,13 +15,16 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use crate::config::{Config, Discovery, Place, Shard, TargetFilter, Watch, WatchedAssociation};
+use crate::config::{Config, Discovery, Place, Shard, Watch, WatchedAssociation};
+use crate::ids;
 use crate::limit::Limiter;
 use crate::schedule::{self, Schedule};
 use crate::snapshot::{
     AssociationState, ExecutionState, FailedTargets, LastSuccess, Snapshot, TargetCounts, Timing,
 };
-use crate::ssm::{Association, AssociationQuery, Execution, Operation, Page, Ssm, SsmError};
+use crate::ssm::{
+    Association, AssociationQuery, Execution, Operation, Page, Ssm, SsmError, TargetFilter,
+};
 use crate::telemetry::PairTelemetry;
 
 pub use change::REFUSED_LISTING_RETRY;
@@ -164,11 +167,9 @@ pub async fn poll_once<S: Ssm>(
 pub fn may_watch(settings: &PollSettings, association_id: &str) -> bool {
     settings.shard.owns(association_id)
         && match &settings.watch {
-            Watch::Explicit(list) => list.iter().any(|w| {
-                w.association_id
-                    .as_str()
-                    .eq_ignore_ascii_case(association_id)
-            }),
+            Watch::Explicit(list) => list
+                .iter()
+                .any(|w| ids::same(w.association_id.as_str(), association_id)),
             Watch::Discover(_) => true,
         }
 }
@@ -192,14 +193,14 @@ pub async fn poll_some<S: Ssm>(
         .filter_map(|id| match &settings.watch {
             Watch::Explicit(list) => list
                 .iter()
-                .find(|w| w.association_id.as_str().eq_ignore_ascii_case(id))
+                .find(|w| ids::same(w.association_id.as_str(), id))
                 .map(Job::watched),
             Watch::Discover(discovery) => Some(Job {
                 // The spelling its series already carry, if it has any.
                 association_id: previous
                     .associations
                     .iter()
-                    .find(|a| a.id().eq_ignore_ascii_case(id))
+                    .find(|a| ids::same(a.id(), id))
                     .map_or_else(|| id.clone(), |a| a.id().to_owned()),
                 listed: None,
                 pinned: None,
@@ -451,7 +452,7 @@ impl<'a, S: Ssm> Poller<'a, S> {
                 let total = all.len();
                 let mut by_id: std::collections::HashMap<String, Association> = all
                     .into_iter()
-                    .map(|a| (a.association_id.to_ascii_lowercase(), a))
+                    .map(|a| (ids::fold(&a.association_id), a))
                     .collect();
                 // A watched association missing from a complete listing does not exist.
                 jobs.retain_mut(|job| match by_id.remove(&job.association_id) {
@@ -1103,8 +1104,8 @@ mod tests {
             hour
         ));
         let filtered = [TargetFilter {
-            key: crate::config::TargetFilterKey::Status,
-            value: crate::config::NonEmpty::new("Failed").expect("non-empty"),
+            key: crate::ssm::TargetFilterKey::Status,
+            value: crate::ssm::NonEmpty::new("Failed").expect("non-empty"),
         }];
         assert!(
             !settled_with(

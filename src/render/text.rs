@@ -13,6 +13,7 @@ use crate::config::Place;
 use crate::render::families::{Family, SNAPSHOT_FAMILIES};
 use crate::snapshot::{ExecutionState, Snapshot, Timing};
 use crate::telemetry::{place_values, with_place_labels};
+use crate::timestamp::since_epoch;
 
 /// Text held only as one gzip member, compressed alone: members one after the other make one
 /// gzip stream (RFC 1952 §2.2), which is how the exposition's parts are joined without
@@ -431,8 +432,7 @@ fn escape_into(out: &mut Vec<u8>, text: &str, quotes: bool) {
 
 /// Seconds since the epoch, to the millisecond the API reports; times before 1970 are 0.
 fn seconds(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64 / 1000.0)
+    since_epoch(t).as_millis() as f64 / 1000.0
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use serde_json::{Map, Value, json};
 
 use super::wire::{MAX_REQUEST_BYTES, Reset, add_request_id, parse_attempt};
 use super::{Association, Execution, Fault, Recorded, Sim, State};
-use crate::events::parse_time;
 use crate::http::{self, Body};
 use crate::ids::is_uuid;
+use crate::timestamp::parse_time;
 
 const JSON: &str = "application/x-amz-json-1.1";
 const DEFAULT_PAGE: usize = 50;

@@ -148,7 +148,7 @@ impl State {
             "detail-type": detail_type,
             "source": crate::events::SOURCE,
             "account": account,
-            "time": crate::events::format_time(super::now()),
+            "time": crate::timestamp::format_time(super::now()),
             "region": region,
             "resources": resources,
             "detail": detail,
@@ -191,18 +191,18 @@ impl State {
             "association-version": a.version.to_string(),
             "document-version": a.document_version,
             "targets": r#"[{"key":"tag:PatchGroup","values":["fleet"]}]"#,
-            "creation-date": crate::events::format_time(a.created),
-            "last-updated-date": crate::events::format_time(a.created),
+            "creation-date": crate::timestamp::format_time(a.created),
+            "last-updated-date": crate::timestamp::format_time(a.created),
             "status": status,
             "association-status-aggregated-count": json!(counts).to_string(),
             "schedule-expression": "rate(30 minutes)",
             "association-cwe-version": "1.0",
         });
         if let Some(e) = a.latest() {
-            detail["last-execution-date"] = json!(crate::events::format_time(e.created));
+            detail["last-execution-date"] = json!(crate::timestamp::format_time(e.created));
             if status == "Success" {
                 detail["last-successful-execution-date"] =
-                    json!(crate::events::format_time(e.created));
+                    json!(crate::timestamp::format_time(e.created));
             }
         }
         let resources = vec![document_arn(&region, &account, &a.document_name)];
@@ -229,14 +229,14 @@ impl State {
         let Some(t) = e.targets.iter().find(|t| t.resource_id == resource_id) else {
             return;
         };
-        let last = crate::events::format_time(t.last_execution_date.unwrap_or(e.created));
+        let last = crate::timestamp::format_time(t.last_execution_date.unwrap_or(e.created));
         let mut detail = json!({
             "association-id": a.id,
             "instance-id": t.resource_id,
             "document-name": a.document_name,
             "document-version": a.document_version,
             "targets": r#"[{"key":"tag:PatchGroup","values":["fleet"]}]"#,
-            "creation-date": crate::events::format_time(a.created),
+            "creation-date": crate::timestamp::format_time(a.created),
             "last-execution-date": last,
             "status": t.status,
             "detailed-status": t.detailed_status,

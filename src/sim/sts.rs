@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use hyper::StatusCode;
+use percent_encoding::percent_decode_str;
 
 use super::{Recorded, State};
 
@@ -84,7 +85,7 @@ fn assume_role(state: &mut State, form: &BTreeMap<String, String>) -> (StatusCod
     let role_name = arn.rsplit('/').next().unwrap_or_default();
     state.serial += 1;
     let key = access_key_id(&account, state.serial);
-    let expiration = crate::events::format_time((super::now() + 3600.0).floor());
+    let expiration = crate::timestamp::format_time((super::now() + 3600.0).floor());
     let xml = format!(
         "<AssumeRoleResponse xmlns=\"{NAMESPACE}\"><AssumeRoleResult>\
 <AssumedRoleUser><AssumedRoleId>AROA{account}:{session}</AssumedRoleId>\
@@ -109,31 +110,10 @@ fn parse_form(body: &[u8]) -> BTreeMap<String, String> {
 }
 
 fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = match bytes.get(i..i + 3) {
-            Some([b'%', high, low]) => hex(*high).zip(hex(*low)).map(|(h, l)| (h * 16 + l) as u8),
-            _ => None,
-        };
-        match (escaped, bytes[i]) {
-            (Some(b), _) => {
-                out.push(b);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, b) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    // `+` first: an encoded plus (`%2B`) holds none, so it stays a plus.
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn escape(s: &str) -> String {
@@ -149,13 +129,13 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(crate::events::format_time(0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(crate::timestamp::format_time(0.0), "1970-01-01T00:00:00Z");
         assert_eq!(
-            crate::events::format_time(1_700_000_000.0),
+            crate::timestamp::format_time(1_700_000_000.0),
             "2023-11-14T22:13:20Z"
         );
         assert_eq!(
-            crate::events::format_time(1_709_208_000.0),
+            crate::timestamp::format_time(1_709_208_000.0),
             "2024-02-29T12:00:00Z"
         );
     }
@@ -167,5 +147,8 @@ mod tests {
         assert_eq!(form["Action"], "AssumeRole");
         assert_eq!(form["RoleArn"], "arn:aws:iam::1:role/a b");
         assert_eq!(form["X"], "%zz");
+        let form = parse_form(b"A=1%2B1+%3D+2&B=%E2%9C%93%FF%4");
+        assert_eq!(form["A"], "1+1 = 2");
+        assert_eq!(form["B"], "\u{2713}\u{fffd}%4");
     }
 }

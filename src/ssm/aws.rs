@@ -18,9 +18,8 @@ use aws_sdk_ssm::types as sdk;
 
 use super::{
     Association, AssociationQuery, Execution, ExecutionQuery, Label, MAX_RESULTS, Overview, Page,
-    ScheduleFields, Ssm, SsmError, Target,
+    ScheduleFields, Ssm, SsmError, Target, TargetFilter,
 };
-use crate::config::{Config, PairSpec, RetryMode, Role, TargetFilter, redacted_url};
 
 /// How to build the client. Everything left `None` comes from the standard aws-config chain.
 /// Its `Debug` shows the access key ID of static credentials but never the secret.
@@ -48,28 +47,6 @@ pub struct ClientOptions {
     pub role: Option<Role>,
     /// Overrides the STS endpoint roles are assumed through.
     pub sts_endpoint_url: Option<String>,
-}
-
-impl ClientOptions {
-    /// The options of one (account, region) pair: its region, endpoint and role, and a retry
-    /// partition of its own, so that throttling in one pair never spends another's retries.
-    pub fn for_source(config: &Config, source: &PairSpec) -> Self {
-        let retry_partition = match &source.place {
-            Some(place) => format!("ssm-{}-{}", place.account_id, place.region),
-            None => ClientOptions::default().retry_partition,
-        };
-        ClientOptions {
-            region: source.region.clone(),
-            endpoint_url: source.endpoint_url.clone(),
-            max_attempts: config.api.max_attempts,
-            operation_timeout: config.api.timeout,
-            adaptive: config.api.retry_mode == RetryMode::Adaptive,
-            retry_partition,
-            role: source.role.clone(),
-            sts_endpoint_url: config.sts_endpoint_url.clone(),
-            ..ClientOptions::default()
-        }
-    }
 }
 
 impl Default for ClientOptions {
@@ -123,6 +100,27 @@ impl fmt::Debug for ClientOptions {
                 &sts_endpoint_url.as_deref().map(redacted_url),
             )
             .finish()
+    }
+}
+
+/// A role assumed through STS, as `AssumeRole` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+}
+
+/// `url` with its user information, if any, replaced by `***`: an endpoint may carry
+/// credentials (`http://user:pass@host`), and every URL the exporter prints goes through here.
+pub fn redacted_url(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(&url[start..], |end| &url[start..start + end]);
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]).into(),
+        None => url.into(),
     }
 }
 

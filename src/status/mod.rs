@@ -3,7 +3,7 @@
 //! the renderer published, whose snapshots are shared, not copied: a page renders at most
 //! [`MAX_ROWS`] rows, a view one association, and the JSON is serialised a batch at a time
 //! as the client reads it. No request calls AWS or copies the fleet. No value from SSM or the
-//! configuration reaches the HTML without passing [`escape`].
+//! configuration reaches the HTML unescaped: the templates escape every value ([`escape`]).
 //!
 //! One idea a file: `select` picks and orders the rows, `model` holds the JSON's shapes,
 //! `html` writes the pages and `json` streams the document; `verdict` judges failed and
@@ -21,9 +21,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use crate::board::Published;
-use html::{
-    Counted, decode, encode, filter_close, filter_open, page_foot, page_head, row, view, view_head,
-};
+use html::{AssociationPage, Counted, StatusPage, decode, encode, render};
 use model::{Head, unix};
 use select::{Entry, first_rows};
 
@@ -85,19 +83,22 @@ impl Published {
         let choices: Vec<(Option<&str>, usize)> = std::iter::once((None, watched))
             .chain(by_status.iter().map(|(k, n)| (Some(*k), *n)))
             .collect();
-        let counted = Counted {
-            watched,
-            failed,
-            overdue,
+        let page = StatusPage {
+            head: Head::of(self, now, build),
+            counted: Counted {
+                watched,
+                failed,
+                overdue,
+            },
+            telemetry_path,
+            choices: &choices,
+            current,
+            placed,
+            shown: &shown,
+            matching,
+            now,
         };
-        let mut page = page_head(&Head::of(self, now, build), counted, telemetry_path);
-        page.push_str(&filter_open(&choices, current, placed));
-        for e in &shown {
-            page.push_str(&row(&e.status(now), placed, unix(now)));
-        }
-        page.push_str(&filter_close(matching));
-        page.push_str(&page_foot());
-        Some(Bytes::from(page))
+        Some(Bytes::from(render(&page)))
     }
 
     /// The view, as of `now`, of the association whose ID its link spells as `id`
@@ -117,12 +118,12 @@ impl Published {
             return None;
         }
         found.sort_by(Entry::order);
-        let mut page = view_head(unix(now));
-        for e in &found {
-            view(&mut page, &e.status(now), unix(now));
-        }
-        page.push_str(&page_foot());
-        Some(Bytes::from(page))
+        let page = AssociationPage {
+            found: &found,
+            now,
+            rendered_unix: unix(now),
+        };
+        Some(Bytes::from(render(&page)))
     }
 }
 

@@ -12,6 +12,8 @@ use crate::board::{LastCycle, PairPost, Published};
 use crate::snapshot::{AssociationState, ExecutionState, Timing};
 use crate::ssm;
 use crate::telemetry::EventsHealth;
+/// The page's times in the JSON's unit; `status/mod.rs` takes it from here.
+pub(super) use crate::timestamp::unix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Build {
@@ -142,11 +144,6 @@ pub struct FailedTargetStatus {
     pub resource_id: String,
     pub resource_type: String,
     pub detailed_status: String,
-}
-
-pub(super) fn unix(t: SystemTime) -> f64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Head {

@@ -5,16 +5,7 @@
 use std::time::SystemTime;
 
 use crate::snapshot::{AssociationState, Timing};
-
-/// Execution statuses the page counts as failed, and lists first.
-pub(super) const FAILED: &[&str] = &[
-    "Failed",
-    "TimedOut",
-    "CompletedWithFailure",
-    "ExecutionTimedOut",
-    "DeliveryTimedOut",
-    "Undeliverable",
-];
+use crate::ssm;
 
 /// The status of the association's execution, if it ran and SSM gave one.
 pub(super) fn execution_status(a: &AssociationState) -> Option<&str> {
@@ -25,7 +16,7 @@ pub(super) fn execution_status(a: &AssociationState) -> Option<&str> {
 
 /// Its poll failed, or its execution's status is a failure.
 pub(super) fn is_failed(a: &AssociationState) -> bool {
-    !a.poll_ok || execution_status(a).is_some_and(|s| FAILED.contains(&s))
+    !a.poll_ok || ssm::failed(execution_status(a))
 }
 
 pub(super) fn next_run(a: &AssociationState) -> Option<SystemTime> {
