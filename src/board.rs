@@ -3,7 +3,7 @@
 //! [`Board::bump`] (a reload) move its generation; only the [`Renderer`] publishes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use prometheus::proto::MetricFamily;
 use tokio::sync::watch;
@@ -12,7 +12,7 @@ use tracing::error;
 use crate::config::Place;
 use crate::render::{Headers, Joined, Part, RenderError, join, renders_same};
 use crate::snapshot::Snapshot;
-use crate::telemetry::{EventsHealth, Telemetry};
+use crate::telemetry::{CycleOutcome, EventsHealth, Telemetry};
 
 /// The content type of the exposition: Prometheus' text format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -54,22 +54,7 @@ pub struct PairPost {
     /// Targeted polls (of associations events named) of this pair published so far.
     pub targeted: u64,
     /// How the pair's last cycle went; `None` before its first.
-    pub last_cycle: Option<LastCycle>,
-}
-
-/// What the status page tells of a pair's last cycle: a few numbers and a closed error kind,
-/// never error text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LastCycle {
-    pub finished: SystemTime,
-    pub duration: Duration,
-    pub calls: usize,
-    /// Calls answered with throttling, after the SDK's retries.
-    pub throttled: usize,
-    /// Associations (or the listing) whose calls failed.
-    pub failures: usize,
-    /// From [`crate::ssm::SsmError::kind`]: the listing's, else the first failed association's.
-    pub error_kind: Option<&'static str>,
+    pub last_cycle: Option<CycleOutcome>,
 }
 
 impl Posts {
@@ -167,7 +152,13 @@ impl Board {
 
     /// Posts the snapshot of the pair at `slot` after its `cycles`th cycle, which went as
     /// `last`; returns the generation whose exposition will show it.
-    pub fn post(&self, slot: usize, snapshot: Arc<Snapshot>, cycles: u64, last: LastCycle) -> u64 {
+    pub fn post(
+        &self,
+        slot: usize,
+        snapshot: Arc<Snapshot>,
+        cycles: u64,
+        last: CycleOutcome,
+    ) -> u64 {
         self.post_as(slot, snapshot, cycles, Ok(last))
     }
 
@@ -190,7 +181,7 @@ impl Board {
         slot: usize,
         snapshot: Arc<Snapshot>,
         cycles: u64,
-        last: Result<LastCycle, u64>,
+        last: Result<CycleOutcome, u64>,
     ) -> u64 {
         let mut generation = 0;
         self.posts.send_modify(|posts| {
@@ -385,6 +376,7 @@ impl Parts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
 
     fn place(region: &str) -> Place {
         Place {
@@ -393,14 +385,16 @@ mod tests {
         }
     }
 
-    fn last_cycle() -> LastCycle {
-        LastCycle {
+    fn last_cycle() -> CycleOutcome {
+        CycleOutcome {
             finished: SystemTime::UNIX_EPOCH,
             duration: Duration::ZERO,
+            watched: 0,
             calls: 1,
             throttled: 0,
             failures: 0,
             error_kind: None,
+            listed: true,
         }
     }
 

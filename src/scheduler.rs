@@ -11,14 +11,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tracing::{Instrument, error, info};
 
-use crate::board::{Board, LastCycle, Served};
+use crate::board::{Board, Served};
 use crate::config::{Config, MIN_POLL_INTERVAL, Place, Shard};
 use crate::hints::{Due, Hints};
 use crate::limit::Limiter;
 use crate::poll::{PollSettings, poll_once, poll_some};
 use crate::snapshot::Snapshot;
 use crate::ssm::Ssm;
-use crate::telemetry::{CycleRecord, EventsTelemetry, PairTelemetry};
+use crate::telemetry::{CycleOutcome, EventsTelemetry, PairTelemetry};
 
 /// A request for a cycle; answered with that cycle's number once its result is served.
 pub type Trigger = oneshot::Sender<u64>;
@@ -161,25 +161,22 @@ impl<S: Ssm> Scheduler<S> {
             };
             cycles += 1;
             let elapsed = started.elapsed();
-            self.telemetry.record_cycle(&CycleRecord {
-                ok: cycle.failures == 0,
-                seconds: elapsed.as_secs_f64(),
-                finished_unix: crate::timestamp::unix(SystemTime::now()),
-                watched: cycle.snapshot.associations.len(),
-                calls: cycle.calls,
-                listed: cycle.listed,
-            });
-            snapshot = Arc::new(cycle.snapshot);
-            self.hints.set_known(snapshot.clone(), Some(last_start));
-            let last = LastCycle {
+            let outcome = CycleOutcome {
                 finished: SystemTime::now(),
                 duration: elapsed,
+                watched: cycle.snapshot.associations.len(),
                 calls: cycle.calls,
                 throttled: cycle.throttled,
                 failures: cycle.failures,
                 error_kind: cycle.error_kind,
+                listed: cycle.listed,
             };
-            let generation = self.board.post(self.slot, snapshot.clone(), cycles, last);
+            self.telemetry.record_cycle(&outcome);
+            snapshot = Arc::new(cycle.snapshot);
+            self.hints.set_known(snapshot.clone(), Some(last_start));
+            let generation = self
+                .board
+                .post(self.slot, snapshot.clone(), cycles, outcome);
             tokio::select! {
                 served = self.served.reach(generation) => if served.is_err() {
                     error!("the renderer has stopped; this pair stops polling");

@@ -2,6 +2,7 @@
 //! the snapshot's series, and belong to one exporter instance: there is no global registry.
 
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use prometheus::core::Collector;
 use prometheus::proto::MetricFamily;
@@ -15,17 +16,31 @@ use crate::ssm::{Operation, SsmError};
 
 pub const NAMESPACE: &str = "ssm_association_exporter";
 
-/// What the scheduler reports of each finished cycle.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CycleRecord {
-    /// Every call of the cycle succeeded.
-    pub ok: bool,
-    pub seconds: f64,
-    pub finished_unix: f64,
+/// How one finished cycle of a pair went, made once by the scheduler: the pair's metrics
+/// record it, and the board keeps it for the status page. A few numbers and a closed error
+/// kind, never error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CycleOutcome {
+    pub finished: SystemTime,
+    pub duration: Duration,
+    /// Associations the cycle ended with.
     pub watched: usize,
     pub calls: usize,
+    /// Calls answered with throttling, after the SDK's retries.
+    pub throttled: usize,
+    /// Associations (or the listing) whose calls failed.
+    pub failures: usize,
+    /// From [`crate::ssm::SsmError::kind`]: the listing's, else the first failed association's.
+    pub error_kind: Option<&'static str>,
     /// The cycle took its associations from ListAssociations rather than describing each.
     pub listed: bool,
+}
+
+impl CycleOutcome {
+    /// Every call of the cycle succeeded.
+    pub fn ok(&self) -> bool {
+        self.failures == 0
+    }
 }
 
 /// The labels that say which account and region a series is about, when `accounts` are
@@ -477,23 +492,22 @@ impl PairTelemetry {
             .set(interval.as_secs_f64());
     }
 
-    pub fn record_cycle(&self, cycle: &CycleRecord) {
+    pub fn record_cycle(&self, cycle: &CycleOutcome) {
         let t = &self.telemetry;
         let place = self.labels(&[]);
+        let ok = cycle.ok();
         t.cycles
-            .with_label_values(&self.labels(&[if cycle.ok { "success" } else { "failure" }]))
+            .with_label_values(&self.labels(&[if ok { "success" } else { "failure" }]))
             .inc();
         t.cycle_duration
             .with_label_values(&place)
-            .set(cycle.seconds);
-        if cycle.ok {
+            .set(cycle.duration.as_secs_f64());
+        if ok {
             t.last_good_poll
                 .with_label_values(&place)
-                .set(cycle.finished_unix);
+                .set(crate::timestamp::unix(cycle.finished));
         }
-        t.cycle_ok
-            .with_label_values(&place)
-            .set(i64::from(cycle.ok));
+        t.cycle_ok.with_label_values(&place).set(i64::from(ok));
         t.watched
             .with_label_values(&place)
             .set(i64::try_from(cycle.watched).unwrap_or(i64::MAX));

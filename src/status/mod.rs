@@ -141,13 +141,14 @@ mod tests {
 
     use super::model::{association_status, cycle_status, events_status};
     use super::*;
-    use crate::board::{Board, LastCycle, Posts};
+    use crate::board::{Board, Posts};
     use crate::config::Place;
     use crate::snapshot::{
         AssociationState, ExecutionState, FailedTargets, LastSuccess, Snapshot, TargetCounts,
         Timing,
     };
     use crate::ssm::{Association, Execution, ScheduleFields, Target};
+    use crate::telemetry::CycleOutcome;
 
     pub(super) const NOW: f64 = 1_700_000_600.0;
     pub(super) const TEST_BUILD: Build = Build {
@@ -263,14 +264,16 @@ mod tests {
             .map(|b| String::from_utf8(b.to_vec()).expect("utf-8"))
     }
 
-    pub(super) fn last_cycle(finished: f64) -> LastCycle {
-        LastCycle {
+    pub(super) fn last_cycle(finished: f64) -> CycleOutcome {
+        CycleOutcome {
             finished: at(finished),
             duration: Duration::ZERO,
+            watched: 0,
             calls: 0,
             throttled: 0,
             failures: 0,
             error_kind: None,
+            listed: true,
         }
     }
 
@@ -508,26 +511,30 @@ mod tests {
             0,
             Arc::new(east),
             3,
-            LastCycle {
+            CycleOutcome {
                 finished: at(NOW - 30.0),
                 duration: Duration::from_millis(1_250),
+                watched: 0,
                 calls: 7,
                 throttled: 0,
                 failures: 0,
                 error_kind: None,
+                listed: true,
             },
         );
         board.post(
             1,
             Arc::new(west),
             2,
-            LastCycle {
+            CycleOutcome {
                 finished: at(NOW - 90.0),
                 duration: Duration::from_secs(30),
+                watched: 0,
                 calls: 12,
                 throttled: 4,
                 failures: 2,
                 error_kind: Some("throttled"),
+                listed: true,
             },
         );
         let posts = board.subscribe().borrow().clone();

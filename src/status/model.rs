@@ -8,9 +8,10 @@ use std::time::SystemTime;
 use serde::Serialize;
 
 use super::verdict::{is_failed, is_overdue, next_run};
-use crate::board::{LastCycle, PairPost, Published};
+use crate::board::{PairPost, Published};
 use crate::snapshot::{AssociationState, ExecutionState, Timing};
 use crate::ssm;
+use crate::telemetry::CycleOutcome;
 use crate::telemetry::EventsHealth;
 /// The page's times in the JSON's unit; `status/mod.rs` takes it from here.
 pub(super) use crate::timestamp::unix;
@@ -172,18 +173,14 @@ fn pair_status(posted: &PairPost) -> PairStatus {
     }
 }
 
-pub(super) fn cycle_status(c: &LastCycle) -> CycleStatus {
+pub(super) fn cycle_status(c: &CycleOutcome) -> CycleStatus {
     CycleStatus {
         finished_unix: unix(c.finished),
         duration_seconds: c.duration.as_secs_f64(),
         api_calls: c.calls,
         throttled_calls: c.throttled,
         failures: c.failures,
-        outcome: if c.failures == 0 {
-            "success"
-        } else {
-            "failure"
-        },
+        outcome: if c.ok() { "success" } else { "failure" },
         error_kind: c.error_kind,
     }
 }

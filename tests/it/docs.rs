@@ -2,7 +2,7 @@
 //! docs/configuration.md every config key.
 
 use ssm_association_exporter::render::snapshot_family_names;
-use ssm_association_exporter::telemetry::{CycleRecord, Telemetry};
+use ssm_association_exporter::telemetry::{CycleOutcome, Telemetry};
 
 /// Every family of the exporter's own, each with a series: a pair has had a cycle.
 fn own_families() -> Vec<String> {
@@ -12,12 +12,14 @@ fn own_families() -> Vec<String> {
     let events = telemetry.events();
     events.record_targeted(&[], 1);
     events.record_queue_up(true);
-    source.record_cycle(&CycleRecord {
-        ok: true,
-        seconds: 1.0,
-        finished_unix: 1.0,
+    source.record_cycle(&CycleOutcome {
+        finished: std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1),
+        duration: std::time::Duration::from_secs(1),
         watched: 1,
         calls: 1,
+        throttled: 0,
+        failures: 0,
+        error_kind: None,
         listed: true,
     });
     telemetry
