@@ -25,7 +25,6 @@ use html::{AssociationPage, Counted, StatusPage, decode, encode, render};
 use model::{Head, unix};
 use select::{Entry, first_rows};
 
-pub use html::{age, escape, timestamp};
 pub use json::StatusJson;
 pub use model::{
     AssociationStatus, Build, CycleStatus, EventsStatus, ExecutionStatus, FailedTargetStatus,
