@@ -9,7 +9,8 @@ Usage:
   check.py dashboard DASHBOARD.json RULES_OUT.yaml   writes every query as a recording rule,
                                                       for promtool check rules to parse
   check.py metric-names FILE...                 every ssm_association_* name is a real metric
-  check.py image-files DOCKERFILE CONTAINERFILE  both final stages declare the same runtime
+  check.py image-files DOCKERFILE CONTAINERFILE  both final stages declare the same runtime, and
+                                                the build stage copies all the build reads
   check.py image-config INSPECT.json CONTAINERFILE   a built image (podman image inspect) is
                                                       configured as its build file says
   check.py helm-lint CHART [VALUES.yaml...]     helm lint --strict, per Kubernetes version
@@ -268,9 +269,8 @@ def cmd_metric_names(paths):
 RUNTIME_INSTRUCTIONS = ("USER", "ENV", "EXPOSE", "ENTRYPOINT", "CMD")
 
 
-def final_stage(path):
-    """The instructions after a build file's last FROM, continuation lines joined, as
-    {instruction: [arguments, ...]} for RUNTIME_INSTRUCTIONS."""
+def instructions(path):
+    """A build file's instructions, comments dropped and continuation lines joined."""
     lines, joined = [], ""
     with open(path) as f:
         for line in f:
@@ -282,6 +282,13 @@ def final_stage(path):
                 continue
             lines.append(joined + line)
             joined = ""
+    return lines
+
+
+def final_stage(path):
+    """The instructions after a build file's last FROM, as {instruction: [arguments, ...]}
+    for RUNTIME_INSTRUCTIONS."""
+    lines = instructions(path)
     last_from = max(i for i, line in enumerate(lines) if line.split()[0].upper() == "FROM")
     stage = {}
     for line in lines[last_from + 1:]:
@@ -294,7 +301,38 @@ def final_stage(path):
     return stage
 
 
+def build_inputs(root):
+    """The top-level paths a cargo build of the crate reads: the manifest and lock file, the
+    build script, every target's folder, and the folder of the templates' askama config."""
+    manifest = (root / "Cargo.toml").read_text()
+    inputs = {"Cargo.toml", "Cargo.lock"}
+    if (root / "build.rs").exists():
+        inputs.add("build.rs")
+    inputs |= {p.split("/")[0] for p in re.findall(r'^path\s*=\s*"([^"]+)"', manifest, re.M)}
+    if re.search(r"^\[\[bench\]\]", manifest, re.M):
+        inputs.add("benches")  # cargo refuses a manifest whose declared targets have no file
+    for source in (root / "src").rglob("*.rs"):
+        inputs |= {p.split("/")[0] for p in re.findall(r'#\[template\([^\]]*\bconfig\s*=\s*"([^"]+)"', source.read_text())}
+    return inputs
+
+
+def copied_sources(path):
+    """The sources that a build file's COPY instructions take from the build context (not
+    from another stage), as top-level names."""
+    copied = set()
+    for line in instructions(path):
+        words = line.split()
+        if words[0].upper() == "COPY" and not any(w.startswith("--from") for w in words):
+            sources = [w for w in words[1:-1] if not w.startswith("--")]
+            copied |= {os.path.normpath(w).split("/")[0] for w in sources}
+    return copied
+
+
 def cmd_image_files(dockerfile, containerfile):
+    root = Path(__file__).resolve().parent.parent
+    missing = sorted(build_inputs(root) - copied_sources(dockerfile))
+    if missing:
+        fail(f"{dockerfile}: its build stage copies none of {', '.join(missing)}, which the build reads")
     a, b = final_stage(dockerfile), final_stage(containerfile)
     for instruction in RUNTIME_INSTRUCTIONS:
         if instruction not in a:
@@ -302,7 +340,8 @@ def cmd_image_files(dockerfile, containerfile):
         elif a.get(instruction) != b.get(instruction):
             fail(f"{containerfile}: {instruction} {b.get(instruction)} differs from {dockerfile}'s {a[instruction]}")
     if not errors:
-        print(f"ok   {containerfile} declares the runtime of {dockerfile}'s final stage: "
+        print(f"ok   {dockerfile} builds from {', '.join(sorted(build_inputs(root)))}; "
+              f"{containerfile} declares the runtime of its final stage: "
               + ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in a.items()))
 
 
