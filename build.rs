@@ -34,8 +34,14 @@ fn main() {
         std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
     );
     // A new commit or branch changes what HEAD points at. Git names the files, so that a
-    // worktree (where `.git` is a file) is followed as well as a plain checkout.
-    let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
+    // worktree (where `.git` is a file) is followed as well as a plain checkout. HEAD's log is
+    // written by every commit, checkout and reset, which covers a branch whose ref lives only
+    // in packed-refs.
+    let mut watched = vec![
+        "HEAD".to_owned(),
+        "logs/HEAD".to_owned(),
+        "packed-refs".to_owned(),
+    ];
     watched.extend(git(&["rev-parse", "--symbolic-full-name", "HEAD"]).filter(|r| r != "HEAD"));
     for name in watched {
         let path = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]);
