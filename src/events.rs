@@ -29,7 +29,6 @@ use serde_json::{Map, Value};
 
 use crate::ids::{self, is_uuid};
 use crate::logging::shown;
-/// Where the status page finds the formatter; the times' own room is [`crate::timestamp`].
 use crate::timestamp::parse_time;
 
 /// The `source` of every Systems Manager event.

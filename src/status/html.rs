@@ -77,12 +77,12 @@ pub(super) fn decode(text: &str) -> Option<String> {
 }
 
 /// A time as RFC 3339 in UTC, to the second.
-pub fn timestamp(unix_seconds: f64) -> String {
+fn timestamp(unix_seconds: f64) -> String {
     crate::timestamp::format_time(unix_seconds)
 }
 
 /// A duration as a person reads it: the two largest units.
-pub fn age(seconds: f64) -> String {
+fn age(seconds: f64) -> String {
     let d = Duration::from_secs_f64(seconds.max(0.0));
     let s = d.as_secs();
     match s {

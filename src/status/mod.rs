@@ -3,7 +3,8 @@
 //! the renderer published, whose snapshots are shared, not copied: a page renders at most
 //! [`MAX_ROWS`] rows, a view one association, and the JSON is serialised a batch at a time
 //! as the client reads it. No request calls AWS or copies the fleet. No value from SSM or the
-//! configuration reaches the HTML unescaped: the templates escape every value ([`escape`]).
+//! configuration reaches the HTML unescaped: the templates escape every value
+//! (`html::Entities`).
 //!
 //! One idea a file: `select` picks and orders the rows, `model` holds the JSON's shapes,
 //! `html` writes the pages and `json` streams the document; `verdict` judges failed and
