@@ -525,3 +525,42 @@ impl PairTelemetry {
 fn unix_now() -> f64 {
     crate::timestamp::unix(std::time::SystemTime::now())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The listener records into the events' metrics and the status page reads them, each
+    /// through its own `events()`: both must be the one registered set of collectors.
+    #[test]
+    fn later_events_calls_share_the_collectors_the_first_registered() {
+        let telemetry = Telemetry::new(false);
+        assert_eq!(telemetry.events_health(), None);
+        let listener = telemetry.events();
+        let later = telemetry.events();
+        listener.record_event("ignored");
+        later.record_event("ignored");
+        later.record_queue_up(true);
+
+        let health = telemetry.events_health().expect("events are registered");
+        assert_eq!(health.queue_up, Some(true));
+        assert_eq!(
+            health.received,
+            [
+                ("applied", 0),
+                ("coalesced", 0),
+                ("ignored", 2),
+                ("invalid", 0)
+            ]
+        );
+        let ignored: Vec<f64> = telemetry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "ssm_association_exporter_events_received_total")
+            .flat_map(|f| f.get_metric())
+            .filter(|m| m.get_label().iter().any(|l| l.value() == "ignored"))
+            .map(|m| m.get_counter().get_value())
+            .collect();
+        assert_eq!(ignored, [2.0]);
+    }
+}
