@@ -37,13 +37,9 @@ fn main() {
     // worktree (where `.git` is a file) is followed as well as a plain checkout. HEAD's log is
     // written by every commit, checkout and reset, which covers a branch whose ref lives only
     // in packed-refs.
-    let mut watched = vec![
-        "HEAD".to_owned(),
-        "logs/HEAD".to_owned(),
-        "packed-refs".to_owned(),
-    ];
-    watched.extend(git(&["rev-parse", "--symbolic-full-name", "HEAD"]).filter(|r| r != "HEAD"));
-    for name in watched {
+    let branch = git(&["rev-parse", "--symbolic-full-name", "HEAD"]).filter(|r| r != "HEAD");
+    let fixed = ["HEAD", "logs/HEAD", "packed-refs"].map(str::to_owned);
+    for name in fixed.into_iter().chain(branch) {
         let path = git(&["rev-parse", "--path-format=absolute", "--git-path", &name]);
         // A missing file would make cargo run this script on every build.
         if let Some(path) = path.filter(|p| std::path::Path::new(p).exists()) {

@@ -25,6 +25,7 @@ import os
 import re
 from pathlib import Path
 import sys
+import tomllib
 
 import yaml
 
@@ -301,18 +302,27 @@ def final_stage(path):
     return stage
 
 
+def top(path):
+    """The first component of a relative path: what a COPY of the build context must name."""
+    return Path(os.path.normpath(path)).parts[0]
+
+
 def build_inputs(root):
     """The top-level paths a cargo build of the crate reads: the manifest and lock file, the
-    build script, every target's folder, and the folder of the templates' askama config."""
+    build script, every target's folder, and each askama config that a template names with
+    the template folders it lists (askama's default: `templates`)."""
     manifest = (root / "Cargo.toml").read_text()
     inputs = {"Cargo.toml", "Cargo.lock"}
     if (root / "build.rs").exists():
         inputs.add("build.rs")
-    inputs |= {p.split("/")[0] for p in re.findall(r'^path\s*=\s*"([^"]+)"', manifest, re.M)}
+    inputs |= {top(p) for p in re.findall(r'^path\s*=\s*"([^"]+)"', manifest, re.M)}
     if re.search(r"^\[\[bench\]\]", manifest, re.M):
         inputs.add("benches")  # cargo refuses a manifest whose declared targets have no file
-    for source in (root / "src").rglob("*.rs"):
-        inputs |= {p.split("/")[0] for p in re.findall(r'#\[template\([^\]]*\bconfig\s*=\s*"([^"]+)"', source.read_text())}
+    configs = {config for source in (root / "src").rglob("*.rs")
+               for config in re.findall(r'#\[template\([^\]]*\bconfig\s*=\s*"([^"]+)"', source.read_text())}
+    for config in configs:
+        general = tomllib.loads((root / config).read_text()).get("general", {})
+        inputs |= {top(config)} | {top(d) for d in general.get("dirs", ["templates"])}
     return inputs
 
 
@@ -323,14 +333,13 @@ def copied_sources(path):
     for line in instructions(path):
         words = line.split()
         if words[0].upper() == "COPY" and not any(w.startswith("--from") for w in words):
-            sources = [w for w in words[1:-1] if not w.startswith("--")]
-            copied |= {os.path.normpath(w).split("/")[0] for w in sources}
+            copied |= {top(w) for w in words[1:-1] if not w.startswith("--")}
     return copied
 
 
 def cmd_image_files(dockerfile, containerfile):
-    root = Path(__file__).resolve().parent.parent
-    missing = sorted(build_inputs(root) - copied_sources(dockerfile))
+    inputs = build_inputs(Path(__file__).resolve().parent.parent)
+    missing = sorted(inputs - copied_sources(dockerfile))
     if missing:
         fail(f"{dockerfile}: its build stage copies none of {', '.join(missing)}, which the build reads")
     a, b = final_stage(dockerfile), final_stage(containerfile)
@@ -340,7 +349,7 @@ def cmd_image_files(dockerfile, containerfile):
         elif a.get(instruction) != b.get(instruction):
             fail(f"{containerfile}: {instruction} {b.get(instruction)} differs from {dockerfile}'s {a[instruction]}")
     if not errors:
-        print(f"ok   {dockerfile} builds from {', '.join(sorted(build_inputs(root)))}; "
+        print(f"ok   {dockerfile} builds from {', '.join(sorted(inputs))}; "
               f"{containerfile} declares the runtime of its final stage: "
               + ", ".join(f"{k} {' '.join(map(str, v))}" for k, v in a.items()))
 

@@ -35,7 +35,8 @@ pub fn format_time(seconds: f64) -> String {
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fff]Z` (at most nine digits of fraction) into seconds since
 /// the epoch; anything else, including a date that does not exist, is `None`. A leap second
-/// (`23:59:60` at the end of a month) is read as the last nanosecond before the next minute.
+/// (`23:59:60` on a month's last day: `time` keeps no table of those really inserted) is
+/// taken as 23:59:59.999999999, which seconds in an `f64` cannot tell from the next minute.
 pub fn parse_time(s: &str) -> Option<f64> {
     // RFC 3339 also allows another separator than `T`, a lower-case `z` and numeric offsets;
     // neither EventBridge nor SSM writes them, and an API that did would be misread elsewhere.
@@ -88,12 +89,9 @@ mod tests {
             Some(1_523_387_738.0 + 0.123_456_789)
         );
         assert_eq!(parse_time("1969-12-31T23:59:59Z"), Some(-1.0));
-        // A leap second, where one was inserted, is read as the last instant of the second
-        // before it, so that times stay in order; `:60` anywhere else is no time.
-        assert_eq!(
-            parse_time("2016-12-31T23:59:60Z"),
-            Some(1_483_228_799.0 + 0.999_999_999)
-        );
+        // A leap second is the next minute's start (2017-01-01T00:00:00Z); `:60` before any
+        // minute but a month's last is no time.
+        assert_eq!(parse_time("2016-12-31T23:59:60Z"), Some(1_483_228_800.0));
         assert_eq!(parse_time("2018-01-01T12:30:60Z"), None);
         assert_eq!(parse_time("2018-04-10"), None);
         for bad in [

@@ -76,11 +76,6 @@ pub(super) fn decode(text: &str) -> Option<String> {
         .map(Cow::into_owned)
 }
 
-/// A time as RFC 3339 in UTC, to the second.
-fn timestamp(unix_seconds: f64) -> String {
-    crate::timestamp::format_time(unix_seconds)
-}
-
 /// A duration as a person reads it: the two largest units.
 fn age(seconds: f64) -> String {
     let d = Duration::from_secs_f64(seconds.max(0.0));
@@ -95,8 +90,9 @@ fn age(seconds: f64) -> String {
 
 // The templates' helpers. askama passes a template's values by reference, hence `&f64`.
 
+/// A time as RFC 3339 in UTC, to the second.
 fn time(unix_seconds: &f64) -> String {
-    timestamp(*unix_seconds)
+    crate::timestamp::format_time(*unix_seconds)
 }
 
 /// How long before `rendered_unix` a time was.
@@ -212,9 +208,9 @@ mod tests {
 
     #[test]
     fn times_and_ages_read_as_people_write_them() {
-        assert_eq!(timestamp(0.0), "1970-01-01T00:00:00Z");
-        assert_eq!(timestamp(951_782_400.0), "2000-02-29T00:00:00Z");
-        assert_eq!(timestamp(1_700_000_600.9), "2023-11-14T22:23:20Z");
+        assert_eq!(time(&0.0), "1970-01-01T00:00:00Z");
+        assert_eq!(time(&951_782_400.0), "2000-02-29T00:00:00Z");
+        assert_eq!(time(&1_700_000_600.9), "2023-11-14T22:23:20Z");
         let ages: Vec<String> = [0.4, 59.0, 61.0, 3_725.0, 90_000.0]
             .into_iter()
             .map(age)
